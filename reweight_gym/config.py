@@ -1,0 +1,284 @@
+"""Configuration of one training run / environment: presets as data, validated early.
+
+Every keyword of ``gymnasium.make("Reweight-...-v0", **kwargs)`` is a field of
+:class:`EnvConfig`. A *preset* (``tiny``, ``cpu``, ``paper``) fills every field with sizes that fit
+a purpose; explicit keywords override the preset. Validation happens in :meth:`EnvConfig.resolve`,
+i.e. when the environment (or a baseline run) is *made*, and every error is a ``ValueError`` that
+names the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+NOISE_TYPES = ("none", "uniform", "uniform_other", "pair_flip", "flip2")
+IMBALANCE_TYPES = ("none", "long_tail", "step")
+LR_SCHEDULES = ("step", "cosine", "constant")
+FEATURE_SETS = ("law", "agnostic")
+OBS_MODES = ("law", "extended")
+PRESET_NAMES = ("tiny", "cpu", "paper")
+
+# Presets are data: a base per preset and overrides per dataset family ("digits" or "image").
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "digits": dict(
+            model="mlp", epochs=4, num_stages=4, warmup_stages=0, batch_size=64,
+            train_size=800, val_size=200, meta_size=100, test_size=400,
+            lr=0.1, lr_schedule="cosine", weight_decay=5e-4, crop_padding=1, flip=False,
+        ),
+        "image": dict(
+            model="small_cnn", model_kwargs={"width": 8}, epochs=2, num_stages=2,
+            warmup_stages=0, batch_size=64, train_size=512, val_size=128, meta_size=100,
+            test_size=256, lr=0.05, lr_schedule="cosine", weight_decay=5e-4,
+            crop_padding=4, flip=True,
+        ),
+    },
+    "cpu": {
+        "digits": dict(
+            model="mlp", epochs=30, num_stages=10, warmup_stages=1, batch_size=64,
+            train_size=None, val_size=200, meta_size=100, test_size=400,
+            lr=0.1, lr_schedule="step", lr_milestones=(0.5, 0.75), weight_decay=5e-4,
+            crop_padding=1, flip=False,
+        ),
+        "image": dict(
+            model="small_cnn", model_kwargs={"width": 16}, epochs=15, num_stages=10,
+            warmup_stages=1, batch_size=128, train_size=10000, val_size=2000, meta_size=1000,
+            test_size=None, lr=0.1, lr_schedule="step", lr_milestones=(0.5, 0.75),
+            weight_decay=5e-4, crop_padding=4, flip=True,
+        ),
+    },
+    "paper": {
+        # LAW's search setting: 20,000 train / 5,000 validation, 200 epochs in 20 stages,
+        # lr 0.1 divided by 10 at stages 10, 13, 16, weight decay 2e-5, batch 128.
+        "digits": dict(
+            model="mlp", epochs=200, num_stages=20, warmup_stages=2, batch_size=128,
+            train_size=None, val_size=200, meta_size=100, test_size=400,
+            lr=0.1, lr_schedule="step", lr_milestones=(0.5, 0.65, 0.8), weight_decay=2e-5,
+            crop_padding=1, flip=False,
+        ),
+        "image": dict(
+            model="resnet32", model_kwargs={}, epochs=200, num_stages=20, warmup_stages=2,
+            batch_size=128, train_size=20000, val_size=5000, meta_size=1000, test_size=None,
+            lr=0.1, lr_schedule="step", lr_milestones=(0.5, 0.65, 0.8), weight_decay=2e-5,
+            crop_padding=4, flip=True,
+        ),
+    },
+}
+
+
+def _err(field_name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"invalid {field_name}={value!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """All settings of one LAW training run (one episode).
+
+    Data: ``dataset``, ``data_root``, ``download``, ``noise_type`` (``none``, ``uniform`` = to any
+    class incl. the true one as in MW-Net's code, ``uniform_other`` = to another class,
+    ``pair_flip`` = c -> c+1, ``flip2`` = MW-Net's two random similar classes), ``noise_rate``,
+    ``imbalance_type`` (``long_tail``: n_i = n_max * mu^(i/(C-1)) with mu = 1/imbalance_factor;
+    ``step``: the last ``step_minority_classes`` classes cut by ``imbalance_factor``),
+    ``imbalance_factor`` (n_max / n_min, >= 1), sizes ``train_size``, ``val_size`` (clean,
+    for the reward), ``meta_size`` (clean, balanced; for meta baselines), ``test_size``.
+
+    Training: ``model`` (+ ``model_kwargs``), ``epochs``, ``batch_size``, ``lr``, ``momentum``,
+    ``weight_decay``, ``nesterov``, ``lr_schedule`` (``step`` with ``lr_milestones`` as fractions
+    of training and factor ``lr_gamma``, ``cosine``, ``constant``), augmentation ``crop_padding``
+    and ``flip``, ``device``, ``channels_last``.
+
+    LAW environment: ``num_stages`` (T_max), ``warmup_stages``, ``features`` (``law`` =
+    [loss, entropy, density, label one-hot] (eq. 6), ``agnostic`` = class-count independent),
+    ``obs_mode``, ``action_scale`` (theta = action * action_scale), ``reward_k`` and
+    ``reward_scale`` (k and s of eq. 9), ``divergence_penalty``, ``loss_smoothing``,
+    ``acc_smoothing``.
+    """
+
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+    noise_type: str = "uniform"
+    noise_rate: float = 0.0
+    imbalance_type: str = "none"
+    imbalance_factor: float = 1.0
+    step_minority_classes: int | None = None
+    train_size: int | None = None
+    val_size: int = 200
+    meta_size: int | None = None
+    test_size: int | None = None
+    model: str = "mlp"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 4
+    num_stages: int = 4
+    warmup_stages: int = 0
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    lr_schedule: str = "cosine"
+    lr_milestones: tuple[float, ...] = (0.5, 0.75)
+    lr_gamma: float = 0.1
+    crop_padding: int = 4
+    flip: bool = True
+    features: str = "law"
+    obs_mode: str = "law"
+    action_scale: float = 1.0
+    reward_k: float = 1.0
+    reward_scale: float = 100.0
+    divergence_penalty: float | None = None
+    loss_smoothing: float = 0.9
+    acc_smoothing: float = 0.5
+    device: str = "cpu"
+    channels_last: bool = True
+    seed: int = 0
+    preset: str = "tiny"
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def resolve(cls, dataset: str = "digits", preset: str = "tiny", **overrides: Any) -> EnvConfig:
+        """Build a config from a preset and explicit overrides, validating every field."""
+        if dataset not in DATASETS:
+            raise _err("dataset", dataset, f"allowed: {', '.join(DATASETS)}")
+        if preset not in PRESET_NAMES:
+            raise _err("preset", preset, f"allowed: {', '.join(PRESET_NAMES)}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(
+                f"unknown keyword(s) {unknown}: allowed keywords are {', '.join(sorted(names))}"
+            )
+        family = "digits" if dataset == "digits" else "image"
+        values: dict[str, Any] = dict(PRESETS[preset][family])
+        values.update({k: v for k, v in overrides.items()})
+        values["dataset"] = dataset
+        values["preset"] = preset
+        if "lr_milestones" in values and values["lr_milestones"] is not None:
+            try:
+                values["lr_milestones"] = tuple(float(m) for m in values["lr_milestones"])
+            except TypeError:
+                raise _err("lr_milestones", values["lr_milestones"],
+                           "a sequence of fractions") from None
+        values["model_kwargs"] = dict(values.get("model_kwargs") or {})
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        """A validated copy with some fields changed."""
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_milestones"] = list(self.lr_milestones)
+        return d
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def is_noisy(self) -> bool:
+        return self.noise_type != "none" and self.noise_rate > 0
+
+    @property
+    def is_imbalanced(self) -> bool:
+        return self.imbalance_type != "none" and self.imbalance_factor > 1
+
+    @property
+    def penalty(self) -> float:
+        """Reward given when the target diverges: by default -reward_scale (all accuracy lost)."""
+        if self.divergence_penalty is not None:
+            return float(self.divergence_penalty)
+        return -float(self.reward_scale)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:  # noqa: C901 - one check per field, flat on purpose
+        """Raise ``ValueError`` naming field, value and what is allowed for every bad value."""
+        from reweight_gym.models import MODEL_NAMES  # late: models import torch
+
+        def choice(name: str, allowed: tuple[str, ...]) -> None:
+            v = getattr(self, name)
+            if v not in allowed:
+                raise _err(name, v, f"allowed: {', '.join(allowed)}")
+
+        def number(name: str, lo: float | None = None, hi: float | None = None,
+                   lo_open: bool = False, hi_open: bool = False, integer: bool = False,
+                   optional: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+            if isinstance(v, bool) or not ok_type or not math.isfinite(v):
+                kind = "an integer" if integer else "a finite number"
+                raise _err(name, v, f"must be {kind}")
+            if lo is not None and (v < lo or (lo_open and v == lo)):
+                raise _err(name, v, f"must be {'>' if lo_open else '>='} {lo}")
+            if hi is not None and (v > hi or (hi_open and v == hi)):
+                raise _err(name, v, f"must be {'<' if hi_open else '<='} {hi}")
+
+        choice("dataset", DATASETS)
+        choice("preset", PRESET_NAMES)
+        choice("noise_type", NOISE_TYPES)
+        choice("imbalance_type", IMBALANCE_TYPES)
+        choice("lr_schedule", LR_SCHEDULES)
+        choice("features", FEATURE_SETS)
+        choice("obs_mode", OBS_MODES)
+        if self.model not in MODEL_NAMES:
+            raise _err("model", self.model, f"allowed: {', '.join(MODEL_NAMES)}")
+        if not isinstance(self.model_kwargs, dict):
+            raise _err("model_kwargs", self.model_kwargs, "must be a dict")
+        number("noise_rate", 0.0, 1.0, hi_open=True)
+        if self.noise_type == "pair_flip" and self.noise_rate >= 0.5:
+            raise _err("noise_rate", self.noise_rate, "pair_flip needs a rate < 0.5")
+        number("imbalance_factor", 1.0)
+        number("step_minority_classes", 1, integer=True, optional=True)
+        number("train_size", 1, integer=True, optional=True)
+        number("val_size", 1, integer=True)
+        number("meta_size", 0, integer=True, optional=True)
+        number("test_size", 1, integer=True, optional=True)
+        number("epochs", 1, integer=True)
+        number("num_stages", 1, integer=True)
+        if self.num_stages > self.epochs:
+            raise _err("num_stages", self.num_stages,
+                       f"must be <= epochs ({self.epochs}); a stage spans at least one epoch")
+        number("warmup_stages", 0, integer=True)
+        if self.warmup_stages >= self.num_stages:
+            raise _err("warmup_stages", self.warmup_stages,
+                       f"must be < num_stages ({self.num_stages})")
+        number("batch_size", 2, integer=True)
+        number("lr", 0.0, lo_open=True)
+        number("momentum", 0.0, 1.0, hi_open=True)
+        number("weight_decay", 0.0)
+        number("lr_gamma", 0.0, 1.0, lo_open=True)
+        for m in self.lr_milestones:
+            if not (isinstance(m, (int, float)) and 0.0 < m < 1.0):
+                raise _err("lr_milestones", self.lr_milestones,
+                           "fractions of training strictly between 0 and 1")
+        number("crop_padding", 0, integer=True)
+        number("action_scale", 0.0, lo_open=True)
+        number("reward_k", None)
+        number("reward_scale", 0.0, lo_open=True)
+        number("divergence_penalty", optional=True)
+        number("loss_smoothing", 0.0, 1.0, hi_open=True)
+        number("acc_smoothing", 0.0, 1.0, hi_open=True)
+        number("seed", 0, integer=True)
+        if not (self.device in ("cpu", "auto", "cuda", "mps") or self.device.startswith("cuda:")):
+            raise _err("device", self.device, "allowed: cpu, cuda, cuda:N, mps, auto")
+        if self.dataset in ("imagefolder",) and not self.data_root:
+            raise _err("data_root", self.data_root,
+                       "the imagefolder dataset needs a directory with train/<class>/ and "
+                       "test/<class>/ folders")
+        if self.dataset in ("cifar10", "cifar100") and not self.data_root and not self.download:
+            raise _err("data_root", self.data_root,
+                       f"{self.dataset} needs data_root (a directory with the pickle layout or "
+                       "train/<class>/ and test/<class>/ folders) or download=True")
+        if self.data_root is not None and not self.download:
+            import os
+
+            if not os.path.isdir(self.data_root):
+                raise _err("data_root", self.data_root, "must be an existing directory")

@@ -1,0 +1,236 @@
+"""Datasets as uint8 tensors: CIFAR-10/100 (pickle or image-folder layout), image folders, digits.
+
+Images are decoded once into ``(N, C, H, W)`` uint8 tensors and cached on disk as ``.npz`` (no
+pickle), so later runs load the arrays directly. Batches are later sliced from these tensors and
+augmented on the device; no per-image PIL data loader is involved in training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle  # only for the official CIFAR pickle files (trusted, fixed layout)
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class ImageData:
+    """A dataset before corruption and splitting.
+
+    ``val_x``/``val_y`` hold a *trusted* clean split when the source has one (an image folder
+    with ``val/<class>/``); validation and meta sets are then drawn from it.
+    """
+
+    train_x: torch.Tensor  # (N, C, H, W) uint8
+    train_y: torch.Tensor  # (N,) int64
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    class_names: list[str]
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+
+_MEMORY_CACHE: dict[tuple, ImageData] = {}
+
+
+def default_cache_dir() -> Path:
+    """``$REWEIGHT_GYM_CACHE`` or ``~/.cache/reweight_gym``."""
+    env = os.environ.get("REWEIGHT_GYM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "reweight_gym"
+
+
+def load_dataset(name: str, data_root: str | None = None, download: bool = False,
+                 cache_dir: str | None = None) -> ImageData:
+    """Load ``digits``, ``cifar10``, ``cifar100`` or ``imagefolder`` (memoised per process)."""
+    key = (name, os.path.abspath(data_root) if data_root else None, download)
+    if key not in _MEMORY_CACHE:
+        if name == "digits":
+            data = load_digits()
+        elif name in ("cifar10", "cifar100"):
+            data = load_cifar(name, data_root, download=download, cache_dir=cache_dir)
+        elif name == "imagefolder":
+            if data_root is None:
+                raise ValueError("invalid data_root=None: imagefolder needs a directory")
+            data = load_image_folder(data_root, cache_dir=cache_dir)
+        else:
+            raise ValueError(f"invalid dataset={name!r}: allowed: digits, cifar10, cifar100, "
+                             "imagefolder")
+        _MEMORY_CACHE[key] = data
+    return _MEMORY_CACHE[key]
+
+
+# ---------------------------------------------------------------------------------- digits
+def load_digits() -> ImageData:
+    """scikit-learn's digits (1,797 8x8 grey images, 10 classes), offline.
+
+    Pixel values 0..16 are scaled to 0..255. The source has no test split, so a fixed
+    stratified quarter of each class (independent of any run seed) is the test set.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    bunch = sk_load_digits()
+    images = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    labels = bunch.target.astype(np.int64)
+    rng = np.random.default_rng(12345)
+    test_idx, train_idx = [], []
+    for c in range(10):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n_test = len(idx) // 4
+        test_idx.extend(idx[:n_test])
+        train_idx.extend(idx[n_test:])
+    train_idx_a, test_idx_a = np.sort(train_idx), np.sort(test_idx)
+    x = torch.from_numpy(images[:, None, :, :])
+    y = torch.from_numpy(labels)
+    return ImageData(x[train_idx_a], y[train_idx_a], x[test_idx_a], y[test_idx_a], 10,
+                     [str(i) for i in range(10)])
+
+
+# ---------------------------------------------------------------------------------- CIFAR
+_CIFAR = {
+    "cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
+                    test=["test_batch"], label_key=b"labels", meta="batches.meta",
+                    names_key=b"label_names", classes=10),
+    "cifar100": dict(folder="cifar-100-python", train=["train"], test=["test"],
+                     label_key=b"fine_labels", meta="meta", names_key=b"fine_label_names",
+                     classes=100),
+}
+
+
+def _is_image_folder(root: Path) -> bool:
+    train = root / "train"
+    return train.is_dir() and any(p.is_dir() for p in train.iterdir())
+
+
+def load_cifar(name: str, data_root: str | None, download: bool = False,
+               cache_dir: str | None = None) -> ImageData:
+    """CIFAR-10/100 from the python-pickle layout or from an image-folder layout.
+
+    ``data_root`` may be the pickle folder itself (``cifar-10-batches-py``), its parent, or an
+    image-folder root with ``train/<class>/`` and ``test/<class>/``. ``download=True`` fetches the
+    pickle layout through torchvision into ``data_root`` (or the cache directory).
+    """
+    spec = _CIFAR[name]
+    root = Path(data_root) if data_root else default_cache_dir() / "downloads"
+    if root.is_dir() and _is_image_folder(root):
+        data = load_image_folder(str(root), cache_dir=cache_dir)
+        if data.num_classes != spec["classes"]:
+            raise ValueError(f"invalid data_root={str(root)!r}: found {data.num_classes} class "
+                             f"folders, {name} has {spec['classes']}")
+        return data
+    folder = root if (root / spec["test"][0]).exists() else root / spec["folder"]
+    if not (folder / spec["test"][0]).exists():
+        if not download:
+            raise ValueError(
+                f"invalid data_root={str(root)!r}: no {spec['folder']} pickle files and no "
+                "train/<class>/ folders found there; pass a directory with either layout or "
+                "download=True")
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        root.mkdir(parents=True, exist_ok=True)
+        cls(str(root), train=True, download=True)
+        folder = root / spec["folder"]
+
+    def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for f in files:
+            with open(folder / f, "rb") as fh:
+                entry = pickle.load(fh, encoding="bytes")
+            xs.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(entry[spec["label_key"]], dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    train_x, train_y = read(spec["train"])
+    test_x, test_y = read(spec["test"])
+    names = [str(i) for i in range(spec["classes"])]
+    meta_path = folder / spec["meta"]
+    if meta_path.exists():
+        with open(meta_path, "rb") as fh:
+            meta = pickle.load(fh, encoding="bytes")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[spec["names_key"]]]
+    return ImageData(torch.from_numpy(train_x), torch.from_numpy(train_y),
+                     torch.from_numpy(test_x), torch.from_numpy(test_y), spec["classes"], names)
+
+
+# ---------------------------------------------------------------------------------- folders
+def _list_split(split_dir: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    files, labels = [], []
+    for label, cls in enumerate(classes):
+        d = split_dir / cls
+        if not d.is_dir():
+            continue
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(f)
+                labels.append(label)
+    return files, labels
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def _decode_all(files: list[Path]) -> np.ndarray:
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        arrays = list(pool.map(_decode, files, chunksize=256))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"invalid image folder: images have different sizes {sorted(shapes)[:4]}; "
+                         "all images must share one size")
+    return np.stack(arrays).transpose(0, 3, 1, 2).copy()
+
+
+def load_image_folder(data_root: str, cache_dir: str | None = None) -> ImageData:
+    """An image-folder dataset: ``train/<class>/*``, ``test/<class>/*``, optional ``val/<class>/*``.
+
+    Class ids follow the sorted class-folder names of ``train/``. ``val/`` holds trusted clean
+    labels (as with real noisy datasets whose training labels cannot be trusted). Decoded once
+    and cached as ``.npz`` under the cache directory, keyed by the folder's path and file list.
+    """
+    root = Path(data_root)
+    if not _is_image_folder(root):
+        raise ValueError(f"invalid data_root={data_root!r}: expected train/<class>/ folders")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    splits = {s: _list_split(root / s, classes) for s in ("train", "test", "val")
+              if (root / s).is_dir()}
+    if "test" not in splits or not splits["test"][0]:
+        raise ValueError(f"invalid data_root={data_root!r}: expected test/<class>/ folders")
+    digest = hashlib.sha1()
+    digest.update(str(root.resolve()).encode())
+    for s, (files, _) in sorted(splits.items()):
+        digest.update(f"{s}:{len(files)}:{files[0].name}:{files[-1].name}".encode())
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_file = cache / f"imagefolder-{digest.hexdigest()[:16]}.npz"
+    arrays: dict[str, np.ndarray]
+    if cache_file.exists():
+        with np.load(cache_file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    else:
+        arrays = {}
+        for s, (files, labels) in splits.items():
+            arrays[f"{s}_x"] = _decode_all(files)
+            arrays[f"{s}_y"] = np.asarray(labels, dtype=np.int64)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache_file)
+    t = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    return ImageData(t["train_x"], t["train_y"], t["test_x"], t["test_y"], len(classes), classes,
+                     t.get("val_x"), t.get("val_y"))

@@ -1,0 +1,160 @@
+"""Train / clean validation / clean balanced meta / test splits, then corruption of train.
+
+The pool of clean training images is partitioned *once* by a seeded permutation: meta and
+validation are taken first, the training set from what remains, so meta and validation are
+disjoint from training by construction (a pitfall of reference code that draws two splits with
+different seeds). Imbalance then subsamples the training part and noise corrupts its labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from reweight_gym.config import EnvConfig
+from reweight_gym.data.corruption import (
+    class_counts,
+    corrupt_labels,
+    long_tail_counts,
+    step_counts,
+)
+from reweight_gym.data.datasets import ImageData, load_dataset
+
+
+@dataclass
+class DataSplits:
+    """Everything a training run needs, as tensors (images uint8, labels int64)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor  # observed (possibly noisy) labels
+    train_true_y: torch.Tensor
+    is_noisy: torch.Tensor  # bool
+    train_index: np.ndarray  # indices into the source training pool
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    meta_x: torch.Tensor
+    meta_y: torch.Tensor
+    meta_index: np.ndarray
+    val_index: np.ndarray
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    class_names: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    noise_transition: np.ndarray
+
+    @property
+    def class_counts(self) -> np.ndarray:
+        """Counts of the *observed* training labels per class."""
+        return class_counts(self.train_y.numpy(), self.num_classes)
+
+    @property
+    def realised_noise_rate(self) -> float:
+        return float(self.is_noisy.float().mean()) if len(self.is_noisy) else 0.0
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "train": len(self.train_y), "val": len(self.val_y), "meta": len(self.meta_y),
+            "test": len(self.test_y), "num_classes": self.num_classes,
+            "realised_noise_rate": self.realised_noise_rate,
+            "class_counts": self.class_counts.tolist(),
+        }
+
+
+def _balanced_take(per_class: list[np.ndarray], total: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Take ``total`` indices spread evenly over classes (remainder to the first classes);
+    returns the taken indices and what remains per class."""
+    c = len(per_class)
+    base, extra = divmod(total, c)
+    taken, rest = [], []
+    for i, idx in enumerate(per_class):
+        n = base + (1 if i < extra else 0)
+        if n > len(idx):
+            raise ValueError(f"not enough images of class {i}: need {n}, have {len(idx)}")
+        taken.append(idx[:n])
+        rest.append(idx[n:])
+    return np.sort(np.concatenate(taken)) if taken else np.zeros(0, np.int64), rest
+
+
+def default_meta_size(cfg: EnvConfig, num_classes: int) -> int:
+    """Papers' meta-set sizes: 10 per class for long-tail without noise, 1,000 otherwise."""
+    if cfg.meta_size is not None:
+        return cfg.meta_size
+    if cfg.is_imbalanced and not cfg.is_noisy:
+        return 10 * num_classes
+    return 1000
+
+
+def build_splits(cfg: EnvConfig, data: ImageData | None = None) -> DataSplits:
+    """Load (if needed), split and corrupt according to ``cfg``; deterministic in ``cfg.seed``."""
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.data_root, cfg.download, cfg.cache_dir)
+    rng = np.random.default_rng([cfg.seed, 20200207])
+    c = data.num_classes
+    labels = data.train_y.numpy()
+    meta_size = default_meta_size(cfg, c)
+
+    def by_class(y: np.ndarray) -> list[np.ndarray]:
+        return [rng.permutation(np.flatnonzero(y == k)) for k in range(c)]
+
+    pool = by_class(labels)
+    if data.val_x is not None and data.val_y is not None:
+        trusted = by_class(data.val_y.numpy())
+        meta_idx, trusted = _balanced_take(trusted, meta_size)
+        val_idx, _ = _balanced_take(trusted, cfg.val_size)
+        val_x, val_y = data.val_x[val_idx], data.val_y[val_idx]
+        meta_x, meta_y = data.val_x[meta_idx], data.val_y[meta_idx]
+    else:
+        try:
+            meta_idx, pool = _balanced_take(pool, meta_size)
+            val_idx, pool = _balanced_take(pool, cfg.val_size)
+        except ValueError as e:
+            raise ValueError(f"invalid meta_size={meta_size!r} / val_size={cfg.val_size!r}: "
+                             f"{e} in the {cfg.dataset} training pool") from None
+        val_x, val_y = data.train_x[val_idx], data.train_y[val_idx]
+        meta_x, meta_y = data.train_x[meta_idx], data.train_y[meta_idx]
+
+    # Training set: balanced subset of what remains, then imbalance.
+    available = min(len(p) for p in pool)
+    if available == 0:
+        raise ValueError(f"invalid val_size={cfg.val_size!r}: nothing left for training")
+    n_per_class = available if cfg.train_size is None else min(available, cfg.train_size // c)
+    if n_per_class < 1:
+        raise ValueError(f"invalid train_size={cfg.train_size!r}: must be >= {c} "
+                         f"(one image per class)")
+    if cfg.is_imbalanced and cfg.imbalance_type == "long_tail":
+        counts = long_tail_counts(n_per_class, c, cfg.imbalance_factor)
+    elif cfg.is_imbalanced and cfg.imbalance_type == "step":
+        counts = step_counts(n_per_class, c, cfg.imbalance_factor, cfg.step_minority_classes)
+    else:
+        counts = [n_per_class] * c
+    train_idx = np.sort(np.concatenate([pool[k][: counts[k]] for k in range(c)]))
+    true_y = labels[train_idx]
+    observed, noisy, transition = corrupt_labels(
+        true_y, cfg.noise_type if cfg.is_noisy else "none", cfg.noise_rate, c, rng)
+
+    test_x, test_y = data.test_x, data.test_y
+    if cfg.test_size is not None and cfg.test_size < len(test_y):
+        test_idx, _ = _balanced_take(by_class(test_y.numpy()), cfg.test_size)
+        test_x, test_y = test_x[test_idx], test_y[test_idx]
+
+    train_x = data.train_x[train_idx]
+    xf = train_x.float() / 255.0
+    mean = tuple(float(v) for v in xf.mean(dim=(0, 2, 3)))
+    std = tuple(max(float(v), 1e-3) for v in xf.std(dim=(0, 2, 3)))
+    return DataSplits(
+        train_x=train_x, train_y=torch.from_numpy(observed), train_true_y=torch.from_numpy(true_y),
+        is_noisy=torch.from_numpy(noisy), train_index=train_idx,
+        val_x=val_x, val_y=val_y, meta_x=meta_x, meta_y=meta_y,
+        meta_index=meta_idx, val_index=val_idx, test_x=test_x, test_y=test_y,
+        num_classes=c, class_names=list(data.class_names), mean=mean, std=std,
+        noise_transition=transition,
+    )
