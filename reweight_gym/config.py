@@ -26,7 +26,7 @@ PRESET_NAMES = ("tiny", "cpu", "paper")
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
         "digits": dict(
-            model="mlp", epochs=4, num_stages=4, warmup_stages=0, batch_size=64,
+            model="mlp", epochs=8, num_stages=4, warmup_stages=0, batch_size=64,
             train_size=800, val_size=200, meta_size=100, test_size=400,
             lr=0.1, lr_schedule="cosine", weight_decay=5e-4, crop_padding=1, flip=False,
         ),

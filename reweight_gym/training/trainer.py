@@ -193,6 +193,8 @@ class DuplicateTrainer:
         self.total_iterations = cfg.epochs * self.iters_per_epoch
         self.num_stages = cfg.num_stages
         self.iteration = 0
+        self.smoothed_loss = math.nan  # bias-corrected EMA of the target's batch loss
+        self._loss_ema, self._loss_ema_n = 0.0, 0
         self.class_counts = torch.as_tensor(s.class_counts, dtype=torch.float32, device=dev)
         self.history = SampleHistory(len(s.train_y), dev)
         self.last_weight = torch.ones(len(s.train_y), device=dev)
@@ -277,6 +279,7 @@ class DuplicateTrainer:
                 stats.reference_diverged |= not ref.finite
             stats.iterations += 1
             stats.loss_target += res.loss
+            self._smooth_loss(res.loss)
             w = res.weights.float()
             self.last_weight[batch.index] = w
             self.history.record(batch.index, w, res.losses)
@@ -303,6 +306,14 @@ class DuplicateTrainer:
         stats.class_weight_sum = cls_sum.cpu().numpy().astype(np.float64)
         stats.class_weight_cnt = cls_cnt.cpu().numpy().astype(np.float64)
         return stats
+
+    def _smooth_loss(self, loss: float) -> None:
+        """EMA over iterations with factor ``cfg.loss_smoothing``, bias-corrected (LAW's
+        l_smooth of eq. 5)."""
+        beta = self.cfg.loss_smoothing
+        self._loss_ema = beta * self._loss_ema + (1 - beta) * loss
+        self._loss_ema_n += 1
+        self.smoothed_loss = self._loss_ema / (1 - beta ** self._loss_ema_n)
 
     def train_stage(self, weigher: Weigher | None = None) -> StageStats:
         """Train until the end of the current stage."""

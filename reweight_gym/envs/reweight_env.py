@@ -1,0 +1,230 @@
+"""ReweightEnv: LAW's stage-based sample-weighting MDP with the duplicate-network reward."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from reweight_gym.config import EnvConfig
+from reweight_gym.data.splits import DataSplits, build_splits
+from reweight_gym.training.characteristics import feature_dim, feature_names
+from reweight_gym.training.trainer import DuplicateTrainer, StageStats
+from reweight_gym.training.weigher import LinearTanhWeigher
+
+
+LOSS_BOUND = 100.0  # losses in the observation are clipped to [0, LOSS_BOUND]
+
+
+def stage_reward(acc_target: float, acc_reference: float, epoch: float, total_epochs: float,
+                 k: float, s: float) -> float:
+    """LAW's duplicate-network reward r = r_w (acc_target - acc_reference) (eq. 8) with the
+    stage weight r_w = exp(k * ce / ne) * s (eq. 9), ce / ne = current / total epochs."""
+    r_w = math.exp(k * epoch / total_epochs) * s
+    return r_w * (acc_target - acc_reference)
+
+
+class ReweightEnv(gym.Env):
+    """Learning to Auto Weight (LAW, Li et al., AAAI 2020) as a Gymnasium environment.
+
+    ## Description
+    One episode is one complete training run of an image classifier on biased data (label noise
+    and/or class imbalance), split uniformly into ``num_stages`` stages (3SM). At every step the
+    agent chooses the parameters θ, b of the sample-weighting function
+    K(f, θ) = 1 + tanh(θ·f + b) (eq. 3), which is held fixed while the *target* network trains
+    for one stage. A *reference* network of identical architecture and identical (copied)
+    initial parameters is fed the identical augmented batches with uniform weights (DNR).
+
+    ## Action Space
+    ``Box(-1, 1, (n_features + 1,), float32)``: θ = action[:-1] * action_scale and
+    b = action[-1] * action_scale. Per-sample features f (eq. 6) are, for ``features="law"``,
+    [loss, entropy, density, label one-hot (C)], the first three z-scored within each batch
+    (``feature_names`` lists them); ``features="agnostic"`` uses
+    [loss, entropy, density, margin, grad_norm, class_proportion] (independent of the number of
+    classes, so a policy transfers between datasets). The zero action gives every sample weight
+    exactly 1. Actions outside the box are clipped to it; a non-finite action raises
+    ``ValueError``.
+
+    ## Observation Space
+    ``Box(float32)``, LAW's state s_T = [e_T, l_smooth, acc_smooth] (eq. 5): the one-hot of the
+    stage about to be trained (all zeros after the last stage; any MLP learns the stage
+    embedding e_T from it), the target's training loss smoothed by a bias-corrected EMA over
+    iterations (``loss_smoothing``; clipped to [0, 100]), and its validation accuracy smoothed by
+    an EMA over stages (``acc_smoothing``). Before any training (no warm-up) both are measured on
+    the validation split. ``obs_mode="extended"`` appends the training progress in [0, 1], the
+    current LR divided by the initial LR, the reference's validation accuracy and the loss gap
+    (target - reference mean training loss of the last stage, clipped to [-100, 100]).
+
+    ## Rewards
+    At the end of each stage: r = r_w (acc_target - acc_reference) on the clean validation split
+    (eq. 8), r_w = exp(k · ce/ne) · s (eq. 9) with ce/ne the fraction of epochs done,
+    k = ``reward_k`` (default 1) and s = ``reward_scale`` (default 100, so the gain is in
+    percentage points at the first stage). Uniform weights give exactly 0. If the target's
+    loss becomes non-finite the episode is truncated with reward ``divergence_penalty``
+    (default -reward_scale).
+
+    ## Starting State
+    ``reset`` initialises both networks (seeded by the episode seed drawn from ``np_random``;
+    the data corruption and splits are fixed by the config's ``seed``), trains
+    ``warmup_stages`` stages with uniform weights (no weighting in early stages), and returns
+    the state before the first weighted stage.
+
+    ## Episode End
+    Terminated after the last stage (``num_stages - warmup_stages`` steps); truncated on
+    divergence. At the final step ``info`` also holds the test accuracies of both networks.
+
+    ## Info
+    ``stage``, ``epoch``, ``acc_target``, ``acc_reference`` (validation), ``loss_target``,
+    ``loss_reference`` (mean training loss over the stage), ``loss_gap``, ``noisy_weight_mean``,
+    ``clean_weight_mean`` (NaN when the stage saw no such sample), ``class_weight_mean`` (array,
+    by observed label), ``theta``, ``bias``, ``diverged``; at the end ``test_acc_target`` and
+    ``test_acc_reference``. No wall-clock values (determinism).
+
+    ## Arguments
+    All fields of :class:`reweight_gym.config.EnvConfig`, e.g.
+    ``gymnasium.make("Reweight-CIFAR-v0", data_root=..., noise_rate=0.4, preset="cpu")``:
+    ``dataset``, ``data_root``, ``download``, ``noise_type``, ``noise_rate``,
+    ``imbalance_type``, ``imbalance_factor``, ``model``, ``epochs``, ``num_stages``,
+    ``warmup_stages``, ``batch_size``, ``train_size``, ``val_size``, ``meta_size``,
+    ``test_size``, ``lr``, ``features``, ``obs_mode``, ``action_scale``, ``reward_k``,
+    ``reward_scale``, ``divergence_penalty``, ``device``, ``seed``, ``preset`` (``tiny``, ``cpu``,
+    ``paper``; explicit keywords override it). Every value is validated here, in ``__init__``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, dataset: str = "digits", preset: str = "tiny", **kwargs: Any) -> None:
+        super().__init__()
+        self.config = EnvConfig.resolve(dataset, preset, **kwargs)
+        self.splits: DataSplits = build_splits(self.config)
+        cfg = self.config
+        c = self.splits.num_classes
+        self.num_classes = c
+        self.feature_names = feature_names(cfg.features, c)
+        self.n_features = feature_dim(cfg.features, c)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.n_features + 1,), np.float32)
+        n_extra = 4 if cfg.obs_mode == "extended" else 0
+        n_obs = cfg.num_stages + 2 + n_extra
+        low = np.zeros(n_obs, np.float32)
+        high = np.ones(n_obs, np.float32)
+        high[cfg.num_stages] = LOSS_BOUND  # smoothed loss
+        if n_extra:
+            low[-1], high[-1] = -LOSS_BOUND, LOSS_BOUND  # loss gap
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.weigher = LinearTanhWeigher(cfg.features)
+        self.run: DuplicateTrainer | None = None
+        self._seeded = False
+        self._ended = False
+        self._acc_smooth: float | None = None
+        self._acc_reference = 0.0
+        self._loss_gap = 0.0
+
+    # ------------------------------------------------------------------ helpers
+    def action_to_params(self, action: np.ndarray) -> tuple[np.ndarray, float]:
+        """Validate, clip and scale an action to (θ, b)."""
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"invalid action shape {a.shape}: expected "
+                             f"{self.action_space.shape} (n_features + 1)")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"invalid action {a.tolist()}: every entry must be finite")
+        a = np.clip(a, -1.0, 1.0) * self.config.action_scale
+        return a[:-1], float(a[-1])
+
+    def _observe(self) -> np.ndarray:
+        cfg = self.config
+        run = self.run
+        assert run is not None
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        if run.stage < cfg.num_stages:
+            obs[run.stage] = 1.0
+        loss = run.smoothed_loss
+        obs[cfg.num_stages] = min(loss, LOSS_BOUND) if math.isfinite(loss) else LOSS_BOUND
+        obs[cfg.num_stages + 1] = self._acc_smooth or 0.0
+        if cfg.obs_mode == "extended":
+            obs[cfg.num_stages + 2] = run.iteration / run.total_iterations
+            obs[cfg.num_stages + 3] = run.lr_at(min(run.iteration, run.total_iterations - 1)) / cfg.lr
+            obs[cfg.num_stages + 4] = self._acc_reference
+            gap = self._loss_gap if math.isfinite(self._loss_gap) else LOSS_BOUND
+            obs[cfg.num_stages + 5] = float(np.clip(gap, -LOSS_BOUND, LOSS_BOUND))
+        return obs
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is None and not self._seeded:
+            seed = self.config.seed
+        super().reset(seed=seed)
+        self._seeded = True
+        episode_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.run = DuplicateTrainer(self.config, self.splits, seed=episode_seed,
+                                    with_reference=True)
+        self._acc_smooth, self._acc_reference, self._loss_gap = None, 0.0, 0.0
+        self._ended = False
+        info: dict[str, Any] = {"episode_seed": episode_seed, "stage": 0}
+        for _ in range(self.config.warmup_stages):
+            stats = self.run.train_stage()
+            self._after_stage(stats)
+        if self.config.warmup_stages == 0:  # untrained nets: loss and accuracy on validation
+            ev = self.run.evaluate("val")
+            self._acc_smooth = ev["acc_target"]
+            self._acc_reference = ev["acc_reference"]
+            self.run.smoothed_loss = ev["loss_target"]
+        info["stage"] = self.run.stage
+        return self._observe(), info
+
+    def _after_stage(self, stats: StageStats) -> dict[str, float]:
+        run = self.run
+        assert run is not None
+        ev = run.evaluate("val")
+        a = self.config.acc_smoothing
+        if self._acc_smooth is None:
+            self._acc_smooth = ev["acc_target"]
+        else:
+            self._acc_smooth = a * self._acc_smooth + (1 - a) * ev["acc_target"]
+        self._acc_reference = ev["acc_reference"]
+        self._loss_gap = stats.loss_target - stats.loss_reference
+        return ev
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.run is None:
+            raise RuntimeError("call reset() before step()")
+        if self._ended:
+            raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
+        cfg = self.config
+        theta, bias = self.action_to_params(action)
+        self.weigher.set_params(torch.as_tensor(theta, dtype=torch.float32), bias)
+        run = self.run
+        stats = run.train_stage(self.weigher)
+        info: dict[str, Any] = {
+            "stage": run.stage - 1 if not stats.diverged else run.stage,
+            "epoch": run.iteration / run.iters_per_epoch,
+            "theta": theta.astype(np.float32), "bias": bias,
+            "loss_target": stats.loss_target, "loss_reference": stats.loss_reference,
+            "loss_gap": stats.loss_target - stats.loss_reference,
+            "noisy_weight_mean": stats.noisy_weight_mean,
+            "clean_weight_mean": stats.clean_weight_mean,
+            "class_weight_mean": stats.class_weight_mean.astype(np.float32),
+            "diverged": stats.diverged,
+        }
+        if stats.diverged:
+            info.update(acc_target=0.0, acc_reference=self._acc_reference)
+            self._ended = True
+            return self._observe(), cfg.penalty, False, True, info
+        ev = self._after_stage(stats)
+        reward = stage_reward(ev["acc_target"], ev["acc_reference"],
+                              run.iteration / run.iters_per_epoch, cfg.epochs,
+                              cfg.reward_k, cfg.reward_scale)
+        info.update(acc_target=ev["acc_target"], acc_reference=ev["acc_reference"])
+        terminated = run.done
+        self._ended = terminated
+        if terminated:
+            test = run.evaluate("test")
+            info["test_acc_target"] = test["acc_target"]
+            info["test_acc_reference"] = test["acc_reference"]
+            info["weight_auc"] = run.weight_auc()
+        return self._observe(), float(reward), terminated, False, info
