@@ -234,7 +234,7 @@ class EnvConfig:
             raise _err("model_kwargs", self.model_kwargs, "must be a dict")
         number("noise_rate", 0.0, 1.0, hi_open=True)
         if self.noise_type == "pair_flip" and self.noise_rate >= 0.5:
-            raise _err("noise_rate", self.noise_rate, "pair_flip needs a rate < 0.5")
+            raise _err("noise_rate", self.noise_rate, "must be < 0.5 for pair_flip noise")
         number("imbalance_factor", 1.0)
         number("step_minority_classes", 1, integer=True, optional=True)
         number("train_size", 1, integer=True, optional=True)
@@ -258,7 +258,7 @@ class EnvConfig:
         for m in self.lr_milestones:
             if not (isinstance(m, (int, float)) and 0.0 < m < 1.0):
                 raise _err("lr_milestones", self.lr_milestones,
-                           "fractions of training strictly between 0 and 1")
+                           "must be fractions of training strictly between 0 and 1")
         number("crop_padding", 0, integer=True)
         number("action_scale", 0.0, lo_open=True)
         number("reward_k", None)

@@ -16,7 +16,6 @@ from reweight_gym.training.characteristics import feature_dim, feature_names
 from reweight_gym.training.trainer import DuplicateTrainer, StageStats
 from reweight_gym.training.weigher import LinearTanhWeigher
 
-
 LOSS_BOUND = 100.0  # losses in the observation are clipped to [0, LOSS_BOUND]
 
 
@@ -147,7 +146,8 @@ class ReweightEnv(gym.Env):
         obs[cfg.num_stages + 1] = self._acc_smooth or 0.0
         if cfg.obs_mode == "extended":
             obs[cfg.num_stages + 2] = run.iteration / run.total_iterations
-            obs[cfg.num_stages + 3] = run.lr_at(min(run.iteration, run.total_iterations - 1)) / cfg.lr
+            last = min(run.iteration, run.total_iterations - 1)
+            obs[cfg.num_stages + 3] = run.lr_at(last) / cfg.lr
             obs[cfg.num_stages + 4] = self._acc_reference
             gap = self._loss_gap if math.isfinite(self._loss_gap) else LOSS_BOUND
             obs[cfg.num_stages + 5] = float(np.clip(gap, -LOSS_BOUND, LOSS_BOUND))

@@ -1,0 +1,25 @@
+"""Shared fixtures: the JPEG CIFAR-10 copy beside the checkout and a cache per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR_JPEG = Path(os.environ.get("REWEIGHT_GYM_CIFAR10",
+                                 REPO.parent / "shared" / "datasets" / "cifar10-jpeg"))
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def cifar_root() -> str:
+    """The JPEG CIFAR-10 copy (decoded once and cached under the user's cache directory)."""
+    if not (CIFAR_JPEG / "train").is_dir():
+        raise FileNotFoundError(
+            f"CIFAR-10 JPEG copy not found at {CIFAR_JPEG}; the tests expect ../shared beside the "
+            "checkout or REWEIGHT_GYM_CIFAR10 pointing to it")
+    return str(CIFAR_JPEG)

@@ -1,0 +1,164 @@
+"""Loaders (pickle, image folder, digits, JPEG CIFAR), corruptions and splits."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reweight_gym.config import EnvConfig
+from reweight_gym.data import (
+    build_splits,
+    corrupt_labels,
+    load_cifar,
+    load_dataset,
+    load_image_folder,
+    long_tail_counts,
+    step_counts,
+)
+
+
+def _write_cifar_pickles(root: Path, n_per_batch: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for i in range(1, 6):
+        x = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+        y = list(rng.integers(0, 10, n_per_batch))
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump({b"data": x, b"labels": y}, fh)
+        xs.append(x)
+        ys.append(y)
+    xt = rng.integers(0, 256, (7, 3072), dtype=np.uint8)
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump({b"data": xt, b"labels": [1] * 7}, fh)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, fh)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_cifar_pickle_layout_is_read_exactly(tmp_path: Path) -> None:
+    x, y = _write_cifar_pickles(tmp_path)
+    for root in (tmp_path, tmp_path / "cifar-10-batches-py"):  # parent or the folder itself
+        data = load_cifar("cifar10", str(root))
+        assert data.train_x.shape == (100, 3, 32, 32) and data.train_x.dtype == torch.uint8
+        assert np.array_equal(data.train_x.numpy().reshape(100, -1), x)
+        assert np.array_equal(data.train_y.numpy(), y)
+        assert data.test_x.shape == (7, 3, 32, 32) and data.class_names[3] == "c3"
+
+
+def test_cifar100_pickle_layout(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    x = np.arange(4 * 3072, dtype=np.int64).astype(np.uint8).reshape(4, 3072)
+    for split in ("train", "test"):
+        with open(folder / split, "wb") as fh:
+            pickle.dump({b"data": x, b"fine_labels": [0, 99, 5, 7]}, fh)
+    data = load_cifar("cifar100", str(tmp_path))
+    assert data.num_classes == 100 and data.train_y.tolist() == [0, 99, 5, 7]
+    assert np.array_equal(data.train_x[1].numpy().reshape(-1), x[1])
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"invalid data_root=.*download=True"):
+        load_cifar("cifar10", str(tmp_path))
+
+
+def _write_folder(root: Path, splits: dict[str, int], classes=("ant", "bee", "cat")) -> None:
+    rng = np.random.default_rng(1)
+    for split, n in splits.items():
+        for k, cls in enumerate(classes):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                arr = np.full((6, 6, 3), 40 * k + i, dtype=np.uint8)
+                arr[0, 0] = rng.integers(0, 255, 3)
+                Image.fromarray(arr).save(d / f"{i:03d}.png")
+
+
+def test_image_folder_with_trusted_val_feeds_val_and_meta(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "ds", {"train": 10, "test": 2, "val": 6})
+    cache = tmp_path / "cache"
+    data = load_image_folder(str(tmp_path / "ds"), cache_dir=str(cache))
+    assert data.class_names == ["ant", "bee", "cat"] and data.train_x.shape == (30, 3, 6, 6)
+    assert data.val_x is not None and data.val_x.shape[0] == 18
+    assert int(data.train_x[10, 0, 3, 3]) == 40  # first "bee" image, pixel value 40*1+0
+    assert len(list(cache.glob("*.npz"))) == 1  # decoded once and cached
+    again = load_image_folder(str(tmp_path / "ds"), cache_dir=str(cache))
+    assert torch.equal(again.train_x, data.train_x)
+    cfg = EnvConfig.resolve("imagefolder", "tiny", data_root=str(tmp_path / "ds"),
+                            cache_dir=str(cache), val_size=9, meta_size=6, train_size=30,
+                            test_size=6)
+    s = build_splits(cfg, data)
+    assert len(s.val_y) == 9 and len(s.meta_y) == 6 and len(s.train_y) == 30
+    # val/meta come from the trusted split: their images are values 40k + i with i < 6
+    assert set(np.bincount(s.meta_y.numpy()).tolist()) == {2}
+
+
+def test_digits_loader() -> None:
+    data = load_dataset("digits")
+    assert data.train_x.shape[1:] == (1, 8, 8) and data.num_classes == 10
+    assert len(data.train_y) + len(data.test_y) == 1797
+    assert int(data.train_x.max()) == 255
+
+
+def test_jpeg_cifar10_copy(cifar_root: str) -> None:
+    data = load_dataset("cifar10", cifar_root)
+    assert data.train_x.shape == (50000, 3, 32, 32) and data.test_x.shape == (10000, 3, 32, 32)
+    assert data.class_names[0] == "airplane" and data.class_names[9] == "truck"
+    assert np.bincount(data.train_y.numpy()).tolist() == [5000] * 10
+
+
+@pytest.mark.parametrize("noise_type, expected", [
+    ("uniform", 0.4 * 9 / 10), ("uniform_other", 0.4), ("pair_flip", 0.4), ("flip2", 0.4)])
+def test_realised_noise_rates(noise_type: str, expected: float) -> None:
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(10), 2000)
+    obs, noisy, t = corrupt_labels(labels, noise_type, 0.4, 10, rng)
+    assert np.array_equal(noisy, obs != labels)
+    assert abs(noisy.mean() - expected) < 0.015
+    assert np.allclose(t.sum(1), 1.0)
+    if noise_type == "pair_flip":
+        assert np.all(obs[noisy] == (labels[noisy] + 1) % 10)
+    if noise_type == "flip2":
+        for c in range(10):
+            assert len(set(obs[noisy & (labels == c)].tolist())) <= 2
+
+
+def test_imbalance_counts_follow_the_formulas() -> None:
+    counts = long_tail_counts(500, 10, 100.0)
+    assert counts[0] == 500 and counts[-1] == 5
+    assert counts == [int(500 * 0.01 ** (i / 9)) for i in range(10)]
+    assert step_counts(400, 10, 10.0, 3) == [400] * 7 + [40] * 3
+
+
+def test_long_tail_split_and_disjointness() -> None:
+    cfg = EnvConfig.resolve("digits", "tiny", imbalance_type="long_tail", imbalance_factor=10,
+                            noise_rate=0.0, train_size=None, meta_size=None)
+    s = build_splits(cfg)
+    assert len(s.meta_y) == 100  # 10 per class for long-tail without noise
+    assert np.bincount(s.meta_y.numpy()).tolist() == [10] * 10
+    n_max = int(np.bincount(s.train_true_y.numpy()).max())
+    assert np.bincount(s.train_true_y.numpy(), minlength=10).tolist() == long_tail_counts(
+        n_max, 10, 10.0)
+    train, meta, val = set(s.train_index), set(s.meta_index), set(s.val_index)
+    assert not (train & meta) and not (train & val) and not (meta & val)
+
+
+def test_noise_on_top_of_imbalance_and_reproducibility() -> None:
+    kw = dict(imbalance_type="long_tail", imbalance_factor=5, noise_rate=0.4, meta_size=50)
+    a = build_splits(EnvConfig.resolve("digits", "tiny", seed=1, **kw))
+    b = build_splits(EnvConfig.resolve("digits", "tiny", seed=1, **kw))
+    c = build_splits(EnvConfig.resolve("digits", "tiny", seed=2, **kw))
+    assert torch.equal(a.train_y, b.train_y) and np.array_equal(a.train_index, b.train_index)
+    assert not np.array_equal(a.train_index, c.train_index)
+    assert a.is_noisy.any() and torch.equal(a.is_noisy, a.train_y != a.train_true_y)
+    counts = np.bincount(a.train_true_y.numpy(), minlength=10)
+    assert counts[0] > counts[-1]
+    # disjointness holds with noise too
+    assert not set(a.train_index) & (set(a.meta_index) | set(a.val_index))

@@ -1,0 +1,136 @@
+"""The substrate: device-side augmentation, LR schedules, the weighted step, duplicate nets."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from reweight_gym.config import EnvConfig
+from reweight_gym.models import build_model
+from reweight_gym.training import (
+    Batch,
+    BatchPipeline,
+    DuplicateTrainer,
+    LinearTanhWeigher,
+    Trainer,
+    functional_forward,
+    learning_rate,
+    trainable_params,
+)
+
+
+def test_augmentation_crops_and_flips_on_the_device() -> None:
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
+    plain = BatchPipeline((0.0,), (1 / 255,), crop_padding=0, flip=False, channels_last=False)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(plain.augment(x, g), x.float())  # no padding, no flip: identity
+    aug = BatchPipeline((0.0,), (1 / 255,), crop_padding=1, flip=True, channels_last=False)
+    out1 = aug.augment(x, torch.Generator().manual_seed(5))
+    out2 = aug.augment(x, torch.Generator().manual_seed(5))
+    assert torch.equal(out1, out2) and out1.shape == x.shape
+    # every output is a 1-pixel shift of the zero-padded image, possibly mirrored
+    padded = torch.nn.functional.pad(x.float(), (1, 1, 1, 1))
+    for i in range(2):
+        candidates = [padded[i, :, r:r + 4, c:c + 4] for r in range(3) for c in range(3)]
+        candidates += [t.flip(-1) for t in candidates]
+        assert any(torch.equal(out1[i], t) for t in candidates)
+    outs = {tuple(aug.augment(x, torch.Generator().manual_seed(s))[0].flatten().tolist())
+            for s in range(20)}
+    assert len(outs) > 3  # randomness actually varies crops
+
+
+def test_learning_rate_schedules() -> None:
+    ms = (0.5, 0.65, 0.8)  # LAW: /10 at stages 10, 13, 16 of 20
+    assert learning_rate(0, 200, 0.1, "step", ms) == pytest.approx(0.1)
+    assert learning_rate(100, 200, 0.1, "step", ms) == pytest.approx(0.01)
+    assert learning_rate(130, 200, 0.1, "step", ms) == pytest.approx(0.001)
+    assert learning_rate(199, 200, 0.1, "step", ms) == pytest.approx(0.0001)
+    assert learning_rate(50, 100, 0.2, "cosine") == pytest.approx(0.1)
+    assert learning_rate(77, 100, 0.2, "constant") == 0.2
+
+
+def _batch(n: int = 8, c: int = 3) -> Batch:
+    g = torch.Generator().manual_seed(0)
+    return Batch(torch.randn(n, 1, 4, 4, generator=g), torch.randint(0, c, (n,), generator=g),
+                 torch.arange(n))
+
+
+class _Fixed(LinearTanhWeigher):
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = w
+
+    def weigh(self, model, batch, logits, losses, ctx):  # type: ignore[override]
+        return self.w
+
+
+def test_class_level_weights_with_equal_columns_equal_instance_weights() -> None:
+    torch.manual_seed(0)
+    model = build_model("mlp", 3, (1, 4, 4), hidden=(8,))
+    b = _batch()
+    w = torch.rand(8) * 2
+    t1 = Trainer(copy.deepcopy(model), lr=0.1, momentum=0.0, weight_decay=0.0)
+    t2 = Trainer(copy.deepcopy(model), lr=0.1, momentum=0.0, weight_decay=0.0)
+    t1.step(b, _Fixed(w), ctx=object())  # type: ignore[arg-type]
+    t2.step(b, _Fixed(w[:, None].expand(8, 3).contiguous()), ctx=object())  # type: ignore[arg-type]
+    for p1, p2 in zip(t1.model.parameters(), t2.model.parameters()):
+        assert torch.allclose(p1, p2, atol=1e-6)
+    t3 = Trainer(copy.deepcopy(model), lr=0.1, momentum=0.0, weight_decay=0.0)
+    t3.step(b, _Fixed(torch.ones(8)), ctx=object())  # type: ignore[arg-type]
+    assert not torch.allclose(t3.model.fc.weight, t1.model.fc.weight)
+
+
+def test_functional_lookahead_uses_batch_stats_and_keeps_running_stats() -> None:
+    model = build_model("small_cnn", 3, (3, 8, 8), width=4)
+    model.train()
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    params = trainable_params(model)
+    x = torch.randn(6, 3, 8, 8)
+    out = functional_forward(model, {n: p * 1.01 for n, p in params.items()}, x)
+    out.sum().backward()
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before[n]), n
+    assert params["fc.weight"].grad is not None  # differentiable w.r.t. the real parameters
+
+
+def test_uniform_target_stays_bit_identical_to_reference() -> None:
+    cfg = EnvConfig.resolve("digits", "tiny", noise_rate=0.4, epochs=2, num_stages=2)
+    run = DuplicateTrainer(cfg, seed=3)
+    for a, b in zip(run.target.model.parameters(), run.reference.model.parameters()):
+        assert torch.equal(a, b) and a.data_ptr() != b.data_ptr()  # copied, not shared
+    w = LinearTanhWeigher("law")
+    w.set_params(torch.zeros(13), 0.0)
+    stats = run.train_stage(w)
+    assert stats.iterations == run.stage_end(0)
+    for a, b in zip(run.target.model.state_dict().values(),
+                    run.reference.model.state_dict().values()):
+        assert torch.equal(a, b)
+    ev = run.evaluate("val")
+    assert ev["acc_target"] == ev["acc_reference"]
+    w.set_params(torch.full((13,), 0.5), 0.1)
+    run.train_stage(w)
+    assert not torch.equal(run.target.model.fc.weight, run.reference.model.fc.weight)
+    assert run.done
+
+
+def test_seed_fixes_init_batches_and_augmentation() -> None:
+    cfg = EnvConfig.resolve("digits", "tiny", epochs=1, num_stages=1)
+    a, b, c = (DuplicateTrainer(cfg, seed=s, with_reference=False) for s in (1, 1, 2))
+    assert torch.equal(a.next_batch().x, b.next_batch().x)
+    assert not torch.equal(a.next_batch().index, c.next_batch().index)
+    assert torch.equal(a.target.model.fc.weight, b.target.model.fc.weight)
+    assert not torch.equal(a.target.model.fc.weight, c.target.model.fc.weight)
+
+
+def test_model_registry_rejects_bad_names_and_kwargs() -> None:
+    with pytest.raises(ValueError, match="model='nope'"):
+        build_model("nope", 10, (3, 32, 32))
+    with pytest.raises(ValueError, match="model_kwargs"):
+        build_model("small_cnn", 10, (3, 32, 32), depth=3)
+    for name in ("resnet32", "small_cnn", "mlp"):
+        m: nn.Module = build_model(name, 7, (3, 32, 32))
+        assert m(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+        assert m.features(torch.randn(2, 3, 32, 32)).shape[1] == m.fc.in_features
