@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             crop_padding=1, flip=False,
         ),
         "image": dict(
-            model="small_cnn", model_kwargs={"width": 16}, epochs=15, num_stages=10,
+            model="small_cnn", model_kwargs={"width": 16}, epochs=30, num_stages=10,
             warmup_stages=1, batch_size=128, train_size=10000, val_size=2000, meta_size=1000,
             test_size=None, lr=0.1, lr_schedule="step", lr_milestones=(0.5, 0.75),
             weight_decay=5e-4, crop_padding=4, flip=True,
