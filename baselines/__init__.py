@@ -1,1 +1,66 @@
-"""Weighting baselines."""
+"""Weighting baselines on the shared substrate: classic (uniform, focal, class-balanced, SPL) and
+meta-gradient (MW-Net, GDW, FSR, NRT) weighers, one module per method.
+
+``METHODS`` maps each name to ``"module:attr"`` and is imported on first use, so importing this
+package stays light. ``make_weigher(name, cfg, **method_kwargs)`` builds a weigher for a config;
+``run(method, seed=..., **env_kwargs)`` trains one seeded run and returns its metrics.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from reweight_gym.config import EnvConfig
+from reweight_gym.training.weigher import Weigher
+
+METHODS: dict[str, str] = {
+    "uniform": "baselines.uniform:UniformBaseline",
+    "focal": "baselines.focal:FocalWeigher",
+    "class_balanced": "baselines.class_balanced:ClassBalancedWeigher",
+    "spl": "baselines.spl:SelfPacedWeigher",
+    "mwnet": "baselines.mwnet:MWNetWeigher",
+    "gdw": "baselines.gdw:GDWWeigher",
+    "fsr": "baselines.fsr:FSRWeigher",
+    "nrt": "baselines.nrt:NRTWeigher",
+}
+METHOD_NAMES = tuple(METHODS)
+
+
+def weigher_class(name: str) -> type[Weigher]:
+    """The weigher class registered under ``name`` (imported on first use)."""
+    if name not in METHODS:
+        raise ValueError(f"invalid method={name!r}: allowed: {', '.join(METHOD_NAMES)}")
+    module, attr = METHODS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def method_kwarg_names(name: str) -> tuple[str, ...]:
+    """The keyword arguments a method accepts (besides the config)."""
+    sig = inspect.signature(weigher_class(name).__init__)
+    return tuple(p for p in sig.parameters if p not in ("self", "cfg"))
+
+
+def make_weigher(name: str, cfg: EnvConfig | None = None, **method_kwargs: Any) -> Weigher:
+    """Build the weigher of method ``name`` for the run ``cfg``; bad names or keywords raise a
+    ``ValueError`` naming the field, the value and what is allowed."""
+    cls = weigher_class(name)
+    allowed = method_kwarg_names(name)
+    for key in method_kwargs:
+        if key not in allowed:
+            raise ValueError(f"invalid {name} kwarg {key!r}: allowed: "
+                             f"{', '.join(allowed) if allowed else '(none)'}")
+    return cls(cfg, **method_kwargs)
+
+
+def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
+        progress: bool = False, **env_kwargs: Any) -> dict[str, Any]:
+    """Train one method on one config; see :func:`baselines.runner.run`."""
+    from baselines.runner import run as _run
+
+    return _run(method, seed=seed, method_kwargs=method_kwargs, progress=progress, **env_kwargs)
+
+
+__all__ = ["METHODS", "METHOD_NAMES", "make_weigher", "method_kwarg_names", "run",
+           "weigher_class"]

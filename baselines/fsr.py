@@ -1,0 +1,274 @@
+"""``fsr``: Fast Sample Re-weighting without reward data (Zhang and Pfister, ICCV 2021).
+
+No clean meta set is used (``needs_meta = False``; the trainer never hands one over). Instead:
+
+- Proxy reward set: a class-balanced dictionary R of training samples (by observed label;
+  ``dictionary_size`` |R|, 2,000 for noise / 3,000 for long-tail in the paper, capped at a quarter
+  of the training set for small runs), drawn at random before training and refreshed at the end
+  of every epoch: per class, the |R|/C samples with the best momentum meta-margin are kept.
+- Meta-margin pusher (eq. 5): P(x) = l(x; Theta_t) - l(x; Theta*_t), the drop of a training
+  sample's loss under the look-ahead Theta*_t; the score is smoothed per sample,
+  P^ <- lambda P^ + (1 - lambda) P (lambda = 0.9), and samples whose loss drops most are kept.
+- Feature sharing: the look-ahead and the weight gradient involve only the last (FC) layer
+  (W, b), on top of the features h the trainer's forward already computed (captured by a
+  forward pre-hook on ``model.fc``). With eps_i = 1/B and the look-ahead
+  W' = W - alpha sum_i eps_i grad_W l_i, the derivative of the reward-set loss L_R(W') with
+  respect to eps_i has the closed form
+  dL_R/d eps_i = -alpha <grad_W l_i, grad_W L_R(W')> = -alpha (p_i - y_i)^T (G_W h_i + G_b),
+  where G = grad L_R at W' (``last_layer_weight_gradient``); a probe batch of R only needs one
+  forward of the backbone, without backward.
+- Weights: raw = eps - dL_R/d eps; for label noise w = max(raw - eps, 0) (clip), for long-tail
+  w = raw - min(raw) + eps (shift, every sample keeps a positive weight); then normalised to sum
+  1 (the code), returned multiplied by B for the trainer's (1/B) sum_i w_i l_i.
+- Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
+  dictionary scores are still updated.
+- Optional, for label noise as in the paper: momentum re-labelling (``relabel``): an EMA of each
+  sample's predicted distribution (momentum ``relabel_momentum``) is a pseudo label and
+  ``relabel_weight`` (p = 2) times the mean cross-entropy to it is added after warm-up; and
+  MixUp (``mixup``): the weighted loss is computed on a MixUp of the batch
+  (lambda ~ Beta(a, a)) with the same sample weights. MixUp needs a forward of the mixed batch;
+  here it is returned as an extra loss sum_i w_i (l~_i - l_i)/B whose gradient cancels the
+  trainer's un-mixed term, so the update is exactly that of the mixed weighted loss (at the cost
+  of the extra forward/backward).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines._common import check_bool, check_choice, check_number, normalise_to_batch
+from reweight_gym.config import EnvConfig
+from reweight_gym.training.functional import functional_forward
+from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
+
+RULES = ("auto", "clip", "shift")
+
+
+def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                               g_w: torch.Tensor, g_b: torch.Tensor | None,
+                               lr: float) -> torch.Tensor:
+    """dL_R/d eps_i = -lr <grad_(W,b) l_i, (G_W, G_b)> = -lr (p_i - y_i)^T (G_W h_i + G_b).
+
+    The closed form of the gradient of the reward loss after a last-layer look-ahead with
+    respect to the per-sample weights eps (FSR's feature sharing).
+    """
+    err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    proj = h @ g_w.T
+    if g_b is not None:
+        proj = proj + g_b
+    return -lr * (err * proj).sum(dim=1)
+
+
+def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
+                         labels: torch.Tensor, eps: torch.Tensor,
+                         lr: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """W' = W - lr sum_i eps_i (p_i - y_i) h_i^T, b' = b - lr sum_i eps_i (p_i - y_i)."""
+    err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    werr = err * eps[:, None]
+    w = fc.weight - lr * werr.T @ h
+    b = None if fc.bias is None else fc.bias - lr * werr.sum(0)
+    return w, b
+
+
+class FSRWeigher(Weigher):
+    """Fast Sample Re-weighting with a class-balanced proxy dictionary (no meta set)."""
+
+    name = "fsr"
+    needs_meta = False
+
+    def __init__(self, cfg: EnvConfig | None = None, dictionary_size: int | None = None,
+                 probe_batch_size: int | None = None, score_momentum: float = 0.9,
+                 warmup_epochs: int | None = None, rule: str = "auto",
+                 lookahead_lr: float | None = None, relabel: bool = False,
+                 relabel_weight: float = 2.0, relabel_momentum: float = 0.9,
+                 mixup: bool = False, mixup_alpha: float = 1.0) -> None:
+        m = self.name
+        if dictionary_size is not None:
+            check_number(m, "dictionary_size", dictionary_size, 1, integer=True)
+        if probe_batch_size is not None:
+            check_number(m, "probe_batch_size", probe_batch_size, 1, integer=True)
+        check_number(m, "score_momentum", score_momentum, 0.0, 1.0, hi_open=True)
+        if warmup_epochs is not None:
+            check_number(m, "warmup_epochs", warmup_epochs, 0, integer=True)
+        check_choice(m, "rule", rule, RULES)
+        if lookahead_lr is not None:
+            check_number(m, "lookahead_lr", lookahead_lr, 0.0, lo_open=True)
+        check_bool(m, "relabel", relabel)
+        check_number(m, "relabel_weight", relabel_weight, 0.0)
+        check_number(m, "relabel_momentum", relabel_momentum, 0.0, 1.0, hi_open=True)
+        check_bool(m, "mixup", mixup)
+        check_number(m, "mixup_alpha", mixup_alpha, 0.0, lo_open=True)
+        imbalanced = cfg is not None and cfg.is_imbalanced and not cfg.is_noisy
+        self.requested_size = dictionary_size if dictionary_size is not None else (
+            3000 if imbalanced else 2000)
+        self.explicit_size = dictionary_size is not None
+        self.probe_batch_size = probe_batch_size if probe_batch_size is not None else (
+            cfg.batch_size if cfg is not None else 100)
+        self.score_momentum = float(score_momentum)
+        self.warmup_epochs = warmup_epochs if warmup_epochs is not None else (
+            max(1, round(0.1 * cfg.epochs)) if cfg is not None else 1)
+        self.rule = rule if rule != "auto" else ("shift" if imbalanced else "clip")
+        self.lookahead_lr = lookahead_lr
+        self.relabel, self.relabel_weight = relabel, float(relabel_weight)
+        self.relabel_momentum = float(relabel_momentum)
+        self.mixup, self.mixup_alpha = mixup, float(mixup_alpha)
+        self.dictionary: torch.Tensor | None = None  # indices into the training set
+        self.scores: torch.Tensor | None = None  # momentum meta-margin P^ per training sample
+        self.pseudo: torch.Tensor | None = None  # EMA of predictions per training sample
+        self._features: torch.Tensor | None = None
+        self._hooked: set[int] = set()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
+        """Capture the input of ``model.fc`` (the shared features) on every forward."""
+        if id(model) in self._hooked:
+            return
+        fc = getattr(model, "fc", None)
+        if not isinstance(fc, nn.Linear):
+            raise ValueError("fsr needs a model whose last layer is the nn.Linear `fc` "
+                             f"(feature sharing); got {type(fc).__name__}")
+
+        def capture(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            self._features = args[0]
+
+        fc.register_forward_pre_hook(capture)
+        self._hooked.add(id(model))
+
+    def dictionary_per_class(self, n_train: int, num_classes: int) -> int:
+        size = self.requested_size if self.explicit_size else min(self.requested_size,
+                                                                  n_train // 4)
+        return max(1, size // num_classes)
+
+    def _draw_class_balanced(self, labels: torch.Tensor, priority: torch.Tensor | None,
+                             per_class: int, num_classes: int,
+                             generator: torch.Generator) -> torch.Tensor:
+        """Per class, ``per_class`` indices: the best ``priority`` (highest first) or random;
+        a class with fewer samples is filled by drawing with replacement (as in the code)."""
+        out = []
+        for k in range(num_classes):
+            idx = torch.nonzero(labels == k).squeeze(1).cpu()
+            if len(idx) == 0:
+                continue
+            if priority is None:
+                order = idx[torch.randperm(len(idx), generator=generator)]
+            else:
+                order = idx[torch.argsort(priority[idx].cpu(), descending=True, stable=True)]
+            take = order[:per_class]
+            if len(take) < per_class:
+                extra = torch.randint(0, len(idx), (per_class - len(take),), generator=generator)
+                take = torch.cat([take, idx[extra]])
+            out.append(take)
+        return torch.cat(out).to(labels.device)
+
+    def _ensure_state(self, ctx: WeighContext, device: torch.device) -> None:
+        if self.dictionary is not None:
+            return
+        n = len(ctx.train.y)
+        self.scores = torch.zeros(n, device=device)
+        per_class = self.dictionary_per_class(n, ctx.num_classes)
+        self.dictionary = self._draw_class_balanced(ctx.train.y, None, per_class,
+                                                    ctx.num_classes, ctx.generator)
+        if self.relabel:
+            self.pseudo = torch.full((n, ctx.num_classes), 1.0 / ctx.num_classes, device=device)
+
+    def probe_batch(self, ctx: WeighContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """A class-balanced random batch of the dictionary R (augmented like training)."""
+        assert self.dictionary is not None
+        labels = ctx.train.y[self.dictionary]
+        per_class = max(1, self.probe_batch_size // ctx.num_classes)
+        pick = self._draw_class_balanced(labels, None, per_class, ctx.num_classes, ctx.generator)
+        idx = self.dictionary[pick]
+        x = ctx.train.pipeline.augment(ctx.train.x[idx.to(ctx.train.x.device)], ctx.generator)
+        return x, ctx.train.y[idx]
+
+    # ------------------------------------------------------------------ the iteration
+    def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
+              ctx: WeighContext) -> torch.Tensor | Weighting:
+        if self._features is None:
+            raise ValueError("fsr: no features captured; setup(model, ...) was not called")
+        self._ensure_state(ctx, losses.device)
+        assert self.scores is not None
+        h = self._features.detach()
+        z = logits.detach()
+        y = batch.y
+        b = len(y)
+        lr = self.lookahead_lr if self.lookahead_lr is not None else ctx.lr
+        fc: nn.Linear = model.fc  # type: ignore[assignment]
+        eps = torch.full((b,), 1.0 / b, device=z.device, dtype=z.dtype)
+        with torch.no_grad():
+            # Look-ahead of the last layer with eps = 1/B (feature sharing).
+            w_la, b_la = last_layer_lookahead(fc, h, z, y, eps, lr)
+            # Reward loss on a probe batch of the dictionary at W' (one backbone forward;
+            # batch statistics, running statistics untouched).
+            xp, yp = self.probe_batch(ctx)
+            params = dict(model.named_parameters())
+            functional_forward(model, params, xp)
+            hp = self._features.detach()
+            zp = F.linear(hp, w_la, b_la)
+            errp = (torch.softmax(zp, 1) - F.one_hot(yp, zp.shape[1]).to(zp.dtype)) / len(yp)
+            g_w = errp.T @ hp
+            g_b = errp.sum(0) if b_la is not None else None
+            grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr)
+            raw = eps - grad_eps
+            if self.rule == "clip":
+                w = (raw - eps).clamp_min(0.0)
+            else:
+                w = raw - raw.min() + eps
+            w = normalise_to_batch(w)
+            # Meta-margin (eq. 5) of the training samples under the look-ahead, momentum score.
+            loss_after = F.cross_entropy(F.linear(h, w_la, b_la), y, reduction="none")
+            margin = losses.detach() - loss_after
+            m = self.score_momentum
+            self.scores[batch.index] = m * self.scores[batch.index] + (1 - m) * margin
+        self._features = None
+        if ctx.epoch < self.warmup_epochs:
+            return torch.ones_like(w)
+        extra: torch.Tensor | None = None
+        if self.relabel:
+            assert self.pseudo is not None
+            with torch.no_grad():
+                mr = self.relabel_momentum
+                self.pseudo[batch.index] = (mr * self.pseudo[batch.index]
+                                            + (1 - mr) * torch.softmax(z, 1))
+            target = self.pseudo[batch.index]
+            soft_ce = -(target * F.log_softmax(logits, 1)).sum(1).mean()
+            extra = self.relabel_weight * soft_ce
+        if self.mixup:
+            mix = self._mixup_term(model, batch, losses, w, ctx)
+            extra = mix if extra is None else extra + mix
+        return Weighting(w, extra) if extra is not None else w
+
+    def _mixup_term(self, model: nn.Module, batch: Batch, losses: torch.Tensor,
+                    w: torch.Tensor, ctx: WeighContext) -> torch.Tensor:
+        """sum_i w_i (l~_i - l_i) / B: with the trainer's sum_i w_i l_i / B the update is that of
+        the weighted MixUp loss sum_i w_i l~_i / B (l~ on x~ = lam x + (1-lam) x_perm)."""
+        beta = torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator)))
+            lam = float(beta.sample())
+        perm = torch.randperm(len(batch.y), generator=ctx.generator).to(batch.x.device)
+        xm = lam * batch.x + (1 - lam) * batch.x[perm]
+        zm = model(xm)
+        self._features = None
+        lm = (lam * F.cross_entropy(zm, batch.y, reduction="none")
+              + (1 - lam) * F.cross_entropy(zm, batch.y[perm], reduction="none"))
+        return (w * (lm - losses)).sum() / len(w)
+
+    def on_epoch_end(self, model: nn.Module, ctx: WeighContext) -> None:
+        """Refresh R: per class the samples with the largest momentum meta-margin."""
+        if self.dictionary is None or self.scores is None:
+            return
+        per_class = len(self.dictionary) // ctx.num_classes
+        self.dictionary = self._draw_class_balanced(ctx.train.y, self.scores, per_class,
+                                                    ctx.num_classes, ctx.generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dictionary": self.dictionary, "scores": self.scores, "pseudo": self.pseudo}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dictionary, self.scores = state["dictionary"], state["scores"]
+        self.pseudo = state["pseudo"]

@@ -1,0 +1,156 @@
+"""``gdw``: Generalized Data Weighting via class-level gradient manipulation (Chen et al., 2021).
+
+Instead of one scalar per sample, GDW gives every sample a vector omega in R^C that scales the
+gradient of the loss with respect to the logits element-wise: D1' = omega * (p - y) (eq. 2),
+where p is the softmax and y the one-hot observed label.
+
+- Zero-mean constraint (eq. 4): the observed-label entry is set to
+  omega_t = sum_{j != t} omega_j p_j / (1 - p_t), so that sum_j omega_j (p_j - y_j) = 0, i.e. the
+  manipulated gradient keeps the zero-sum property of the softmax gradient. We evaluate it as
+  omega_t = sum_{j != t} omega_j q_j with q = softmax of the logits over j != t: the same value
+  (1 - p_t = sum_{j != t} p_j), but with no cancellation when p_t -> 1 (the code clamps p at
+  0.999 instead), so the constraint holds to float precision.
+- Two stages inside MW-Net's three steps (eqs. 9-12): V(l_i; Theta) (MW-Net's 1-100-1 net) is
+  copied to the C columns and constrained (equal columns are left unchanged by eq. 4: stage one
+  is instance weighting); the look-ahead uses the manipulated gradient
+  theta^ = theta - alpha (1/B) sum_i J_i^T (omega_i * (p_i - y_i)) (eq. 9); one backward of the
+  meta loss gives both grad_Theta (Theta step, eq. 10) and g = dL_meta/d omega; stage two moves
+  omega' = omega - clip(eta_omega g / ||g||_1, -c, c) (eq. 11, ||.||_1 over the whole batch as in
+  the code), clamps it to [1e-6, 1e6], re-applies eq. 4 and the trainer takes the real step
+  with omega' as class-level weights (eq. 12).
+- Defaults: c = 0.2, eta_omega = 100 for 10 classes and 1000 otherwise (CIFAR-100), V's
+  optimiser as MW-Net's (Adam 1e-3, weight decay 1e-4), weights not normalised (the code uses the
+  batch mean of the weighted loss).
+
+The extra work over MW-Net is the C-column weights and one more input of the same backward, so
+GDW costs the same as MW-Net.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines._common import check_choice, check_number, draw_seed, require_meta
+from baselines.mwnet import SETTINGS, VNet, make_meta_optimizer, resolve_setting
+from reweight_gym.config import EnvConfig
+from reweight_gym.training.functional import functional_forward, trainable_params
+from reweight_gym.training.weigher import Batch, WeighContext, Weigher
+
+
+def zero_mean_constraint(omega: torch.Tensor, logits: torch.Tensor,
+                         labels: torch.Tensor) -> torch.Tensor:
+    """GDW eq. 4: replace omega[i, y_i] by sum_{j != y_i} omega_ij p_ij / (1 - p_{i y_i}).
+
+    Differentiable in ``omega`` (out of place); ``logits`` are treated as constants.
+    """
+    z = logits.detach().to(omega.dtype)
+    mask = F.one_hot(labels, z.shape[1]).bool()
+    q = torch.softmax(z.masked_fill(mask, float("-inf")), dim=1)  # p_j / (1 - p_t), j != t
+    target = (omega * q).sum(dim=1, keepdim=True)
+    return torch.where(mask, target, omega)
+
+
+def manipulated_lookahead(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor,
+                          omega: torch.Tensor, lr: float) -> dict[str, torch.Tensor]:
+    """theta^ = theta - lr (1/B) sum_i J_i^T (omega_i * (p_i - y_i)) (GDW eq. 9).
+
+    The vector-Jacobian product of the logits with the manipulated logit gradient, differentiable
+    in omega (p - y is a constant here, exactly like the trainer's real step).
+    """
+    params = trainable_params(model)
+    names = list(params)
+    with torch.no_grad():
+        err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    cotangent = omega * err / logits.shape[0]
+    grads = torch.autograd.grad(logits, [params[n] for n in names], grad_outputs=cotangent,
+                                create_graph=True, allow_unused=True)
+    return {n: params[n] if g is None else params[n] - lr * g for n, g in zip(names, grads)}
+
+
+def class_level_update(omega: torch.Tensor, g: torch.Tensor, eta: float,
+                       clip: float) -> torch.Tensor:
+    """omega' = omega - clip(eta g / ||g||_1, -c, c) (GDW eq. 11), then clamped to [1e-6, 1e6]."""
+    denom = g.abs().sum()
+    step = torch.where(denom > 0, eta * g / denom.clamp_min(1e-30), torch.zeros_like(g))
+    return (omega - step.clamp(-clip, clip)).clamp(1e-6, 1e6)
+
+
+class GDWWeigher(Weigher):
+    """Generalized Data Weighting: class-level logit-gradient weights (eqs. 2, 4, 9-12)."""
+
+    name = "gdw"
+    needs_meta = True
+
+    def __init__(self, cfg: EnvConfig | None = None, eta_omega: float | None = None,
+                 clip: float = 0.2, hidden: int = 100, setting: str = "auto",
+                 meta_lr: float | None = None) -> None:
+        if eta_omega is not None:
+            check_number(self.name, "eta_omega", eta_omega, 0.0)
+        check_number(self.name, "clip", clip, 0.0)
+        check_number(self.name, "hidden", hidden, 1, integer=True)
+        check_choice(self.name, "setting", setting, SETTINGS)
+        if meta_lr is not None:
+            check_number(self.name, "meta_lr", meta_lr, 0.0, lo_open=True)
+        self.cfg = cfg
+        self.eta_omega = eta_omega
+        self.clip = float(clip)
+        self.hidden = int(hidden)
+        self.setting = resolve_setting(setting, cfg)
+        self.meta_lr = meta_lr
+        self.vnet: VNet | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.last_meta_loss = float("nan")
+
+    def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu") -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.vnet = VNet(1, self.hidden).to(device)
+        self.optimizer = make_meta_optimizer(list(self.vnet.parameters()), self.setting,
+                                             self.meta_lr, self.cfg)
+        if self.eta_omega is None:
+            self.eta_omega = 100.0 if num_classes <= 10 else 1000.0
+
+    def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
+              ctx: WeighContext) -> torch.Tensor:
+        meta = require_meta(ctx, self.name)
+        c = logits.shape[1]
+        if self.vnet is None:
+            self.build(draw_seed(ctx.generator), c, losses.device)
+        assert self.vnet is not None and self.optimizer is not None
+        # Stage one: V's scalar copied to C columns, constrained (eq. 4).
+        v = self.vnet(losses.detach()[:, None])
+        omega = zero_mean_constraint(v[:, None].expand(-1, c), logits, batch.y)
+        params = manipulated_lookahead(model, logits, batch.y, omega, ctx.lr)  # eq. 9
+        x_meta, y_meta = meta.next()
+        meta_loss = F.cross_entropy(functional_forward(model, params, x_meta), y_meta)
+        vparams = list(self.vnet.parameters())
+        *grads, g_omega = torch.autograd.grad(meta_loss, [*vparams, omega], retain_graph=True)
+        for p, g in zip(vparams, grads):
+            p.grad = g
+        self.optimizer.step()  # eq. 10
+        self.last_meta_loss = float(meta_loss.detach())
+        # Stage two: class-level update (eq. 11), constraint again, real step (eq. 12).
+        assert self.eta_omega is not None
+        omega_new = class_level_update(omega.detach(), g_omega, self.eta_omega, self.clip)
+        return zero_mean_constraint(omega_new, logits, batch.y)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.vnet is None or self.optimizer is None:
+            return {}
+        return {"vnet": self.vnet.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "eta_omega": self.eta_omega}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            w = state["vnet"]["linear2.weight"]
+            self.eta_omega = state["eta_omega"]
+            if self.vnet is None:
+                self.build(0, 10, w.device)
+                self.eta_omega = state["eta_omega"]
+            assert self.vnet is not None and self.optimizer is not None
+            self.vnet.load_state_dict(state["vnet"])
+            self.optimizer.load_state_dict(state["optimizer"])
