@@ -1,1 +1,15 @@
-"""LAW agents."""
+"""RL agents for the LAW environment (Li et al., AAAI 2020).
+
+- :mod:`agents.sb3`: ``LAWDDPG``, DDPG on Stable-Baselines3 with LAW's Full Data Update;
+- :mod:`agents.rllib`: DDPG on RLlib's new API stack (``DDPGConfig``) and ready SAC/PPO configs;
+- :mod:`agents.policies`: fixed policies (uniform, easy-first, hard-first, random);
+- :mod:`agents.evaluate`: evaluation and transfer of any agent or policy;
+- :mod:`agents.cli`: the ``train`` and ``evaluate`` subcommands.
+
+``import agents`` stays light: it imports neither Stable-Baselines3 nor Ray (import the
+submodules for those).
+"""
+
+from agents.policies import POLICY_NAMES, make_policy
+
+__all__ = ["POLICY_NAMES", "make_policy"]

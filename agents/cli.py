@@ -1,0 +1,226 @@
+"""``reweight-gym train`` and ``reweight-gym evaluate`` subcommands (argparse).
+
+``add_train_parser(subparsers)`` and ``add_evaluate_parser(subparsers)`` add the subcommands;
+each sets ``func`` to a callable ``(args) -> int`` (the exit code). Bad arguments print one line
+``error: ...`` on stderr and return 2; nothing here lets a traceback reach the user for bad input.
+
+    reweight-gym train --lib sb3|rllib --algo ddpg|sac|ppo --env ID \\
+        --env-kwargs '{"preset": "tiny", "noise_rate": 0.4}' --n-envs K --episodes N --out DIR
+    reweight-gym evaluate CHECKPOINT_OR_POLICY --env ID --env-kwargs ... --episodes N [--json]
+
+``train`` resumes from the newest checkpoint in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Any
+
+LIBS = ("sb3", "rllib")
+ALGOS = ("ddpg", "sac", "ppo")
+DEFAULT_ENV = "Reweight-Digits-v0"
+
+
+class UsageError(ValueError):
+    """A bad command-line argument (reported as one line)."""
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
+def _json_dict(text: str | None, flag: str) -> dict[str, Any]:
+    if text is None or text.strip() == "":
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{flag} is not valid JSON ({e.msg} at position {e.pos}): {text!r}"
+                         ) from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag} must be a JSON object like '{{\"preset\": \"tiny\"}}', "
+                         f"got {text!r}")
+    return value
+
+
+def _positive_int(value: Any, flag: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise UsageError(f"{flag} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    """Make the env once to validate id and kwargs early (one-line errors)."""
+    import gymnasium as gym
+
+    import reweight_gym  # noqa: F401
+
+    try:
+        return gym.make(env_id, **env_kwargs)
+    except gym.error.Error as e:
+        raise UsageError(f"unknown environment {env_id!r}: {e}") from None
+    except TypeError as e:
+        raise UsageError(f"invalid --env-kwargs for {env_id}: {e}") from None
+
+
+def episode_steps(env: Any) -> int:
+    """Steps per episode: ``num_stages - warmup_stages`` for a Reweight env, else the env's
+    ``max_episode_steps``."""
+    base = env.unwrapped
+    cfg = getattr(base, "config", None)
+    if cfg is not None and hasattr(cfg, "num_stages"):
+        return int(cfg.num_stages - cfg.warmup_stages)
+    spec = getattr(env, "spec", None)
+    if spec is not None and spec.max_episode_steps:
+        return int(spec.max_episode_steps)
+    raise UsageError("cannot tell the episode length of this env; it needs max_episode_steps")
+
+
+# ---------------------------------------------------------------------- train
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train", help="train an RL agent (SB3 LAW-DDPG, or RLlib DDPG/SAC/PPO) on an env",
+        description="Train an agent; resumes from the newest checkpoint in --out.")
+    p.add_argument("--lib", default="sb3", help="sb3 or rllib (default sb3)")
+    p.add_argument("--algo", default="ddpg", help="ddpg, sac or ppo (default ddpg)")
+    p.add_argument("--env", default=DEFAULT_ENV, help=f"Gymnasium id (default {DEFAULT_ENV})")
+    p.add_argument("--env-kwargs", default="{}", help="JSON object of env keyword arguments")
+    p.add_argument("--n-envs", type=int, default=2,
+                   help="parallel envs (SB3 SubprocVecEnv) / env runners (RLlib)")
+    p.add_argument("--episodes", type=int, default=10, help="training episodes (total)")
+    p.add_argument("--out", default=None, help="output directory (checkpoints, logs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--agent-kwargs", default="{}",
+                   help="JSON object: LAWDDPG/SB3 keyword arguments or RLlib .training() keys")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="SB3: env steps between checkpoints; RLlib: iterations")
+    p.add_argument("--gpus-per-runner", type=float, default=0.0,
+                   help="RLlib: GPUs per env runner (default 0)")
+    p.add_argument("--num-cpus", type=int, default=None, help="RLlib: CPUs for local Ray")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    try:
+        lib, algo = str(args.lib).lower(), str(args.algo).lower()
+        if lib not in LIBS:
+            raise UsageError(f"unknown library {args.lib!r}: allowed: {', '.join(LIBS)}")
+        if algo not in ALGOS:
+            raise UsageError(f"unknown algorithm {args.algo!r}: allowed: {', '.join(ALGOS)}")
+        if not args.out:
+            raise UsageError("--out DIR is required (checkpoints and logs go there)")
+        env_kwargs = _json_dict(args.env_kwargs, "--env-kwargs")
+        agent_kwargs = _json_dict(args.agent_kwargs, "--agent-kwargs")
+        n_envs = _positive_int(args.n_envs, "--n-envs")
+        episodes = _positive_int(args.episodes, "--episodes")
+        if args.gpus_per_runner < 0 or not math.isfinite(args.gpus_per_runner):
+            raise UsageError(f"--gpus-per-runner must be >= 0, got {args.gpus_per_runner!r}")
+        try:
+            env = _make_env(args.env, env_kwargs)
+        except ValueError as e:  # EnvConfig validation: names field, value, what is allowed
+            raise UsageError(str(e)) from None
+        steps = episode_steps(env)
+        env.close()
+        if lib == "sb3":
+            from agents.sb3 import train_sb3
+
+            model = train_sb3(args.env, env_kwargs, args.out, total_steps=episodes * steps,
+                              algo=algo, n_envs=n_envs, seed=args.seed,
+                              checkpoint_every=args.checkpoint_every, agent_kwargs=agent_kwargs)
+            print(f"trained sb3 {algo} for {int(model.num_timesteps)} env steps "
+                  f"({int(model.num_timesteps) // steps} episodes); final model: "
+                  f"{os.path.join(args.out, 'final.zip')}")
+        else:
+            from agents.rllib.agent import train_rllib
+
+            summary = train_rllib(algo, args.env, env_kwargs, args.out, episodes=episodes,
+                                  num_env_runners=n_envs,
+                                  num_gpus_per_env_runner=args.gpus_per_runner, seed=args.seed,
+                                  checkpoint_every=args.checkpoint_every or 5,
+                                  num_cpus=args.num_cpus, training=agent_kwargs,
+                                  log=lambda s: print(json.dumps(s), flush=True))
+            print(f"trained rllib {algo}: {summary.get('episodes')} episodes; checkpoint: "
+                  f"{summary.get('checkpoint')}")
+        return 0
+    except (UsageError, FileNotFoundError) as e:
+        return _fail(str(e))
+    except (TypeError, ValueError) as e:  # bad agent kwargs / spaces: still one line
+        return _fail(f"{type(e).__name__}: {e}")
+
+
+# ---------------------------------------------------------------------- evaluate
+def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a trained agent or a fixed policy for N episodes",
+        description="Evaluate an SB3 .zip, an RLlib checkpoint, a training directory, or a "
+                    "fixed policy (uniform, easy-first, hard-first, random) on any env config.")
+    p.add_argument("agent", nargs="?", default=None, metavar="CHECKPOINT_OR_POLICY")
+    p.add_argument("--env", default=DEFAULT_ENV, help=f"Gymnasium id (default {DEFAULT_ENV})")
+    p.add_argument("--env-kwargs", default="{}", help="JSON object of env keyword arguments")
+    p.add_argument("--episodes", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0,
+                   help="episode i is reset with seed + i (paired comparisons)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=run_evaluate)
+    return p
+
+
+def _fmt(x: float) -> str:
+    return "nan" if x is None or not math.isfinite(x) else f"{x:.4f}"
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    try:
+        if not args.agent:
+            raise UsageError("give a checkpoint (SB3 .zip, RLlib checkpoint or training "
+                             "directory) or a fixed policy: uniform, easy-first, hard-first, "
+                             "random")
+        env_kwargs = _json_dict(args.env_kwargs, "--env-kwargs")
+        episodes = _positive_int(args.episodes, "--episodes")
+        try:
+            env = _make_env(args.env, env_kwargs)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        from agents.evaluate import evaluate, load_agent
+
+        agent = load_agent(args.agent, env=env, seed=args.seed)
+        env.close()
+        res = evaluate(agent, args.env, env_kwargs, episodes=episodes, seed=args.seed)
+        if args.json:
+            print(json.dumps(res.to_dict()))
+            return 0
+        for i in range(len(res.returns)):
+            print(f"episode {i}: return {res.returns[i]:.4f}  "
+                  f"test_acc_target {_fmt(res.test_acc_target[i])}  "
+                  f"test_acc_reference {_fmt(res.test_acc_reference[i])}")
+        s = res.summary()
+        print(f"mean return {s['mean_return']:.4f} (std {s['std_return']:.4f})  "
+              f"mean test_acc_target {_fmt(s['mean_test_acc_target'])}  "
+              f"mean test_acc_reference {_fmt(s['mean_test_acc_reference'])}  "
+              f"mean weight noisy {_fmt(s['mean_noisy_weight'])} "
+              f"clean {_fmt(s['mean_clean_weight'])}")
+        return 0
+    except (UsageError, FileNotFoundError, ValueError) as e:
+        return _fail(str(e))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m agents.cli train ...``)."""
+    parser = argparse.ArgumentParser(prog="reweight-gym")
+    sub = parser.add_subparsers(dest="command")
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        return _fail("give a command: train or evaluate")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

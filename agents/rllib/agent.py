@@ -1,0 +1,176 @@
+"""Train RLlib agents with checkpoints and resume; use a trained RLModule like an SB3 agent.
+
+:func:`train_rllib` builds the config of :mod:`agents.rllib.configs`, restores the newest
+checkpoint in the output directory if there is one, trains until a number of episodes (or env
+steps), saving a checkpoint every few iterations. :class:`RLlibAgent` wraps the trained
+``RLModule`` with SB3's ``predict(obs, deterministic=True) -> (action, state)`` so that
+:mod:`agents.evaluate` treats it like any agent; deterministic prediction uses the module's
+inference forward pass (no exploration noise).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.utils.spaces.space_utils import unsquash_action
+
+AGENT_META = "agent.json"
+CKPT_PREFIX = "checkpoint_"
+MODULE_SUBDIR = os.path.join("learner_group", "learner", "rl_module", DEFAULT_MODULE_ID)
+
+
+def is_rllib_checkpoint(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, MODULE_SUBDIR))
+
+
+def find_checkpoint(path: str) -> str | None:
+    """``path`` itself if it is an RLlib algorithm checkpoint, else its newest
+    ``checkpoint_<iteration>`` subdirectory, else ``None``."""
+    if is_rllib_checkpoint(path):
+        return path
+    cands = []
+    for d in glob.glob(os.path.join(path, f"{CKPT_PREFIX}*")):
+        tail = os.path.basename(d)[len(CKPT_PREFIX):]
+        if tail.isdigit() and is_rllib_checkpoint(d):
+            cands.append((int(tail), d))
+    return max(cands)[1] if cands else None
+
+
+class RLlibAgent:
+    """An RLlib ``RLModule`` with SB3's ``predict`` interface.
+
+    ``normalize_actions``: the module acts in [-1, 1] and actions are mapped to the env's box
+    (RLlib's default); otherwise they are clipped to it.
+    """
+
+    def __init__(self, module: RLModule, normalize_actions: bool = True) -> None:
+        self.module = module
+        self.observation_space: gym.spaces.Space = module.observation_space
+        self.action_space: gym.spaces.Space = module.action_space
+        self.normalize_actions = normalize_actions
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> RLlibAgent:
+        """Load the module of an algorithm checkpoint (or of the newest checkpoint in a
+        training directory). Raises ``FileNotFoundError`` if there is none."""
+        ckpt = find_checkpoint(path)
+        if ckpt is None:
+            raise FileNotFoundError(f"checkpoint not found: no RLlib checkpoint in {path!r}")
+        module = RLModule.from_checkpoint(os.path.join(ckpt, MODULE_SUBDIR))
+        meta_dir = os.path.dirname(os.path.abspath(ckpt))
+        normalize = True
+        meta_path = os.path.join(meta_dir, AGENT_META)
+        if os.path.exists(meta_path):
+            with open(meta_path) as f:
+                normalize = bool(json.load(f).get("normalize_actions", True))
+        return cls(module, normalize_actions=normalize)
+
+    def _actions(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        batch = {Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)}
+        with torch.no_grad():
+            out = (self.module.forward_inference(batch) if deterministic
+                   else self.module.forward_exploration(batch))
+            if Columns.ACTIONS in out:
+                actions = out[Columns.ACTIONS]
+            else:
+                dist_cls = (self.module.get_inference_action_dist_cls() if deterministic
+                            else self.module.get_exploration_action_dist_cls())
+                dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
+                if deterministic:
+                    dist = dist.to_deterministic()
+                actions = dist.sample()
+        a = actions.cpu().numpy()
+        space = self.action_space
+        if isinstance(space, gym.spaces.Box):
+            if self.normalize_actions:
+                a = np.stack([unsquash_action(x, space) for x in a])
+            a = np.clip(a, space.low, space.high).astype(space.dtype)
+        return a
+
+    def predict(self, observation: np.ndarray, state: Any = None,
+                episode_start: np.ndarray | None = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        """Action(s) for one observation or a batch; ``deterministic=True`` is the noise-free
+        inference pass, ``False`` the exploration pass."""
+        obs = np.asarray(observation, dtype=np.float32)
+        shape = tuple(self.observation_space.shape or ())
+        single = obs.shape == shape
+        if not single and obs.shape[1:] != shape:
+            raise ValueError(f"incompatible observation shape {obs.shape}: the agent expects "
+                             f"{shape} or a batch of them")
+        a = self._actions(obs[None] if single else obs, deterministic)
+        return (a[0] if single else a), state
+
+
+def _env_steps(result: dict[str, Any]) -> int:
+    return int(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0) or 0)
+
+
+def _episodes(result: dict[str, Any]) -> int:
+    return int(result.get("env_runners", {}).get("num_episodes_lifetime", 0) or 0)
+
+
+def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str,
+                episodes: int | None = None, env_steps: int | None = None,
+                num_env_runners: int = 2, num_gpus_per_env_runner: float = 0, seed: int = 0,
+                checkpoint_every: int = 5, num_cpus: int | None = None,
+                training: dict[str, Any] | None = None, log: Any = None) -> dict[str, Any]:
+    """Train ``algo`` on ``env_id`` until ``episodes`` episodes (or ``env_steps`` steps) are
+    sampled, resuming from the newest checkpoint in ``out_dir``; a checkpoint
+    (``out_dir/checkpoint_<iteration>``) every ``checkpoint_every`` iterations and at the end.
+    Returns the last result summary."""
+    from agents.rllib.configs import init_ray, make_config
+
+    if episodes is None and env_steps is None:
+        raise ValueError("train_rllib needs episodes or env_steps")
+    env_kwargs = dict(env_kwargs or {})
+    config = make_config(algo, env_id, env_kwargs, num_env_runners=num_env_runners,
+                         num_gpus_per_env_runner=num_gpus_per_env_runner, seed=seed,
+                         **(training or {}))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, AGENT_META), "w") as f:
+        json.dump({"lib": "rllib", "algo": algo.lower(), "env_id": env_id,
+                   "env_kwargs": env_kwargs, "num_env_runners": num_env_runners,
+                   "normalize_actions": bool(config.normalize_actions), "seed": seed}, f)
+    init_ray(num_cpus=num_cpus or max(2, num_env_runners))
+    algorithm = config.build_algo()
+    try:
+        last = find_checkpoint(out_dir)
+        if last is not None:
+            algorithm.restore_from_path(os.path.abspath(last))
+        result: dict[str, Any] = {}
+        summary: dict[str, Any] = {}
+        while True:
+            state = algorithm.metrics.peek
+            done_eps = int(state(("env_runners", "num_episodes_lifetime"), default=0) or 0)
+            done_steps = int(state(("env_runners", "num_env_steps_sampled_lifetime"),
+                                   default=0) or 0)
+            if (episodes is not None and done_eps >= episodes) or (
+                    env_steps is not None and done_steps >= env_steps):
+                break
+            result = algorithm.train()
+            summary = {"iteration": algorithm.iteration, "env_steps": _env_steps(result),
+                       "episodes": _episodes(result),
+                       "episode_return_mean": result.get("env_runners", {}).get(
+                           "episode_return_mean")}
+            if log is not None:
+                log(summary)
+            if algorithm.iteration % max(1, checkpoint_every) == 0:
+                algorithm.save_to_path(os.path.abspath(
+                    os.path.join(out_dir, f"{CKPT_PREFIX}{algorithm.iteration:06d}")))
+        final = os.path.join(out_dir, f"{CKPT_PREFIX}{algorithm.iteration:06d}")
+        if not is_rllib_checkpoint(final):
+            algorithm.save_to_path(os.path.abspath(final))
+        summary["checkpoint"] = final
+        return summary
+    finally:
+        algorithm.stop()
