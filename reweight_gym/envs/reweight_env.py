@@ -12,11 +12,10 @@ from gymnasium import spaces
 
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
+from reweight_gym.envs.observation import StageObserver, episode_seed
 from reweight_gym.training.characteristics import feature_dim, feature_names
 from reweight_gym.training.trainer import DuplicateTrainer, StageStats
 from reweight_gym.training.weigher import LinearTanhWeigher
-
-LOSS_BOUND = 100.0  # losses in the observation are clipped to [0, LOSS_BOUND]
 
 
 def stage_reward(acc_target: float, acc_reference: float, epoch: float, total_epochs: float,
@@ -106,21 +105,12 @@ class ReweightEnv(gym.Env):
         self.feature_names = feature_names(cfg.features, c)
         self.n_features = feature_dim(cfg.features, c)
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_features + 1,), np.float32)
-        n_extra = 4 if cfg.obs_mode == "extended" else 0
-        n_obs = cfg.num_stages + 2 + n_extra
-        low = np.zeros(n_obs, np.float32)
-        high = np.ones(n_obs, np.float32)
-        high[cfg.num_stages] = LOSS_BOUND  # smoothed loss
-        if n_extra:
-            low[-1], high[-1] = -LOSS_BOUND, LOSS_BOUND  # loss gap
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observer = StageObserver(cfg)
+        self.observation_space = self.observer.space
         self.weigher = LinearTanhWeigher(cfg.features)
         self.run: DuplicateTrainer | None = None
         self._seeded = False
         self._ended = False
-        self._acc_smooth: float | None = None
-        self._acc_reference = 0.0
-        self._loss_gap = 0.0
 
     # ------------------------------------------------------------------ helpers
     def action_to_params(self, action: np.ndarray) -> tuple[np.ndarray, float]:
@@ -135,23 +125,8 @@ class ReweightEnv(gym.Env):
         return a[:-1], float(a[-1])
 
     def _observe(self) -> np.ndarray:
-        cfg = self.config
-        run = self.run
-        assert run is not None
-        obs = np.zeros(self.observation_space.shape, np.float32)
-        if run.stage < cfg.num_stages:
-            obs[run.stage] = 1.0
-        loss = run.smoothed_loss
-        obs[cfg.num_stages] = min(loss, LOSS_BOUND) if math.isfinite(loss) else LOSS_BOUND
-        obs[cfg.num_stages + 1] = self._acc_smooth or 0.0
-        if cfg.obs_mode == "extended":
-            obs[cfg.num_stages + 2] = run.iteration / run.total_iterations
-            last = min(run.iteration, run.total_iterations - 1)
-            obs[cfg.num_stages + 3] = run.lr_at(last) / cfg.lr
-            obs[cfg.num_stages + 4] = self._acc_reference
-            gap = self._loss_gap if math.isfinite(self._loss_gap) else LOSS_BOUND
-            obs[cfg.num_stages + 5] = float(np.clip(gap, -LOSS_BOUND, LOSS_BOUND))
-        return obs
+        assert self.run is not None
+        return self.observer.observe(self.run)
 
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None,
@@ -160,19 +135,17 @@ class ReweightEnv(gym.Env):
             seed = self.config.seed
         super().reset(seed=seed)
         self._seeded = True
-        episode_seed = int(self.np_random.integers(0, 2**31 - 1))
-        self.run = DuplicateTrainer(self.config, self.splits, seed=episode_seed,
-                                    with_reference=True)
-        self._acc_smooth, self._acc_reference, self._loss_gap = None, 0.0, 0.0
+        run_seed = episode_seed(self.np_random)
+        self.run = DuplicateTrainer(self.config, self.splits, seed=run_seed, with_reference=True)
+        self.observer.reset()
         self._ended = False
-        info: dict[str, Any] = {"episode_seed": episode_seed, "stage": 0}
+        info: dict[str, Any] = {"episode_seed": run_seed, "stage": 0}
         for _ in range(self.config.warmup_stages):
             stats = self.run.train_stage()
             self._after_stage(stats)
         if self.config.warmup_stages == 0:  # untrained nets: loss and accuracy on validation
             ev = self.run.evaluate("val")
-            self._acc_smooth = ev["acc_target"]
-            self._acc_reference = ev["acc_reference"]
+            self.observer.update(ev["acc_target"], ev["acc_reference"], 0.0)
             self.run.smoothed_loss = ev["loss_target"]
         info["stage"] = self.run.stage
         return self._observe(), info
@@ -181,13 +154,8 @@ class ReweightEnv(gym.Env):
         run = self.run
         assert run is not None
         ev = run.evaluate("val")
-        a = self.config.acc_smoothing
-        if self._acc_smooth is None:
-            self._acc_smooth = ev["acc_target"]
-        else:
-            self._acc_smooth = a * self._acc_smooth + (1 - a) * ev["acc_target"]
-        self._acc_reference = ev["acc_reference"]
-        self._loss_gap = stats.loss_target - stats.loss_reference
+        self.observer.update(ev["acc_target"], ev["acc_reference"],
+                             stats.loss_target - stats.loss_reference)
         return ev
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -212,7 +180,7 @@ class ReweightEnv(gym.Env):
             "diverged": stats.diverged,
         }
         if stats.diverged:
-            info.update(acc_target=0.0, acc_reference=self._acc_reference)
+            info.update(acc_target=0.0, acc_reference=self.observer.acc_reference)
             self._ended = True
             return self._observe(), cfg.penalty, False, True, info
         ev = self._after_stage(stats)
