@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,6 +137,17 @@ class StageStats:
     weight_cnt_clean: int = 0
     class_weight_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
     class_weight_cnt: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # per-sample (loss, weight, is_noisy) of every sample seen, for weight-vs-loss curves
+    losses: list[torch.Tensor] = field(default_factory=list, repr=False)
+    weights: list[torch.Tensor] = field(default_factory=list, repr=False)
+    noisy: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    def loss_weight_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All (loss, weight, is_noisy) triples recorded over the span, as numpy arrays."""
+        if not self.losses:
+            return np.zeros(0), np.zeros(0), np.zeros(0, bool)
+        return (torch.cat(self.losses).cpu().numpy(), torch.cat(self.weights).cpu().numpy(),
+                torch.cat(self.noisy).cpu().numpy())
 
     @property
     def noisy_weight_mean(self) -> float:
@@ -250,8 +262,13 @@ class DuplicateTrainer:
         x = self.pipeline.augment(self.train_x[idx], self.aug_gen)
         return Batch(x, self.train_y[idx], idx)
 
-    def train_iterations(self, n: int, weigher: Weigher | None = None) -> StageStats:
-        """Train ``n`` iterations (fewer if training ends or the target diverges)."""
+    def train_iterations(self, n: int, weigher: Weigher | None = None,
+                         on_epoch_end: Callable[[DuplicateTrainer], None] | None = None,
+                         ) -> StageStats:
+        """Train ``n`` iterations (fewer if training ends or the target diverges).
+
+        ``on_epoch_end(self)`` is called after the last iteration of every epoch (e.g. to
+        record a per-epoch test-accuracy curve)."""
         weigher = weigher if weigher is not None else self.weigher
         if id(weigher) not in self._setup_done:
             weigher.setup(self.target.model, self.splits.num_classes, self.device)
@@ -284,6 +301,9 @@ class DuplicateTrainer:
             self.last_weight[batch.index] = w
             self.history.record(batch.index, w, res.losses)
             noisy = self.is_noisy[batch.index]
+            stats.losses.append(res.losses)
+            stats.weights.append(w)
+            stats.noisy.append(noisy)
             noisy_sum += (w * noisy).sum()
             clean_sum += (w * ~noisy).sum()
             k = int(noisy.sum())
@@ -295,6 +315,8 @@ class DuplicateTrainer:
             if self.iteration % self.iters_per_epoch == 0:
                 self.history.end_epoch()
                 weigher.on_epoch_end(self.target.model, self.context())
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
             if not res.finite:
                 stats.diverged = True
                 break
@@ -315,9 +337,12 @@ class DuplicateTrainer:
         self._loss_ema_n += 1
         self.smoothed_loss = self._loss_ema / (1 - beta ** self._loss_ema_n)
 
-    def train_stage(self, weigher: Weigher | None = None) -> StageStats:
+    def train_stage(self, weigher: Weigher | None = None,
+                    on_epoch_end: Callable[[DuplicateTrainer], None] | None = None,
+                    ) -> StageStats:
         """Train until the end of the current stage."""
-        return self.train_iterations(self.stage_end(self.stage) - self.iteration, weigher)
+        return self.train_iterations(self.stage_end(self.stage) - self.iteration, weigher,
+                                     on_epoch_end)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str = "val") -> dict[str, float]:
