@@ -103,6 +103,10 @@ class LAWDDPG(DDPG):
         if fdu_batch_size is not None and (not isinstance(fdu_batch_size, int)
                                            or fdu_batch_size < 1):
             raise ValueError(f"invalid fdu_batch_size={fdu_batch_size!r}: an integer >= 1")
+        space = getattr(env, "action_space", None)
+        if space is not None and not isinstance(space, gym.spaces.Box):
+            raise ValueError(f"incompatible spaces: LAWDDPG needs a continuous Box action "
+                             f"space, got {space!r}")
         self.actor_lr = float(actor_lr)
         self.critic_lr = float(critic_lr)
         self.noise_sigma = float(noise_sigma)

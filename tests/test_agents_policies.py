@@ -21,6 +21,17 @@ from agents.policies import (
 )
 
 ENV_ID = "Reweight-Digits-v0"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks: one intra-op thread is faster, and robust when the 2 cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
 
 

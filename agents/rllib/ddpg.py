@@ -43,6 +43,8 @@ from ray.rllib.utils.metrics import (
 from agents.rllib.rl_module import DEFAULT_HIDDENS, DDPGTorchRLModule
 
 NUM_GRADIENT_STEPS_LIFETIME = "num_gradient_steps_lifetime"
+REPLAY_BUFFER_STATE = "ddpg_replay_buffer"
+GRADIENT_STEPS_STATE = "ddpg_num_gradient_steps"
 
 
 class DDPGConfig(AlgorithmConfig):
@@ -162,6 +164,24 @@ class DDPG(Algorithm):
     def setup(self, config: AlgorithmConfig) -> None:
         super().setup(config)
         self._num_gradient_steps = 0
+
+    def get_state(self, components: Any = None, *, not_components: Any = None,
+                  **kwargs: Any) -> dict[str, Any]:
+        """Algorithm state plus, with ``store_buffer_in_checkpoints``, the replay buffer (the
+        new API stack's ``Algorithm.get_state`` leaves it out) and the gradient-step count."""
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None:
+            state[GRADIENT_STEPS_STATE] = int(self._num_gradient_steps)
+            if self.config.store_buffer_in_checkpoints and self.local_replay_buffer is not None:
+                state[REPLAY_BUFFER_STATE] = self.local_replay_buffer.get_state()
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if GRADIENT_STEPS_STATE in state:
+            self._num_gradient_steps = int(state[GRADIENT_STEPS_STATE])
+        if REPLAY_BUFFER_STATE in state and self.local_replay_buffer is not None:
+            self.local_replay_buffer.set_state(state[REPLAY_BUFFER_STATE])
 
     def training_step(self) -> None:
         """Sample (random actions until learning starts, if ``random_warmup``), store in the

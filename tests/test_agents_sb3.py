@@ -1,0 +1,187 @@
+"""Stable-Baselines3 LAW-DDPG (agents.sb3) on the real Reweight-Digits-v0 environment."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+import reweight_gym  # noqa: F401
+from agents.cli import add_evaluate_parser, add_train_parser
+from agents.evaluate import evaluate, load_agent
+from agents.sb3 import (
+    LAWDDPG,
+    latest_checkpoint,
+    load_law_ddpg,
+    load_sb3,
+    make_vec_env,
+    train_law_ddpg,
+)
+
+ENV_ID = "Reweight-Digits-v0"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny networks: one intra-op thread is faster, and robust when the 2 cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
+EP_LEN = 4  # tiny digits: 4 stages, no warm-up
+
+
+def test_law_defaults_and_architecture() -> None:
+    venv = make_vec_env(ENV_ID, KW, n_envs=1)
+    try:
+        model = LAWDDPG("MlpPolicy", venv, seed=0)
+        assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+        assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+        assert isinstance(model.actor.optimizer, th.optim.Adam)
+        linear = [m for m in model.actor.mu if isinstance(m, th.nn.Linear)]
+        assert len(linear) == 4  # LAW: 4-layer actor
+        qf = model.critic.q_networks
+        assert len(qf) == 1 and len([m for m in qf[0] if isinstance(m, th.nn.Linear)]) == 4
+        assert model.full_data_update and model.action_noise is not None
+    finally:
+        venv.close()
+
+
+def test_fdu_visits_every_buffered_transition_each_epoch() -> None:
+    venv = make_vec_env(ENV_ID, KW, n_envs=2, subprocess=False)
+    try:
+        model = LAWDDPG("MlpPolicy", venv, seed=0, fdu_epochs=3, fdu_batch_size=5,
+                        learning_starts=0, train_freq=2)
+        model.learn(total_timesteps=2 * EP_LEN * 2)  # 2 episodes per env, 8 vec steps
+        # train() ran after vec steps 2, 4, 6, 8 with 4, 8, 12, 16 transitions buffered
+        assert model.fdu_updates == 4
+        visits = model.last_fdu_visits
+        assert visits.shape == (8, 2)  # every (step, env) transition in the buffer
+        assert np.all(visits == 3)
+        minibatches = sum(3 * int(np.ceil(n / 5)) for n in (4, 8, 12, 16))
+        assert model._n_updates == minibatches
+    finally:
+        venv.close()
+
+
+def test_exploration_noise_only_while_collecting() -> None:
+    venv = make_vec_env(ENV_ID, KW, n_envs=1)
+    try:
+        # zero learning rates: the actor stays fixed, so any gap between stored and predicted
+        # actions is the exploration noise
+        model = LAWDDPG("MlpPolicy", venv, seed=0, actor_lr=0.0, critic_lr=0.0,
+                        noise_sigma=0.3, learning_starts=0)
+        model.learn(total_timesteps=EP_LEN)
+        rb = model.replay_buffer
+        obs = rb.observations[: rb.pos, 0]
+        stored = rb.actions[: rb.pos, 0]
+        pred1, _ = model.predict(obs, deterministic=True)
+        pred2, _ = model.predict(obs, deterministic=True)
+        np.testing.assert_array_equal(pred1, pred2)
+        with th.no_grad():
+            mu = model.actor(th.as_tensor(obs)).numpy()
+        np.testing.assert_allclose(pred1, mu, atol=1e-6)  # no noise at evaluation
+        gap = np.abs(stored - mu)
+        assert gap.mean() > 0.05  # noise while collecting
+    finally:
+        venv.close()
+
+
+def test_end_to_end_two_subprocess_envs_save_load_predict(tmp_path) -> None:
+    venv = make_vec_env(ENV_ID, KW, n_envs=2, seed=0)
+    assert isinstance(venv, SubprocVecEnv) and venv.num_envs == 2
+    try:
+        model = LAWDDPG("MlpPolicy", venv, seed=0, tensorboard_log=str(tmp_path / "tb"),
+                        fdu_epochs=2)
+        model.learn(total_timesteps=2 * EP_LEN * 2)
+        assert model.num_timesteps == 16 and model.fdu_updates == 8
+        path = str(tmp_path / "agent.zip")
+        model.save(path)
+        obs = venv.reset()
+        expected, _ = model.predict(obs, deterministic=True)
+    finally:
+        venv.close()
+    loaded = load_law_ddpg(path)
+    assert loaded.fdu_epochs == 2 and loaded.actor_lr == pytest.approx(1e-5)
+    got, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    res = evaluate(loaded, ENV_ID, KW, episodes=1)
+    assert len(res.returns) == 1 and np.isfinite(res.returns[0])
+    assert np.isfinite(res.test_acc_target[0])
+    # TensorBoard: episode return, per-stage reward and accuracies
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = glob.glob(str(tmp_path / "tb" / "*" / "events.*"))
+    assert events
+    acc = EventAccumulator(os.path.dirname(events[0]))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in ("law/episode_return", "law/stage_reward", "law/acc_target",
+                "law/acc_reference", "law/test_acc_target", "law/noisy_weight_mean"):
+        assert tag in tags, tag
+    assert len(acc.Scalars("law/stage_reward")) == 8  # one per vec step (stage)
+
+
+def test_checkpoints_and_resume(tmp_path) -> None:
+    out = str(tmp_path / "run")
+    model = train_law_ddpg(ENV_ID, KW, out, total_steps=8, n_envs=1, checkpoint_every=4,
+                           subprocess=False)
+    assert model.num_timesteps == 8
+    ckpts = sorted(glob.glob(os.path.join(out, "law_ddpg_*_steps.zip")))
+    assert [os.path.basename(c) for c in ckpts] == ["law_ddpg_4_steps.zip",
+                                                    "law_ddpg_8_steps.zip"]
+    assert os.path.exists(os.path.join(out, "law_ddpg_replay_buffer_8_steps.pkl"))
+    assert latest_checkpoint(out).endswith("final.zip")
+    resumed = train_law_ddpg(ENV_ID, KW, out, total_steps=12, n_envs=1, checkpoint_every=4,
+                             subprocess=False)
+    assert resumed.num_timesteps == 12  # continued from 8, not restarted
+    assert resumed.replay_buffer.size() == 12  # replay buffer restored, then extended
+    with open(os.path.join(out, "agent.json")) as f:
+        assert json.load(f)["algo"] == "ddpg"
+    agent = load_agent(out)
+    assert isinstance(agent, LAWDDPG) and agent.num_timesteps == 12
+
+
+def test_cli_train_resume_and_evaluate(tmp_path, capsys) -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    out = str(tmp_path / "cli")
+    argv = ["train", "--lib", "sb3", "--algo", "ddpg", "--env", ENV_ID,
+            "--env-kwargs", json.dumps(KW), "--n-envs", "1", "--episodes", "1", "--out", out]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    assert "trained sb3 ddpg for 4 env steps" in capsys.readouterr().out
+    args = parser.parse_args(argv[:-4] + ["--episodes", "2", "--out", out])
+    assert args.func(args) == 0
+    assert "for 8 env steps" in capsys.readouterr().out  # resumed from 4
+    args = parser.parse_args(["evaluate", out, "--env-kwargs", json.dumps(KW),
+                              "--episodes", "1", "--json"])
+    assert args.func(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["returns"]) == 1 and 0.0 <= res["test_acc_target"][0] <= 1.0
+
+
+def test_sb3_bad_input(tmp_path) -> None:
+    cartpole = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    with pytest.raises(ValueError, match="Box"):
+        LAWDDPG("MlpPolicy", cartpole)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_sb3(str(tmp_path / "missing.zip"))
+    with pytest.raises(ValueError, match="unknown algorithm 'a2c'"):
+        load_sb3(__file__, algo="a2c")
+    with pytest.raises(ValueError, match="fdu_epochs"):
+        LAWDDPG("MlpPolicy", make_vec_env(ENV_ID, KW, n_envs=1), fdu_epochs=0)
+    with pytest.raises(ValueError, match="n_envs"):
+        make_vec_env(ENV_ID, KW, n_envs=0)
