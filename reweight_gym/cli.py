@@ -22,6 +22,7 @@ EXTERNAL_COMMANDS = (
     "agents.cli:add_evaluate_parser",
     "reweight_gym.benchmark.cli:add_benchmark_parser",
     "reweight_gym.benchmark.cli:add_report_parser",
+    "reweight_gym.benchmark.cli:add_demo_parser",
 )
 
 
@@ -40,25 +41,9 @@ def parse_json_object(text: str, name: str) -> dict[str, Any]:
     return value
 
 
-def fixed_action(env: Any, policy: str, rng: Any) -> Any:
-    """A fixed policy's action by name (``uniform``, ``easy_first``, ``hard_first``, ``random``)
-    for the episode command; loss is the first feature of every feature set."""
-    import numpy as np
-
-    a = np.zeros(env.action_space.shape, np.float32)
-    if policy == "easy_first":
-        a[0] = -1.0
-    elif policy == "hard_first":
-        a[0] = 1.0
-    elif policy == "random":
-        a = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
-    return a
-
-
 def cmd_episode(args: argparse.Namespace) -> int:
     """Run one complete episode with a fixed policy and print per-stage rewards/accuracies."""
     import gymnasium as gym
-    import numpy as np
 
     import reweight_gym  # noqa: F401  (registration)
 
@@ -67,8 +52,10 @@ def cmd_episode(args: argparse.Namespace) -> int:
         env = gym.make(args.env, **kwargs)
     except gym.error.Error as e:
         raise CliError(f"--env: {e}") from None
-    rng = np.random.default_rng(args.seed)
-    _, info = env.reset(seed=args.seed)
+    from agents.policies import make_policy
+
+    policy = make_policy(args.policy, env, seed=args.seed)
+    obs, info = env.reset(seed=args.seed)
     cfg = env.unwrapped.config
     print(f"{args.env} {cfg.dataset} preset={cfg.preset} noise={cfg.noise_type}:{cfg.noise_rate} "
           f"imbalance={cfg.imbalance_type}:{cfg.imbalance_factor} model={cfg.model} "
@@ -77,7 +64,8 @@ def cmd_episode(args: argparse.Namespace) -> int:
           f"{'w_clean':>8}")
     total, done = 0.0, False
     while not done:
-        _, r, term, trunc, info = env.step(fixed_action(env, args.policy, rng))
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, r, term, trunc, info = env.step(action)
         total += r
         done = term or trunc
 
@@ -110,11 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=("uniform", "easy_first", "hard_first", "random"))
     ep.add_argument("--seed", type=int, default=0)
     ep.set_defaults(func=cmd_episode)
-    demo = sub.add_parser("demo", help="the main job of `make demo` (offline, digits)",
-                          description="One complete episode of Reweight-Digits-v0 with 40%% "
-                                      "uniform label noise and the easy-first policy.")
-    demo.set_defaults(func=cmd_episode, env="Reweight-Digits-v0", policy="easy_first", seed=0,
-                      env_kwargs='{"noise_rate": 0.4, "preset": "tiny"}')
     for spec in EXTERNAL_COMMANDS:
         module, attr = spec.split(":")
         try:
@@ -136,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"reweight-gym {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except ValueError as e:  # config validation: names field, value, allowed
+    except (ValueError, OSError) as e:  # validation names field, value, allowed; paths
         print(f"reweight-gym {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

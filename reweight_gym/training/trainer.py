@@ -243,14 +243,17 @@ class DuplicateTrainer:
         return learning_rate(iteration, self.total_iterations, c.lr, c.lr_schedule,
                              c.lr_milestones, c.lr_gamma)
 
-    def context(self) -> WeighContext:
+    def context(self, weigher: Weigher | None = None) -> WeighContext:
+        """The weigher's view of this iteration; the clean meta sampler only for a weigher
+        that declares ``needs_meta``."""
+        weigher = weigher if weigher is not None else self.weigher
         return WeighContext(
             iteration=self.iteration, epoch=self.epoch, stage=self.stage,
             total_iterations=self.total_iterations, iters_per_epoch=self.iters_per_epoch,
             lr=self.lr_at(self.iteration), num_classes=self.splits.num_classes,
             class_counts=self.class_counts, history=self.history, train=self.train_view,
             generator=self.weigher_gen,
-            meta=self.meta if getattr(self.weigher, "needs_meta", False) else None,
+            meta=self.meta if getattr(weigher, "needs_meta", False) else None,
         )
 
     def set_weigher(self, weigher: Weigher) -> None:
@@ -287,7 +290,7 @@ class DuplicateTrainer:
             lr = self.lr_at(self.iteration)
             self.target.set_lr(lr)
             batch = self.next_batch()
-            ctx = self.context()
+            ctx = self.context(weigher)
             res = self.target.step(batch, weigher, ctx)
             if self.reference is not None:
                 self.reference.set_lr(lr)
@@ -314,7 +317,7 @@ class DuplicateTrainer:
             self.iteration += 1
             if self.iteration % self.iters_per_epoch == 0:
                 self.history.end_epoch()
-                weigher.on_epoch_end(self.target.model, self.context())
+                weigher.on_epoch_end(self.target.model, self.context(weigher))
                 if on_epoch_end is not None:
                     on_epoch_end(self)
             if not res.finite:

@@ -1,0 +1,172 @@
+"""The benchmark: every method x setting x seed, locally or as Ray tasks, resumable.
+
+Runs are ordered in two waves: first the ``uniform`` run of every setting and seed (it is the
+duplicate-network reference of the others), then every other method. Each finished run is
+appended to ``OUT/results.jsonl`` at once; rerunning the same command skips finished runs, so an
+interrupted benchmark loses only the runs in progress.
+
+Locally each run executes in a fresh child process (``isolate=True``), so its peak resident
+memory is its own; with ``--ray`` each run is a Ray task with its CPU/GPU request, one task per
+worker process (``max_calls=1``), on a local instance or an existing cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from reweight_gym.benchmark.methods import method_kind
+from reweight_gym.benchmark.runner import REFERENCE_METHOD, RunSpec, execute
+from reweight_gym.benchmark.store import ResultsStore
+from reweight_gym.benchmark.suites import select_settings
+from reweight_gym.config import EnvConfig
+
+
+def build_specs(dataset: str, suite: str, methods: Iterable[str], seeds: int | Iterable[int],
+                preset: str, settings: list[str] | None = None, data_root: str | None = None,
+                env_overrides: dict[str, Any] | None = None,
+                method_kwargs: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
+    """All runs of a benchmark, validated before anything trains (``ValueError`` /
+    ``FileNotFoundError`` naming the bad field or method)."""
+    methods = list(dict.fromkeys(methods))
+    if not methods:
+        raise ValueError("invalid --methods '': give at least one method")
+    for m in methods:
+        method_kind(m)
+    if REFERENCE_METHOD not in methods:
+        methods.insert(0, REFERENCE_METHOD)  # the reference of every other method
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list or any(s < 0 for s in seed_list):
+        raise ValueError(f"invalid --seeds {seeds!r}: must be a positive number of seeds")
+    overrides = dict(env_overrides or {})
+    specs = []
+    for setting in select_settings(suite, settings):
+        for seed in seed_list:
+            for m in methods:
+                spec = RunSpec(dataset, suite, setting, m, seed, preset, data_root, overrides,
+                               dict((method_kwargs or {}).get(m, {})))
+                specs.append(spec)
+        # validate the config once per setting (early, clear errors)
+        EnvConfig.resolve(dataset, preset, **{**overrides, **setting,
+                                              **({"data_root": data_root} if data_root else {})})
+    return specs
+
+
+def _watch_parent() -> None:
+    """In a child: exit when the parent dies (a killed benchmark leaves no orphan runs)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            threading.Event().wait(1.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _child(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
+           tb: str | None, threads: int | None) -> dict[str, Any]:
+    _watch_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    row = execute(spec, reference, progress=progress, tensorboard_dir=tb)
+    row["isolated"] = True
+    return row
+
+
+def run_benchmark(specs: list[RunSpec], out: str | os.PathLike[str], *, isolate: bool = True,
+                  ray_address: str | None = None, use_ray: bool = False, progress: bool = True,
+                  tensorboard: bool = False, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+                  threads: int | None = None,
+                  on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run every spec not yet in ``OUT/results.jsonl``; return all rows of the specs."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"invalid --out {str(out)!r}: not a writable directory ({e.strerror})") \
+            from None
+    store = ResultsStore(out / "results.jsonl")
+    with open(out / "benchmark.json", "w") as fh:
+        json.dump({"specs": [s.to_dict() for s in specs]}, fh, indent=1)
+    tb = str(out / "tensorboard") if tensorboard else None
+    waves = [[s for s in specs if s.method == REFERENCE_METHOD and s.key not in store],
+             [s for s in specs if s.method != REFERENCE_METHOD and s.key not in store]]
+    total = sum(len(w) for w in waves)
+    bar = None
+    if progress and total:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="runs", unit="run", position=0)
+
+    def finish(row: dict[str, Any]) -> None:
+        store.append(row)
+        if on_row is not None:
+            on_row(row)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if use_ray:
+            _run_ray(waves, store, finish, ray_address, cpus_per_run, gpus_per_run, tb, threads)
+        else:
+            for wave in waves:
+                for spec in wave:
+                    ref = store.get(spec.reference_key)
+                    if bar is not None:
+                        bar.set_description(f"{spec.method} s{spec.seed} {spec.setting_id}")
+                    if isolate:
+                        ctx = mp.get_context("spawn")
+                        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                            row = pool.submit(_child, spec, ref, progress, tb, threads).result()
+                    else:
+                        row = execute(spec, ref, progress=progress, tensorboard_dir=tb)
+                        row["isolated"] = False
+                    finish(row)
+    finally:
+        if bar is not None:
+            bar.close()
+    return [store.rows[s.key] for s in specs if s.key in store]
+
+
+def _run_ray(waves: list[list[RunSpec]], store: ResultsStore,
+             finish: Callable[[dict[str, Any]], None], address: str | None, cpus: float,
+             gpus: float, tb: str | None, threads: int | None) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True)
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1)(_ray_task)
+    for wave in waves:
+        pending = {task.remote(s, store.get(s.reference_key), tb, threads): s for s in wave}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                pending.pop(ref)
+                finish(ray.get(ref))
+
+
+def _ray_task(spec: RunSpec, reference: dict[str, Any] | None, tb: str | None,
+              threads: int | None) -> dict[str, Any]:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    row = execute(spec, reference, progress=False, tensorboard_dir=tb)
+    row["isolated"] = True
+    return row

@@ -1,0 +1,252 @@
+"""Tables and plots from a results directory: Markdown, CSV and PNG figures.
+
+- ``report.md`` / ``results.csv``: per setting, one row per method with mean ± std over seeds of
+  final and best-epoch test accuracy, cumulative duplicate-network reward, noisy / clean mean
+  weight, ROC AUC of the weights for detecting noisy labels, time and memory overhead relative
+  to the uniform run; the best value of each ranked column is marked in bold.
+- ``curves_<setting>.png``: test accuracy per epoch (mean over seeds), per method.
+- ``weight_vs_loss_<setting>.png``: learned weight as a function of the loss in the last
+  weighted stage (MW-Net Fig. 1 style).
+- ``loss_gap_<setting>.png``: training-loss gap target - reference per stage (LAW Fig. 3).
+- ``minority_weight_<setting>.png``: mean weight of the minority classes vs the others per
+  stage (LAW Fig. 4).
+- ``rules.md``: NRT's extracted weighting rules.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reweight_gym.benchmark.store import load_rows
+
+# (column, title, direction for "best": +1 higher is better, -1 lower, 0 unranked, percent?)
+COLUMNS: list[tuple[str, str, int, bool]] = [
+    ("final_test_acc", "final test acc (%)", 1, True),
+    ("best_test_acc", "best-epoch test acc (%)", 1, True),
+    ("cumulative_reward", "cum. DNR reward", 1, False),
+    ("noisy_weight_mean", "w noisy", 0, False),
+    ("clean_weight_mean", "w clean", 0, False),
+    ("weight_auc", "weight AUC", 1, False),
+    ("time_overhead", "time x", -1, False),
+    ("memory_overhead", "memory x", -1, False),
+]
+
+
+def _label(method: str) -> str:
+    from reweight_gym.benchmark.methods import method_label
+
+    try:
+        return method_label(method)
+    except (ValueError, FileNotFoundError):
+        return method
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """Group rows by (dataset, preset, suite, setting) then method: mean, std, n per column."""
+    groups: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list))
+    for r in rows:
+        groups[(r["dataset"], r["preset"], r["suite"], r["setting_id"])][r["method"]].append(r)
+    out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for g, by_method in groups.items():
+        table: dict[str, Any] = {}
+        for method, rs in by_method.items():
+            stats: dict[str, Any] = {"n": len(rs), "seeds": sorted(r["seed"] for r in rs)}
+            for col, _, _, _ in COLUMNS:
+                vals = [float(r[col]) for r in rs if r.get(col) is not None]
+                stats[col] = ((float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1
+                               else 0.0) if vals else None)
+            table[method] = stats
+        out[g] = table
+    return out
+
+
+def _best(table: dict[str, Any], col: str, direction: int) -> float | None:
+    vals = [s[col][0] for s in table.values() if s.get(col) is not None]
+    if not vals or direction == 0:
+        return None
+    return max(vals) if direction > 0 else min(vals)
+
+
+def _fmt(v: tuple[float, float] | None, pct: bool, bold: bool) -> str:
+    if v is None:
+        return "–"
+    m, s = v
+    text = f"{100 * m:.2f} ± {100 * s:.2f}" if pct else f"{m:.3f} ± {s:.3f}"
+    return f"**{text}**" if bold else text
+
+
+def markdown_table(table: dict[str, Any]) -> str:
+    head = "| method | seeds | " + " | ".join(t for _, t, _, _ in COLUMNS) + " |"
+    sep = "|---|---|" + "---|" * len(COLUMNS)
+    lines = [head, sep]
+    bests = {c: _best(table, c, d) for c, _, d, _ in COLUMNS}
+    for method in _order(table):
+        s = table[method]
+        cells = []
+        for col, _, _, pct in COLUMNS:
+            v = s.get(col)
+            bold = v is not None and bests[col] is not None and math.isclose(
+                v[0], bests[col], rel_tol=0, abs_tol=1e-12)
+            cells.append(_fmt(v, pct, bold))
+        lines.append(f"| {_label(method)} | {s['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _order(table: dict[str, Any]) -> list[str]:
+    return sorted(table, key=lambda m: (m != "uniform", m))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text)
+
+
+def write_report(directory: str, plots: bool = True) -> dict[str, Any]:
+    """Write ``report.md``, ``results.csv``, plots and ``rules.md`` into ``directory``.
+
+    Returns ``{"markdown": str, "summary": ..., "files": [...]}``.
+    """
+    d = Path(directory)
+    rows = load_rows(d)
+    if not rows:
+        raise ValueError(f"no results in {d / 'results.jsonl'}")
+    summary = summarize(rows)
+    files: list[str] = []
+    md = ["# reweight-gym benchmark report", ""]
+    with open(d / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "preset", "suite", "setting", "method", "seeds"]
+                   + [f"{c}_{k}" for c, _, _, _ in COLUMNS for k in ("mean", "std")])
+        for (dataset, preset, suite, sid), table in sorted(summary.items()):
+            for method in _order(table):
+                s = table[method]
+                vals: list[Any] = []
+                for col, _, _, _ in COLUMNS:
+                    vals += list(s[col]) if s.get(col) is not None else ["", ""]
+                w.writerow([dataset, preset, suite, sid, _label(method), s["n"]] + vals)
+    files.append(str(d / "results.csv"))
+    by_group: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_group[(r["dataset"], r["preset"], r["suite"], r["setting_id"])].append(r)
+    for g in sorted(summary):
+        dataset, preset, suite, sid = g
+        md += [f"## {dataset} · {suite} · {sid} · preset {preset}", "",
+               markdown_table(summary[g]), ""]
+        if plots:
+            for f in _plots(d, _slug(f"{dataset}_{suite}_{sid}"), by_group[g]):
+                files.append(str(f))
+                md.append(f"![{f.stem}]({f.name})")
+            md.append("")
+    rules = [(r["key"], r["rules"]) for r in rows if r.get("rules")]
+    if rules:
+        text = "# Weighting rules extracted from NRT\n\n" + "\n\n".join(
+            f"## {k}\n\n```\n{t}\n```" for k, t in rules)
+        (d / "rules.md").write_text(text)
+        files.append(str(d / "rules.md"))
+        md += ["See [rules.md](rules.md) for NRT's extracted weighting rules.", ""]
+    markdown = "\n".join(md)
+    (d / "report.md").write_text(markdown)
+    files.append(str(d / "report.md"))
+    return {"markdown": markdown, "summary": summary, "files": files}
+
+
+def _mean_curves(rs: list[dict[str, Any]], key: str) -> np.ndarray | None:
+    curves = [r[key] for r in rs if r.get(key)]
+    if not curves:
+        return None
+    n = min(len(c) for c in curves)
+    arr = np.array([[np.nan if v is None else v for v in c[:n]] for c in curves], dtype=float)
+    return np.nanmean(arr, axis=0)
+
+
+def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_method[r["method"]].append(r)
+    methods = sorted(by_method, key=lambda m: (m != "uniform", m))
+    out: list[Path] = []
+
+    def figure(name: str, title: str, xlabel: str, ylabel: str, draw: Any) -> None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        drew = False
+        for m in methods:
+            drew |= bool(draw(ax, m, by_method[m]))
+        if not drew:
+            plt.close(fig)
+            return
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = d / f"{name}_{slug}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        out.append(path)
+
+    def curves(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+        y = _mean_curves(rs, "test_acc_curve")
+        if y is None:
+            return False
+        ax.plot(np.arange(1, len(y) + 1), 100 * y, label=_label(m))
+        return True
+
+    def weight_loss(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+        pts = [(x, y) for r in rs for x, y in zip(r["weight_vs_loss"]["loss"],
+                                                    r["weight_vs_loss"]["weight"])]
+        if not pts:
+            return False
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=_label(m))
+        return True
+
+    def gap(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+        if m == "uniform":
+            return False
+        y = _mean_curves(rs, "stage_loss_gap")
+        if y is None:
+            return False
+        ax.plot(np.arange(1, len(y) + 1), y, marker="o", label=_label(m))
+        return True
+
+    def minority(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+        series = []
+        for r in rs:
+            mins = set(r.get("minority_classes") or [])
+            counts = r["class_counts"]
+            if not mins or max(counts) < 2 * min(counts):  # not an imbalanced setting
+                continue
+            row = []
+            for per_class in r["stage_class_weight_mean"]:
+                a = [v for k, v in enumerate(per_class) if k in mins and v is not None]
+                b = [v for k, v in enumerate(per_class) if k not in mins and v is not None]
+                row.append((np.mean(a) if a else np.nan) / (np.mean(b) if b else np.nan))
+            series.append(row)
+        if not series:
+            return False
+        n = min(len(s) for s in series)
+        y = np.nanmean(np.array([s[:n] for s in series], dtype=float), axis=0)
+        ax.plot(np.arange(1, n + 1), y, marker="o", label=_label(m))
+        return True
+
+    figure("curves", f"test accuracy — {slug}", "epoch", "test accuracy (%)", curves)
+    figure("weight_vs_loss", f"weight vs loss (last weighted stage) — {slug}",
+           "training loss", "mean weight", weight_loss)
+    figure("loss_gap", f"loss gap target − reference (LAW Fig. 3) — {slug}", "stage",
+           "train loss gap", gap)
+    figure("minority_weight", f"minority / other class mean weight (LAW Fig. 4) — {slug}",
+           "stage", "weight ratio", minority)
+    return out
