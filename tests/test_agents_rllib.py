@@ -188,3 +188,25 @@ def test_rllib_bad_input(ray_local, tmp_path) -> None:
     spec.action_space = gym.spaces.Discrete(2)
     with pytest.raises(ValueError, match="incompatible spaces"):
         spec.build()
+
+
+def test_cli_train_rllib_and_evaluate(ray_local, tmp_path, capsys) -> None:
+    import argparse
+
+    from agents.cli import add_evaluate_parser, add_train_parser
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    out = str(tmp_path / "cli")
+    args = parser.parse_args(["train", "--lib", "rllib", "--algo", "ddpg", "--env", ENV_ID,
+                              "--env-kwargs", json.dumps(KW), "--n-envs", "1",
+                              "--episodes", "2", "--out", out])
+    assert args.func(args) == 0
+    assert "trained rllib ddpg: 2 episodes" in capsys.readouterr().out
+    args = parser.parse_args(["evaluate", out, "--env-kwargs", json.dumps(KW),
+                              "--episodes", "1", "--json"])
+    assert args.func(args) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["returns"]) == 1 and 0.0 <= res["test_acc_target"][0] <= 1.0
