@@ -134,13 +134,27 @@ def run_benchmark(specs: list[RunSpec], out: str | os.PathLike[str], *, isolate:
                         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
                             row = pool.submit(_child, spec, ref, progress, tb, threads).result()
                     else:
-                        row = execute(spec, ref, progress=progress, tensorboard_dir=tb)
-                        row["isolated"] = False
+                        row = _in_process(spec, ref, progress, tb, threads)
                     finish(row)
     finally:
         if bar is not None:
             bar.close()
     return [store.rows[s.key] for s in specs if s.key in store]
+
+
+def _in_process(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
+                tb: str | None, threads: int | None) -> dict[str, Any]:
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        row = execute(spec, reference, progress=progress, tensorboard_dir=tb)
+    finally:
+        torch.set_num_threads(before)
+    row["isolated"] = False
+    return row
 
 
 def _run_ray(waves: list[list[RunSpec]], store: ResultsStore,

@@ -186,7 +186,7 @@ def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
         if not drew:
             plt.close(fig)
             return
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -205,12 +205,12 @@ def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
         return True
 
     def weight_loss(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
-        pts = [(x, y) for r in rs for x, y in zip(r["weight_vs_loss"]["loss"],
-                                                    r["weight_vs_loss"]["weight"])]
-        if not pts:
+        # loss-quantile bins: average bin k over seeds (x = mean loss, y = mean weight)
+        xs = _mean_curves([r["weight_vs_loss"] for r in rs], "loss")
+        ys = _mean_curves([r["weight_vs_loss"] for r in rs], "weight")
+        if xs is None or ys is None:
             return False
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=_label(m))
+        ax.plot(xs, ys, marker=".", label=_label(m))
         return True
 
     def gap(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
@@ -242,11 +242,13 @@ def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
         ax.plot(np.arange(1, n + 1), y, marker="o", label=_label(m))
         return True
 
-    figure("curves", f"test accuracy — {slug}", "epoch", "test accuracy (%)", curves)
-    figure("weight_vs_loss", f"weight vs loss (last weighted stage) — {slug}",
+    where = f"{rows[0]['dataset']} · {rows[0]['setting_id']}"
+    figure("curves", f"test accuracy (mean over seeds)\n{where}", "epoch",
+           "test accuracy (%)", curves)
+    figure("weight_vs_loss", f"learned weight vs loss, last weighted stage\n{where}",
            "training loss", "mean weight", weight_loss)
-    figure("loss_gap", f"loss gap target − reference (LAW Fig. 3) — {slug}", "stage",
-           "train loss gap", gap)
-    figure("minority_weight", f"minority / other class mean weight (LAW Fig. 4) — {slug}",
+    figure("loss_gap", f"training-loss gap target − reference (LAW Fig. 3)\n{where}",
+           "stage", "loss gap", gap)
+    figure("minority_weight", f"minority / other classes mean weight (LAW Fig. 4)\n{where}",
            "stage", "weight ratio", minority)
     return out

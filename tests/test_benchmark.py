@@ -1,0 +1,181 @@
+"""Benchmark harness: comparable rows, report = stored numbers, kill-and-resume, Ray = local."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import reweight_gym  # noqa: F401
+from reweight_gym.benchmark import ResultsStore, build_specs, run_benchmark, select_settings
+from reweight_gym.benchmark.report import write_report
+
+FAST = {"epochs": 4, "num_stages": 2, "train_size": 400}
+TIMING = {"seconds", "peak_rss_mb", "peak_rss_start_mb", "time_overhead", "memory_overhead",
+          "isolated", "torch_threads"}
+
+
+def _strip(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in TIMING}
+
+
+def _specs(methods: list[str], seeds: int = 2, **kw):
+    return build_specs("digits", "uniform-noise", methods, seeds, "tiny",
+                       settings=["noise_rate=0.4"], env_overrides={**FAST, **kw})
+
+
+def test_three_methods_two_seeds_and_report_matches_store(tmp_path: Path) -> None:
+    rows = run_benchmark(_specs(["uniform", "focal", "easy_first"]), tmp_path, isolate=False,
+                         progress=False)
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"uniform", "focal", "easy_first"}
+    for r in rows:
+        assert len(r["test_acc_curve"]) == 4 and r["final_test_acc"] == r["test_acc_curve"][-1]
+        assert r["best_test_acc"] == max(r["test_acc_curve"])
+        assert len(r["stage_rewards"]) == 2
+        if r["method"] == "uniform":
+            assert r["cumulative_reward"] == 0.0 and r["noisy_weight_mean"] == 1.0
+    # every row of a seed shares the reference (the uniform run): same data and reference acc
+    by_seed = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], set()).add(r["reference_final_test_acc"])
+    assert all(len(v) == 1 for v in by_seed.values())
+    rep = write_report(str(tmp_path))
+    stored = [r for r in rows if r["method"] == "focal"]
+    mean_final = sum(r["final_test_acc"] for r in stored) / 2
+    with open(tmp_path / "results.csv") as fh:
+        csv_rows = {row["method"]: row for row in csv.DictReader(fh)}
+    assert float(csv_rows["focal"]["final_test_acc_mean"]) == pytest.approx(mean_final)
+    assert f"{100 * mean_final:.2f}" in rep["markdown"]
+    assert any(f.endswith(".png") for f in rep["files"])
+    for f in rep["files"]:
+        assert os.path.getsize(f) > 0
+
+
+def test_identical_seeds_give_identical_rows(tmp_path: Path) -> None:
+    a = run_benchmark(_specs(["uniform", "mwnet"], seeds=1), tmp_path / "a", isolate=False,
+                      progress=False)
+    b = run_benchmark(_specs(["uniform", "mwnet"], seeds=1), tmp_path / "b", isolate=False,
+                      progress=False)
+    assert [_strip(r) for r in a] == [_strip(r) for r in b]
+    c = run_benchmark(build_specs("digits", "uniform-noise", ["uniform"], [1], "tiny",
+                                  settings=["noise_rate=0.4"], env_overrides=FAST),
+                      tmp_path / "c", isolate=False, progress=False)
+    assert c[0]["test_acc_curve"] != a[0]["test_acc_curve"]
+
+
+def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -> None:
+    """The reference of the benchmark (the uniform run of the seed) is bit-identical to the
+    env's reference network: a fixed policy earns exactly the env's rewards."""
+    from agents.policies import make_policy
+
+    rows = run_benchmark(_specs(["uniform", "easy_first"], seeds=1), tmp_path, isolate=False,
+                         progress=False)
+    easy = next(r for r in rows if r["method"] == "easy_first")
+    env = gym.make("Reweight-Digits-v0", noise_rate=0.4, noise_type="uniform", seed=0, **FAST)
+    policy = make_policy("easy-first", env)
+    obs, _ = env.reset(seed=0)
+    rewards, done, info = [], False, {}
+    while not done:
+        obs, r, term, trunc, info = env.step(policy.predict(obs)[0])
+        rewards.append(r)
+        done = term or trunc
+    assert rewards == easy["stage_rewards"]
+    assert info["test_acc_target"] == easy["final_test_acc"]
+    assert info["test_acc_reference"] == easy["reference_final_test_acc"]
+
+
+def test_suites_and_bad_input(tmp_path: Path) -> None:
+    assert [s["noise_rate"] for s in select_settings("uniform-noise")] == [0.0, 0.2, 0.4, 0.6]
+    assert [s["imbalance_factor"] for s in select_settings("long-tail")] == [10, 50, 100, 200]
+    assert len(select_settings("noisy-long-tail", ["imbalance_factor=100"])) == 2
+    with pytest.raises(ValueError, match="suite='nope'.*uniform-noise"):
+        select_settings("nope")
+    with pytest.raises(ValueError, match="no setting"):
+        select_settings("uniform-noise", ["noise_rate=0.3"])
+    with pytest.raises(ValueError, match="invalid method 'magic'.*mwnet"):
+        _specs(["magic"])
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        _specs([str(tmp_path / "missing" / "agent.zip")])
+
+
+def _cli(*args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reweight_gym.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, **kw)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["benchmark", "--suite", "nope", "--out", "X"], "suite='nope'"),
+    (["benchmark", "--methods", "uniform,magic", "--out", "X"], "invalid method 'magic'"),
+    (["benchmark", "--methods", "missing/agent.zip", "--out", "X"], "checkpoint not found"),
+    (["benchmark", "--out", "/proc/forbidden/x", "--seeds", "1", "--env-kwargs",
+      json.dumps(FAST)], "--out"),
+    (["report", "/nonexistent/results"], "no results found"),
+    (["evaluate", "missing/agent.zip", "--episodes", "1"], "not found"),
+])
+def test_cli_bad_arguments_give_one_line_and_nonzero_exit(args: list[str], needle: str) -> None:
+    out = _cli(*args)
+    assert out.returncode != 0
+    assert needle in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from reweight_gym.cli import main
+
+    for cmd in ("benchmark", "report", "demo", "train", "evaluate", "episode"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([cmd, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: reweight-gym {cmd}" in capsys.readouterr().out
+
+
+def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["benchmark", "--methods", "uniform,focal", "--seeds", "2",
+            "--settings", "noise_rate=0.4", "--env-kwargs",
+            json.dumps({**FAST, "epochs": 8, "num_stages": 4}), "--out", str(out), "--quiet",
+            "--no-report"]
+    proc = subprocess.Popen([sys.executable, "-m", "reweight_gym.cli", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    results = out / "results.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if results.exists() and results.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = ResultsStore(results).rows
+    assert 1 <= len(before) < 4  # killed mid-way
+    done = _cli(*args)
+    assert done.returncode == 0, done.stderr
+    lines = results.read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert len(keys) == len(set(keys)) == 4
+    after = ResultsStore(results).rows
+    for k, row in before.items():
+        assert after[k] == row  # finished work kept as it was
+
+
+def test_ray_rows_equal_local_rows(tmp_path: Path) -> None:
+    import ray
+
+    specs = _specs(["uniform", "focal"], seeds=1)
+    local = run_benchmark(specs, tmp_path / "local", isolate=False, progress=False, threads=1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = run_benchmark(specs, tmp_path / "ray", use_ray=True, progress=False, threads=1)
+    finally:
+        ray.shutdown()
+    assert [_strip(r) for r in local] == [_strip(r) for r in remote]
+    assert all(r["isolated"] for r in remote)
