@@ -13,8 +13,9 @@ where p is the softmax and y the one-hot observed label.
 - Two stages inside MW-Net's three steps (eqs. 9-12): V(l_i; Theta) (MW-Net's 1-100-1 net) is
   copied to the C columns and constrained (equal columns are left unchanged by eq. 4: stage one
   is instance weighting); the look-ahead uses the manipulated gradient
-  theta^ = theta - alpha (1/B) sum_i J_i^T (omega_i * (p_i - y_i)) (eq. 9); one backward of the
-  meta loss gives both grad_Theta (Theta step, eq. 10) and g = dL_meta/d omega; stage two moves
+  theta^ = theta - alpha (1/B) sum_i J_i^T (omega_i * (p_i - y_i)) (eq. 9); the meta gradient
+  g = dL_meta/d omega (one forward-mode JVP, exact, as in MW-Net's module) also gives
+  grad_Theta through V (Theta step, eq. 10); stage two moves
   omega' = omega - clip(eta_omega g / ||g||_1, -c, c) (eq. 11, ||.||_1 over the whole batch as in
   the code), clamps it to [1e-6, 1e6], re-applies eq. 4 and the trainer takes the real step
   with omega' as class-level weights (eq. 12).
@@ -35,9 +36,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines._common import check_choice, check_number, draw_seed, require_meta
-from baselines.mwnet import SETTINGS, VNet, make_meta_optimizer, resolve_setting
+from baselines.mwnet import (
+    SETTINGS,
+    VNet,
+    logits_jvp,
+    make_meta_optimizer,
+    meta_direction,
+    resolve_setting,
+)
 from reweight_gym.config import EnvConfig
-from reweight_gym.training.functional import functional_forward, trainable_params
+from reweight_gym.training.functional import trainable_params
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher
 
 
@@ -58,17 +66,35 @@ def manipulated_lookahead(model: nn.Module, logits: torch.Tensor, labels: torch.
                           omega: torch.Tensor, lr: float) -> dict[str, torch.Tensor]:
     """theta^ = theta - lr (1/B) sum_i J_i^T (omega_i * (p_i - y_i)) (GDW eq. 9).
 
-    The vector-Jacobian product of the logits with the manipulated logit gradient, differentiable
-    in omega (p - y is a constant here, exactly like the trainer's real step).
+    The vector-Jacobian product of the trainer's logits (graph kept) with the manipulated logit
+    gradient; detached, ready for the meta forward. theta^ is linear in omega with
+    d theta^/d omega_ij = -(lr/B) (p_ij - y_ij) grad z_ij, used by :func:`omega_gradient`.
     """
     params = trainable_params(model)
     names = list(params)
-    with torch.no_grad():
-        err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
-    cotangent = omega * err / logits.shape[0]
+    cotangent = omega.detach() * logit_error(logits, labels) / logits.shape[0]
     grads = torch.autograd.grad(logits, [params[n] for n in names], grad_outputs=cotangent,
-                                create_graph=True, allow_unused=True)
-    return {n: params[n] if g is None else params[n] - lr * g for n, g in zip(names, grads)}
+                                retain_graph=True, allow_unused=True)
+    return {n: (params[n] if g is None else params[n] - lr * g).detach().requires_grad_()
+            for n, g in zip(names, grads)}
+
+
+def logit_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """p - y, the gradient of the cross-entropy with respect to the logits (constant)."""
+    with torch.no_grad():
+        return torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+
+
+def omega_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,
+                   labels: torch.Tensor, params: dict[str, torch.Tensor], x_meta: torch.Tensor,
+                   y_meta: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
+    """g = dL_meta(theta^)/d omega (B, C) = -(lr/B) (p - y) * (J_z grad L_meta(theta^)).
+
+    The chain rule through eq. 9, with one forward-mode JVP of the training logits (exact; see
+    ``baselines.mwnet.meta_gradient``)."""
+    g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
+    tangent = logits_jvp(model, x, g_meta)
+    return -lr / logits.shape[0] * logit_error(logits, labels) * tangent, meta_loss
 
 
 def class_level_update(omega: torch.Tensor, g: torch.Tensor, eta: float,
@@ -126,13 +152,13 @@ class GDWWeigher(Weigher):
         omega = zero_mean_constraint(v[:, None].expand(-1, c), logits, batch.y)
         params = manipulated_lookahead(model, logits, batch.y, omega, ctx.lr)  # eq. 9
         x_meta, y_meta = meta.next()
-        meta_loss = F.cross_entropy(functional_forward(model, params, x_meta), y_meta)
+        g_omega, self.last_meta_loss = omega_gradient(model, batch.x, logits, batch.y, params,
+                                                      x_meta, y_meta, ctx.lr)
         vparams = list(self.vnet.parameters())
-        *grads, g_omega = torch.autograd.grad(meta_loss, [*vparams, omega], retain_graph=True)
+        grads = torch.autograd.grad(omega, vparams, grad_outputs=g_omega)
         for p, g in zip(vparams, grads):
             p.grad = g
         self.optimizer.step()  # eq. 10
-        self.last_meta_loss = float(meta_loss.detach())
         # Stage two: class-level update (eq. 11), constraint again, real step (eq. 12).
         assert self.eta_omega is not None
         omega_new = class_level_update(omega.detach(), g_omega, self.eta_omega, self.clip)

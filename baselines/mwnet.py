@@ -13,12 +13,12 @@ Every iteration (their Algorithm 1):
 Implementation notes:
 
 - The look-ahead reuses the trainer's own forward pass of the training batch (its graph is
-  kept): ``torch.autograd.grad(..., create_graph=True)`` on those losses gives the look-ahead
-  gradient, and the real step's backward reuses the same graph. The look-ahead parameters are
+  kept for the real step): one first-order backward gives theta^. The look-ahead parameters are
   substituted with ``torch.func.functional_call`` (no model copy, no hand-written meta layers);
-  BatchNorm uses the meta batch's statistics and the real running statistics are never touched
-  (``functional_forward`` passes cloned buffers). So an iteration costs two forwards (training
-  batch, meta batch) where the reference code does three and rebuilds a model copy.
+  BatchNorm uses batch statistics and the real running statistics are never touched (cloned
+  buffers). The second-order term is computed exactly by a forward-mode JVP
+  (``meta_gradient``) instead of a backward through ``create_graph=True``: same numbers (see
+  the finite-difference test), about half the time on CPU.
 - ``normalize=True`` (default) divides the weights by their batch sum as the paper's code does
   (``norm_c``); the weigher then returns them multiplied by B so that the trainer's
   (1/B) sum_i w_i l_i equals the code's sum_i w_i l_i / sum_j w_j.
@@ -30,8 +30,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from baselines._common import (
     check_bool,
@@ -62,38 +64,81 @@ class VNet(nn.Module):
 
 def lookahead_params(model: nn.Module, losses: torch.Tensor, weights: torch.Tensor,
                      lr: float) -> dict[str, torch.Tensor]:
-    """theta^ = theta - lr * (1/B) sum_i w_i grad_theta l_i (MW-Net eq. 3), differentiable in w.
+    """theta^ = theta - lr * (1/B) sum_i w_i grad_theta l_i (MW-Net eq. 3) at the current weights.
 
-    ``losses`` must carry the graph of the forward pass at theta; the graph is kept for the
-    trainer's real step.
+    ``losses`` carry the graph of the trainer's forward pass at theta (kept for its real step).
+    The result is detached and requires grad, ready for the meta forward. theta^ is linear in w
+    with d theta^/d w_i = -(lr/B) grad l_i, which :func:`meta_gradient` uses instead of
+    differentiating through this gradient.
     """
     params = trainable_params(model)
     names = list(params)
-    inner = (weights * losses).sum() / losses.shape[0]
-    grads = torch.autograd.grad(inner, [params[n] for n in names], create_graph=True,
+    inner = (weights.detach() * losses).sum() / losses.shape[0]
+    grads = torch.autograd.grad(inner, [params[n] for n in names], retain_graph=True,
                                 allow_unused=True)
-    return {n: params[n] if g is None else params[n] - lr * g for n, g in zip(names, grads)}
+    return {n: (params[n] if g is None else params[n] - lr * g).detach().requires_grad_()
+            for n, g in zip(names, grads)}
 
 
-def meta_gradient(model: nn.Module, losses: torch.Tensor,
-                  weight_fn: Callable[[], torch.Tensor], weight_params: list[torch.Tensor],
-                  x_meta: torch.Tensor, y_meta: torch.Tensor, lr: float,
+def meta_direction(model: nn.Module, params: dict[str, torch.Tensor], x_meta: torch.Tensor,
+                   y_meta: torch.Tensor) -> tuple[dict[str, torch.Tensor], float]:
+    """grad_theta^ L_meta(theta^) on a clean meta batch (functional call: batch statistics, the
+    real running statistics untouched) and the meta loss."""
+    meta_loss = F.cross_entropy(functional_forward(model, params, x_meta), y_meta)
+    grads = torch.autograd.grad(meta_loss, list(params.values()), allow_unused=True)
+    out = {n: torch.zeros_like(p) if g is None else g
+           for (n, p), g in zip(params.items(), grads)}
+    return out, float(meta_loss.detach())
+
+
+def logits_jvp(model: nn.Module, x: torch.Tensor,
+               direction: dict[str, torch.Tensor]) -> torch.Tensor:
+    """J_z(theta) v: the directional derivative of the training-batch logits (B, C) along v,
+    by forward-mode AD through a functional call (train mode, cloned buffers)."""
+    params = trainable_params(model)
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    with fwAD.dual_level():
+        duals = {n: fwAD.make_dual(p.detach(), direction[n]) for n, p in params.items()}
+        out = functional_call(model, {**buffers, **duals}, (x,))
+        tangent = fwAD.unpack_dual(out).tangent
+    return tangent if tangent is not None else torch.zeros_like(out)
+
+
+def loss_directional_derivative(logits: torch.Tensor, labels: torch.Tensor,
+                                logits_tangent: torch.Tensor) -> torch.Tensor:
+    """<grad_theta l_i, v> = (p_i - y_i) . (J_z v)_i for the cross-entropy l_i."""
+    err = torch.softmax(logits.detach(), 1) - F.one_hot(labels, logits.shape[1]).to(
+        logits.dtype)
+    return (err * logits_tangent).sum(dim=1)
+
+
+def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor,
+                  losses: torch.Tensor, weight_fn: Callable[[], torch.Tensor],
+                  weight_params: list[torch.Tensor], x_meta: torch.Tensor,
+                  y_meta: torch.Tensor, lr: float,
                   normalize: bool = True) -> tuple[list[torch.Tensor], float]:
-    """grad_Theta L_meta(theta^(Theta)) for the weight-function parameters ``weight_params``
-    (MW-Net eq. 4), and the meta loss.
+    """grad_Theta L_meta(theta^(Theta)) for the weight-function parameters (MW-Net eq. 4).
 
-    ``weight_fn()`` returns the batch weights (B,) as a differentiable function of
-    ``weight_params``; ``normalize`` applies the code's division by the weight sum.
+    By the chain rule through the look-ahead of eq. 3,
+    dL_meta/dw_i = -(lr/B) <grad_theta l_i(theta), grad L_meta(theta^)>, then back through the
+    (optional) normalisation and V to Theta. The per-sample inner products are one forward-mode
+    JVP of the training batch along grad L_meta(theta^): exactly the second-order term the
+    reference code gets by differentiating through ``autograd.grad(create_graph=True)``, at
+    half the cost on CPU (BatchNorm's double backward dominates that route).
+
+    ``x, y, logits, losses``: the training batch and the trainer's forward at theta (graph
+    kept); ``weight_fn()`` returns the weights (B,) differentiably in ``weight_params``.
     """
     w = weight_fn()
     if normalize:
         w = normalise_to_batch(w)
     params = lookahead_params(model, losses, w, lr)
-    meta_logits = functional_forward(model, params, x_meta)
-    meta_loss = F.cross_entropy(meta_logits, y_meta)
-    grads = torch.autograd.grad(meta_loss, weight_params, retain_graph=True, allow_unused=True)
+    g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
+    dots = loss_directional_derivative(logits, y, logits_jvp(model, x, g_meta))
+    d_w = -lr / losses.shape[0] * dots
+    grads = torch.autograd.grad(w, weight_params, grad_outputs=d_w, allow_unused=True)
     out = [torch.zeros_like(p) if g is None else g for p, g in zip(weight_params, grads)]
-    return out, float(meta_loss.detach())
+    return out, meta_loss
 
 
 def resolve_setting(setting: str, cfg: EnvConfig | None) -> str:
@@ -162,8 +207,8 @@ class MWNetWeigher(Weigher):
         x_meta, y_meta = meta.next()
         params = list(self.vnet.parameters())
         grads, self.last_meta_loss = meta_gradient(
-            model, losses, lambda: self.weights(losses), params, x_meta, y_meta, ctx.lr,
-            self.normalize)
+            model, batch.x, batch.y, logits, losses, lambda: self.weights(losses), params,
+            x_meta, y_meta, ctx.lr, self.normalize)
         for p, g in zip(params, grads):
             p.grad = g
         self.optimizer.step()  # eq. 4

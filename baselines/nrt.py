@@ -334,8 +334,8 @@ class NRTWeigher(Weigher):
             x_meta, y_meta = meta.next()
             params = list(self.net.parameters())
             grads, self.last_meta_loss = meta_gradient(
-                model, losses, lambda: self.weights_of(z), params, x_meta, y_meta, ctx.lr,
-                self.normalize)
+                model, batch.x, batch.y, logits, losses, lambda: self.weights_of(z), params,
+                x_meta, y_meta, ctx.lr, self.normalize)
             for p, g in zip(params, grads):
                 p.grad = g
             self.optimizer.step()
