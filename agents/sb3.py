@@ -75,6 +75,10 @@ class LAWDDPG(DDPG):
         critic_lr: float = LAW_CRITIC_LR,
         net_arch: Sequence[int] = LAW_NET_ARCH,
         noise_sigma: float = 0.2,
+        n_critics: int = 1,
+        target_policy_noise: float = 0.0,
+        target_noise_clip: float = 0.5,
+        action_l2: float = 0.0,
         full_data_update: bool = True,
         fdu_epochs: int = 4,
         fdu_batch_size: int | None = None,
@@ -115,8 +119,16 @@ class LAWDDPG(DDPG):
         self.fdu_batch_size = fdu_batch_size
         self.fdu_updates = 0
         self.last_fdu_visits: np.ndarray | None = None
+        for name, value in (("target_policy_noise", target_policy_noise),
+                            ("target_noise_clip", target_noise_clip), ("action_l2", action_l2)):
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                raise ValueError(f"invalid {name}={value!r}: must be a finite number >= 0")
+        if not isinstance(n_critics, int) or n_critics < 1:
+            raise ValueError(f"invalid n_critics={n_critics!r}: must be an integer >= 1")
+        self.action_l2 = float(action_l2)
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("net_arch", list(net_arch))
+        policy_kwargs.setdefault("n_critics", n_critics)
         super().__init__(
             policy=policy,
             env=env,  # type: ignore[arg-type]
@@ -137,6 +149,9 @@ class LAWDDPG(DDPG):
             _init_setup_model=False,
             **kwargs,
         )
+        # DDPG's __init__ switches TD3's target smoothing off; these options switch it back on
+        self.target_policy_noise = float(target_policy_noise)
+        self.target_noise_clip = float(target_noise_clip)
         if _init_setup_model:
             self._setup_model()
 
@@ -173,17 +188,32 @@ class LAWDDPG(DDPG):
     # ------------------------------------------------------------------ updates
     def _ddpg_step(self, obs: th.Tensor, actions: th.Tensor, next_obs: th.Tensor,
                    dones: th.Tensor, rewards: th.Tensor) -> tuple[float, float]:
-        """One DDPG update on a minibatch: eqs. 10-11 (critic), 12 (actor), 13 (targets)."""
+        """One DDPG update on a minibatch: eqs. 10-11 (critic), 12 (actor), 13 (targets).
+
+        Options (off by default, i.e. LAW's DDPG): ``n_critics=2`` takes the minimum of two
+        target critics in eq. 10 and ``target_policy_noise`` smooths the target action (TD3's
+        remedies for Q over-estimation); ``action_l2`` adds ``action_l2 * ||mu(s)||^2`` to the
+        actor loss, a pull towards the zero action (uniform weights)."""
         with th.no_grad():
-            next_q = self.critic_target.q1_forward(next_obs, self.actor_target(next_obs))
+            next_actions = self.actor_target(next_obs)
+            if self.target_policy_noise > 0:
+                noise = th.randn_like(next_actions) * self.target_policy_noise
+                noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
+                next_actions = (next_actions + noise).clamp(-1.0, 1.0)
+            next_q = th.cat(self.critic_target(next_obs, next_actions), dim=1)
+            next_q = next_q.min(dim=1, keepdim=True).values
             target_q = rewards + (1.0 - dones) * self.gamma * next_q  # eq. 10
-        current_q = self.critic.q1_forward(obs, actions)
-        critic_loss = F.mse_loss(current_q, target_q)  # eq. 11
+        current_qs = self.critic(obs, actions)
+        critic_loss = sum(F.mse_loss(q, target_q) for q in current_qs)  # eq. 11
+        assert isinstance(critic_loss, th.Tensor)
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         self.critic.optimizer.step()
 
-        actor_loss = -self.critic.q1_forward(obs, self.actor(obs)).mean()  # eq. 12
+        pi = self.actor(obs)
+        actor_loss = -self.critic.q1_forward(obs, pi).mean()  # eq. 12
+        if self.action_l2 > 0:
+            actor_loss = actor_loss + self.action_l2 * (pi ** 2).sum(dim=1).mean()
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         self.actor.optimizer.step()

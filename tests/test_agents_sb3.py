@@ -74,6 +74,22 @@ def test_fdu_visits_every_buffered_transition_each_epoch() -> None:
         venv.close()
 
 
+def test_td3_options_and_action_l2_pull_to_uniform() -> None:
+    venv = make_vec_env(ENV_ID, KW, n_envs=1)
+    try:
+        model = LAWDDPG("MlpPolicy", venv, seed=0, n_critics=2, target_policy_noise=0.1,
+                        critic_lr=0.0, actor_lr=1e-2, action_l2=100.0, fdu_epochs=20,
+                        learning_starts=0)
+        assert len(model.critic.q_networks) == 2 and model.target_policy_noise == 0.1
+        obs = venv.reset()
+        before = np.abs(model.predict(obs, deterministic=True)[0]).mean()
+        model.learn(total_timesteps=EP_LEN)
+        after = np.abs(model.predict(obs, deterministic=True)[0]).mean()
+        assert after < 0.5 * before  # the L2 term dominates a frozen critic
+    finally:
+        venv.close()
+
+
 def test_exploration_noise_only_while_collecting() -> None:
     venv = make_vec_env(ENV_ID, KW, n_envs=1)
     try:
