@@ -2,7 +2,9 @@
 
 Sub-commands: ``episode`` (one episode with a fixed policy, per-stage rewards and accuracies),
 ``demo`` (the main job of ``make demo``), and, from the agents and benchmark layers, ``train``,
-``evaluate``, ``benchmark``, ``report``. Bad arguments print one line and exit with status 2.
+``evaluate``, ``benchmark``, ``report``. Bad arguments (``ValueError`` / ``OSError`` from any
+layer, whose messages name the field, the value and what is allowed) print one line and exit
+with status 2.
 """
 
 from __future__ import annotations
@@ -26,18 +28,16 @@ EXTERNAL_COMMANDS = (
 )
 
 
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
 def parse_json_object(text: str, name: str) -> dict[str, Any]:
+    """A command-line JSON object; ``ValueError`` naming the flag otherwise."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise CliError(f"{name}: not valid JSON ({e.msg} at position {e.pos}): {text!r}") from None
+        raise ValueError(f"invalid {name} {text!r}: not valid JSON ({e.msg} at position "
+                         f"{e.pos})") from None
     if not isinstance(value, dict):
-        raise CliError(f"{name}: must be a JSON object like '{{\"preset\": \"tiny\"}}', "
-                       f"got {text!r}")
+        raise ValueError(f"invalid {name} {text!r}: must be a JSON object like "
+                         "'{\"preset\": \"tiny\"}'")
     return value
 
 
@@ -51,7 +51,7 @@ def cmd_episode(args: argparse.Namespace) -> int:
     try:
         env = gym.make(args.env, **kwargs)
     except gym.error.Error as e:
-        raise CliError(f"--env: {e}") from None
+        raise ValueError(f"invalid --env {args.env!r}: {e}") from None
     from agents.policies import make_policy
 
     policy = make_policy(args.policy, env, seed=args.seed)
@@ -116,9 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CliError as e:
-        print(f"reweight-gym {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except (ValueError, OSError) as e:  # validation names field, value, allowed; paths
         print(f"reweight-gym {args.command}: error: {e}", file=sys.stderr)
         return 2

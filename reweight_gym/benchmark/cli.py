@@ -8,24 +8,14 @@ one line with a non-zero exit status.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from typing import Any
 
 from reweight_gym.benchmark.suites import SUITE_NAMES
+from reweight_gym.cli import parse_json_object
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
-
-
-def _json_object(text: str, flag: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid {flag} {text!r}: not valid JSON ({e.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"invalid {flag} {text!r}: must be a JSON object")
-    return value
 
 
 def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
@@ -71,8 +61,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     specs = build_specs(args.dataset, args.suite, methods, args.seeds, args.preset,
                         settings=args.settings, data_root=args.data_root,
-                        env_overrides=_json_object(args.env_kwargs, "--env-kwargs"),
-                        method_kwargs=_json_object(args.method_kwargs, "--method-kwargs"))
+                        env_overrides=parse_json_object(args.env_kwargs, "--env-kwargs"),
+                        method_kwargs=parse_json_object(args.method_kwargs, "--method-kwargs"))
     rows = run_benchmark(specs, args.out, isolate=not args.no_isolate,
                          use_ray=args.ray is not None, ray_address=args.ray or None,
                          progress=not args.quiet, tensorboard=args.tensorboard,
@@ -128,11 +118,11 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
     from agents.sb3 import train_sb3
     from reweight_gym.benchmark.bench import build_specs, run_benchmark
     from reweight_gym.benchmark.report import write_report
-
-    import torch
 
     torch.set_num_threads(1)  # small MLPs: one thread beats two (no OpenMP sync per tiny op)
     t0 = time.perf_counter()
