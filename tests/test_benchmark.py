@@ -179,3 +179,18 @@ def test_ray_rows_equal_local_rows(tmp_path: Path) -> None:
         ray.shutdown()
     assert [_strip(r) for r in local] == [_strip(r) for r in remote]
     assert all(r["isolated"] for r in remote)
+
+
+def test_tensorboard_scalars_are_written(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    specs = build_specs("digits", "uniform-noise", ["uniform"], 1, "tiny",
+                        settings=["noise_rate=0.4"], env_overrides=FAST)
+    rows = run_benchmark(specs, tmp_path, isolate=False, progress=False, tensorboard=True)
+    runs = list((tmp_path / "tensorboard").iterdir())
+    assert len(runs) == 1
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    values = [e.value for e in acc.Scalars("test_acc")]
+    assert values == pytest.approx(rows[0]["test_acc_curve"])
+    assert len(acc.Scalars("val_acc")) == FAST["num_stages"]
