@@ -178,3 +178,42 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert set(reweight_gym.ENV_IDS) <= set(gym.registry)
+
+
+def _write_cifar100(root) -> None:
+    import pickle
+
+    folder = root / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2000), ("test", 300)):
+        data = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                b"fine_labels": list(np.arange(n) % 100)}
+        with open(folder / split, "wb") as fh:
+            pickle.dump(data, fh)
+
+
+def test_cifar100_and_image_folder_envs(tmp_path) -> None:
+    _write_cifar100(tmp_path)
+    env = gym.make("Reweight-CIFAR100-v0", data_root=str(tmp_path), noise_rate=0.2,
+                   train_size=1000, val_size=200, meta_size=100, test_size=200)
+    assert env.action_space.shape == (3 + 100 + 1,)  # loss, entropy, density, 100 labels, b
+    _, rewards, infos = _rollout(env, easy_first)
+    assert len(rewards) == env.unwrapped.config.num_stages and "test_acc_target" in infos[-1]
+    agnostic = gym.make("Reweight-CIFAR100-v0", data_root=str(tmp_path), features="agnostic",
+                        train_size=1000, val_size=200, meta_size=100, test_size=200)
+    digits = gym.make("Reweight-Digits-v0", features="agnostic")
+    assert agnostic.action_space == digits.action_space  # a policy transfers across datasets
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for k in range(2):
+            d = tmp_path / "folder" / split / f"class{k}"
+            d.mkdir(parents=True)
+            for i in range(60):
+                Image.fromarray(np.full((8, 8, 3), 100 * k + i, np.uint8)).save(d / f"{i}.png")
+    env = gym.make("Reweight-ImageFolder-v0", data_root=str(tmp_path / "folder"),
+                   cache_dir=str(tmp_path / "cache"), train_size=60, val_size=20, meta_size=10,
+                   noise_rate=0.2)
+    _, rewards, _ = _rollout(env, zero)
+    assert rewards == [0.0] * env.unwrapped.config.num_stages
