@@ -110,9 +110,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--num-stages", type=int, default=None)
     ap.add_argument("--throughput-iters", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     kwargs: dict[str, Any] = {"noise_rate": args.noise_rate, "preset": args.preset}
     if args.dataset != "digits":
@@ -145,6 +146,7 @@ def main() -> None:
         tiny.append(s)
 
     out = {
+        "torch_threads": args.threads,
         "config": {"dataset": cfg.dataset, "preset": cfg.preset, "model": cfg.model,
                    "model_kwargs": cfg.model_kwargs, "train_size": len(splits.train_y),
                    "val_size": len(splits.val_y), "test_size": len(splits.test_y),
@@ -161,7 +163,7 @@ def main() -> None:
         "tiny_digits_episode_seconds_median": statistics.median(tiny),
         "episode": ep_info,
     }
-    print(f"config: {json.dumps(out['config'])}")
+    print(f"config: {json.dumps(out['config'])}, torch threads {args.threads}")
     print(f"episode: {ep_seconds:.1f} s   plain 2-net loop, same iterations: {plain:.1f} s "
           f"(before {plain_before:.1f}, after {plain_after:.1f})")
     print(f"episode / plain = {out['episode_over_plain']:.3f}   (target <= 1.15)")
