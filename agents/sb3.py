@@ -55,6 +55,10 @@ class LAWDDPG(DDPG):
         net_arch: hidden sizes of actor and critic (LAW: 4 layers, i.e. 3 hidden layers).
         noise_sigma: standard deviation of the Gaussian exploration noise added to the action
             (in units of half the action range); ignored when ``action_noise`` is given.
+        n_critics, target_policy_noise, target_noise_clip: TD3's clipped double-Q and target
+            policy smoothing, off by default (1 critic, no smoothing: LAW's DDPG).
+        action_l2: weight of an ``||mu(s)||^2`` term in the actor loss pulling towards the
+            zero action (uniform weights); 0 by default.
         full_data_update: train with FDU (``True``, LAW) or with SB3's sampled minibatches.
         fdu_epochs: epochs over all buffered transitions at each FDU update.
         fdu_batch_size: minibatch size inside an FDU epoch (``None``: ``batch_size``).
