@@ -9,6 +9,8 @@ of the observed training labels (``ctx.class_counts``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -21,8 +23,10 @@ def effective_number_weights(class_counts: torch.Tensor, beta: float) -> torch.T
     """Per-class weights (1 - beta) / (1 - beta^n_c), normalised to sum to C (Cui et al. eq. 5).
     Empty classes get weight 0 before normalisation (no sample can use it)."""
     n = class_counts.to(torch.float64)
-    eff = -torch.expm1(n * torch.log1p(torch.tensor(-beta, dtype=torch.float64))) / (1 - beta) \
-        if beta > 0 else torch.ones_like(n)
+    if beta > 0:  # E_n = (1 - beta^n) / (1 - beta), with beta^n = exp(n log beta)
+        eff = -torch.expm1(n * math.log(beta)) / (1 - beta)
+    else:
+        eff = torch.ones_like(n)
     w = torch.where(n > 0, 1.0 / eff.clamp_min(1e-12), torch.zeros_like(n))
     return (w / w.sum() * len(n)).to(torch.float32)
 

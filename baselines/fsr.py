@@ -12,7 +12,10 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
 - Feature sharing: the look-ahead and the weight gradient involve only the last (FC) layer
   (W, b), on top of the features h the trainer's forward already computed (captured by a
   forward pre-hook on ``model.fc``). With eps_i = 1/B and the look-ahead
-  W' = W - alpha sum_i eps_i grad_W l_i, the derivative of the reward-set loss L_R(W') with
+  W' = W - alpha (mu buf + sum_i eps_i grad_W l_i) (the code's ``meta_momentum``: buf is the
+  momentum buffer of the last layer's real gradients, kept here in closed form since the
+  optimiser belongs to the trainer; mu = the run's momentum), the derivative of the reward-set
+  loss L_R(W') with
   respect to eps_i has the closed form
   dL_R/d eps_i = -alpha <grad_W l_i, grad_W L_R(W')> = -alpha (p_i - y_i)^T (G_W h_i + G_b),
   where G = grad L_R at W' (``last_layer_weight_gradient``); a probe batch of R only needs one
@@ -63,14 +66,26 @@ def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: to
     return -lr * (err * proj).sum(dim=1)
 
 
-def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
-                         labels: torch.Tensor, eps: torch.Tensor,
-                         lr: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """W' = W - lr sum_i eps_i (p_i - y_i) h_i^T, b' = b - lr sum_i eps_i (p_i - y_i)."""
+def last_layer_grad(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                    eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum_i eps_i (p_i - y_i) h_i^T, sum_i eps_i (p_i - y_i)): the last layer's gradient of
+    the eps-weighted loss."""
     err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
     werr = err * eps[:, None]
-    w = fc.weight - lr * werr.T @ h
-    b = None if fc.bias is None else fc.bias - lr * werr.sum(0)
+    return werr.T @ h, werr.sum(0)
+
+
+def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
+                         labels: torch.Tensor, eps: torch.Tensor, lr: float,
+                         momentum: float = 0.0, buffer: tuple[torch.Tensor, torch.Tensor] | None
+                         = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """W' = W - lr (mu buf_W + sum_i eps_i (p_i - y_i) h_i^T), b' likewise: a momentum-SGD
+    look-ahead of the last layer (the FSR code adds the optimiser's momentum buffer)."""
+    g_w, g_b = last_layer_grad(h, logits, labels, eps)
+    if buffer is not None and momentum > 0:
+        g_w, g_b = g_w + momentum * buffer[0], g_b + momentum * buffer[1]
+    w = fc.weight - lr * g_w
+    b = None if fc.bias is None else fc.bias - lr * g_b
     return w, b
 
 
@@ -85,8 +100,11 @@ class FSRWeigher(Weigher):
                  warmup_epochs: int | None = None, rule: str = "auto",
                  lookahead_lr: float | None = None, relabel: bool = False,
                  relabel_weight: float = 2.0, relabel_momentum: float = 0.9,
-                 mixup: bool = False, mixup_alpha: float = 1.0) -> None:
+                 mixup: bool = False, mixup_alpha: float = 1.0,
+                 meta_momentum: float | None = None) -> None:
         m = self.name
+        if meta_momentum is not None:
+            check_number(m, "meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True)
         if dictionary_size is not None:
             check_number(m, "dictionary_size", dictionary_size, 1, integer=True)
         if probe_batch_size is not None:
@@ -116,6 +134,9 @@ class FSRWeigher(Weigher):
         self.relabel, self.relabel_weight = relabel, float(relabel_weight)
         self.relabel_momentum = float(relabel_momentum)
         self.mixup, self.mixup_alpha = mixup, float(mixup_alpha)
+        self.meta_momentum = meta_momentum if meta_momentum is not None else (
+            cfg.momentum if cfg is not None else 0.9)
+        self.buffer: tuple[torch.Tensor, torch.Tensor] | None = None
         self.dictionary: torch.Tensor | None = None  # indices into the training set
         self.scores: torch.Tensor | None = None  # momentum meta-margin P^ per training sample
         self.pseudo: torch.Tensor | None = None  # EMA of predictions per training sample
@@ -201,7 +222,8 @@ class FSRWeigher(Weigher):
         eps = torch.full((b,), 1.0 / b, device=z.device, dtype=z.dtype)
         with torch.no_grad():
             # Look-ahead of the last layer with eps = 1/B (feature sharing).
-            w_la, b_la = last_layer_lookahead(fc, h, z, y, eps, lr)
+            w_la, b_la = last_layer_lookahead(fc, h, z, y, eps, lr, self.meta_momentum,
+                                              self.buffer)
             # Reward loss on a probe batch of the dictionary at W' (one backbone forward;
             # batch statistics, running statistics untouched).
             xp, yp = self.probe_batch(ctx)
@@ -226,7 +248,14 @@ class FSRWeigher(Weigher):
             self.scores[batch.index] = m * self.scores[batch.index] + (1 - m) * margin
         self._features = None
         if ctx.epoch < self.warmup_epochs:
-            return torch.ones_like(w)
+            w = torch.ones_like(w)
+        with torch.no_grad():  # momentum buffer of the real step's last-layer gradient
+            g_w, g_b = last_layer_grad(h, z, y, w / b)
+            self.buffer = (g_w, g_b) if self.buffer is None else (
+                self.meta_momentum * self.buffer[0] + g_w,
+                self.meta_momentum * self.buffer[1] + g_b)
+        if ctx.epoch < self.warmup_epochs:
+            return w
         extra: torch.Tensor | None = None
         if self.relabel:
             assert self.pseudo is not None
@@ -267,8 +296,9 @@ class FSRWeigher(Weigher):
                                                     ctx.num_classes, ctx.generator)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"dictionary": self.dictionary, "scores": self.scores, "pseudo": self.pseudo}
+        return {"dictionary": self.dictionary, "scores": self.scores, "pseudo": self.pseudo,
+                "buffer": self.buffer}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dictionary, self.scores = state["dictionary"], state["scores"]
-        self.pseudo = state["pseudo"]
+        self.pseudo, self.buffer = state["pseudo"], state["buffer"]

@@ -123,7 +123,7 @@ def soft_bins(z: torch.Tensor, cuts: torch.Tensor, tau: float) -> torch.Tensor:
 
 def hard_bins(z: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
     """Index of the interval (-inf, b1], (b1, b2], ..., (ba, inf) of each value."""
-    return torch.bucketize(z, torch.sort(cuts).values, right=False)
+    return torch.bucketize(z.contiguous(), torch.sort(cuts).values, right=False)
 
 
 class NeuralRegressionTree(nn.Module):

@@ -1,0 +1,437 @@
+"""Unit tests of the weighting baselines: registry, classic weighers, MW-Net, GDW, FSR, NRT."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import baselines
+from baselines._common import normalise_to_batch
+from baselines.class_balanced import effective_number_weights
+from baselines.focal import FocalWeigher
+from baselines.fsr import FSRWeigher, last_layer_lookahead, last_layer_weight_gradient
+from baselines.gdw import GDWWeigher, zero_mean_constraint
+from baselines.mwnet import VNet, meta_gradient
+from baselines.nrt import (
+    CutPointController,
+    NeuralRegressionTree,
+    RunningStandardizer,
+    extract_rules,
+    hard_bins,
+    soft_bins,
+)
+from baselines.spl import SelfPacedWeigher
+from reweight_gym.config import EnvConfig
+from reweight_gym.models import MLP
+from reweight_gym.training.functional import functional_forward, trainable_params
+from reweight_gym.training.trainer import DuplicateTrainer
+from reweight_gym.training.weigher import Batch, Weigher
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine: one intra-op thread is far faster."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_cfg(**kw) -> EnvConfig:
+    base = dict(noise_rate=0.4, epochs=2, num_stages=2, train_size=400, test_size=200)
+    base.update(kw)
+    return EnvConfig.resolve("digits", "tiny", **base)
+
+
+# ---------------------------------------------------------------------------- registry, run
+def test_registry_names_and_errors():
+    assert set(baselines.METHODS) == {"uniform", "focal", "class_balanced", "spl", "mwnet",
+                                      "gdw", "fsr", "nrt"}
+    cfg = tiny_cfg()
+    with pytest.raises(ValueError, match=r"method='nope'.*allowed: uniform"):
+        baselines.make_weigher("nope", cfg)
+    with pytest.raises(ValueError, match=r"focal kwarg 'gama'.*allowed: gamma"):
+        baselines.make_weigher("focal", cfg, gama=1.0)
+    with pytest.raises(ValueError, match=r"focal kwarg gamma=-1.*>= 0"):
+        baselines.make_weigher("focal", cfg, gamma=-1)
+    with pytest.raises(ValueError, match=r"nrt kwarg weight_net='forest'.*tree, mlp"):
+        baselines.make_weigher("nrt", cfg, weight_net="forest")
+    with pytest.raises(ValueError, match=r"invalid preset='huge'"):
+        baselines.run("uniform", preset="huge")
+    assert baselines.make_weigher("mwnet", cfg).needs_meta
+    assert not baselines.make_weigher("fsr", cfg).needs_meta
+
+
+def test_run_returns_metrics_and_is_deterministic():
+    r1 = baselines.run("mwnet", seed=3, noise_rate=0.4, epochs=2, num_stages=2, train_size=300,
+                       test_size=100)
+    r2 = baselines.run("mwnet", seed=3, noise_rate=0.4, epochs=2, num_stages=2, train_size=300,
+                       test_size=100)
+    for key in ("final_test_acc", "best_test_acc", "test_acc_curve", "noisy_weight_mean",
+                "clean_weight_mean", "class_weight_mean", "weight_auc", "seconds", "config",
+                "method"):
+        assert key in r1
+    assert len(r1["test_acc_curve"]) == 2
+    assert r1["final_test_acc"] == r1["test_acc_curve"][-1]
+    assert r1["best_test_acc"] == max(r1["test_acc_curve"])
+    assert len(r1["class_weight_mean"]) == 10
+    assert 0.0 <= r1["weight_auc"] <= 1.0
+    assert r1["test_acc_curve"] == r2["test_acc_curve"]
+    assert r1["noisy_weight_mean"] == r2["noisy_weight_mean"]
+
+
+# ---------------------------------------------------------------------------- classic
+def test_focal_full_gradient_equals_focal_loss_gradient():
+    torch.manual_seed(0)
+    model = MLP(4, in_features=5, hidden=(6,))
+    x, y = torch.randn(8, 5), torch.randint(0, 4, (8,))
+    gamma = 2.0
+    logits = model(x)
+    losses = F.cross_entropy(logits, y, reduction="none")
+    out = FocalWeigher(gamma=gamma).weigh(model, Batch(x, y, torch.arange(8)), logits, losses,
+                                          None)  # type: ignore[arg-type]
+    total = (out.weights * losses).sum() / 8 + out.extra_loss
+    got = torch.autograd.grad(total, list(model.parameters()))
+    logits2 = model(x)
+    pt = F.softmax(logits2, 1).gather(1, y[:, None]).squeeze(1)
+    focal = (-(1 - pt) ** gamma * torch.log(pt)).mean()
+    want = torch.autograd.grad(focal, list(model.parameters()))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.weights, (1 - pt.detach()) ** gamma)
+
+
+def test_class_balanced_effective_number():
+    counts = torch.tensor([1000.0, 100.0, 10.0])
+    w = effective_number_weights(counts, 0.999)
+    raw = torch.tensor([(1 - 0.999) / (1 - 0.999 ** n) for n in (1000, 100, 10)])
+    torch.testing.assert_close(w, (raw / raw.sum() * 3).float())
+    assert w[2] > w[1] > w[0]
+    torch.testing.assert_close(effective_number_weights(counts, 0.0), torch.ones(3))
+
+
+def test_spl_hard_threshold_grows():
+    cfg = tiny_cfg(epochs=4, num_stages=2)
+    spl = SelfPacedWeigher(cfg, warmup_epochs=1, init_quantile=0.5, growth=1.5)
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=spl)
+    st = tr.train_iterations(tr.iters_per_epoch)
+    assert st.weight_sum_noisy + st.weight_sum_clean == st.iterations * cfg.batch_size
+    assert spl.threshold is None
+    tr.train_iterations(1)
+    lam = spl.threshold
+    assert lam is not None and lam > 0
+    uniq = set(tr.last_weight.unique().tolist())
+    assert uniq <= {0.0, 1.0}
+    tr.train_iterations(tr.iters_per_epoch - 1)
+    assert spl.threshold == pytest.approx(lam * 1.5)
+
+
+# ---------------------------------------------------------------------------- MW-Net
+def _tiny_problem():
+    torch.manual_seed(0)
+    model = MLP(3, in_features=4, hidden=(5,)).double()
+    x, y = torch.randn(6, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    xm, ym = torch.randn(5, 4, dtype=torch.float64), torch.randint(0, 3, (5,))
+    return model, x, y, xm, ym
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_mwnet_meta_gradient_matches_finite_differences(normalize):
+    model, x, y, xm, ym = _tiny_problem()
+    vnet = VNet(1, 7).double()
+    lr = 0.5
+    logits = model(x)
+    losses = F.cross_entropy(logits, y, reduction="none")
+    params = list(vnet.parameters())
+    grads, _ = meta_gradient(model, x, y, logits, losses,
+                             lambda: vnet(losses.detach()[:, None]), params, xm, ym, lr,
+                             normalize)
+
+    def meta_loss() -> float:  # L_meta(theta - lr (1/B) sum_i w_i grad l_i), all explicit
+        ls = F.cross_entropy(model(x), y, reduction="none")
+        w = vnet(ls.detach()[:, None])
+        if normalize:
+            w = normalise_to_batch(w)
+        th = trainable_params(model)
+        g = torch.autograd.grad((w * ls).mean(), list(th.values()))
+        new = {n: v - lr * gg for (n, v), gg in zip(th.items(), g)}
+        return float(F.cross_entropy(functional_forward(model, new, xm), ym).detach())
+
+    h = 1e-6
+    for p, g in zip(params, grads):
+        fd = torch.zeros_like(p)
+        for i in range(p.numel()):
+            old = float(p.data.view(-1)[i])
+            p.data.view(-1)[i] = old + h
+            up = meta_loss()
+            p.data.view(-1)[i] = old - h
+            down = meta_loss()
+            p.data.view(-1)[i] = old
+            fd.view(-1)[i] = (up - down) / (2 * h)
+        torch.testing.assert_close(g, fd, atol=1e-8, rtol=1e-5)
+    assert max(float(g.abs().max()) for g in grads) > 1e-5  # not trivially zero
+
+
+def _cnn_trainer(weigher: Weigher) -> DuplicateTrainer:
+    cfg = tiny_cfg(model="small_cnn", model_kwargs={"width": 4}, meta_size=50)
+    return DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=weigher)
+
+
+@pytest.mark.parametrize("name", ["mwnet", "gdw", "nrt", "fsr"])
+def test_lookahead_never_touches_running_stats(name):
+    weigher = baselines.make_weigher(name)
+    tr = _cnn_trainer(weigher)
+    model = tr.target.model
+    weigher.setup(model, 10, tr.device)
+    model.train()
+    batch = tr.next_batch()
+    logits = model(batch.x)
+    losses = F.cross_entropy(logits, batch.y, reduction="none")
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    params_before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ctx = tr.context()
+    out = weigher.weigh(model, batch, logits, losses, ctx)
+    for n, b in model.named_buffers():
+        assert torch.equal(b, before[n]), n
+    for n, p in model.named_parameters():
+        assert torch.equal(p.detach(), params_before[n]), n
+    w = out.weights if hasattr(out, "weights") else out
+    assert torch.isfinite(w).all() and w.shape[0] == len(batch.y)
+    # the trainer's graph is still usable for the real step
+    (w.detach().reshape(len(batch.y), -1)[:, 0] * losses).mean().backward()
+
+
+# ---------------------------------------------------------------------------- GDW
+def test_gdw_zero_mean_constraint_holds_per_sample():
+    torch.manual_seed(0)
+    logits = torch.randn(50, 10) * 3
+    logits[:5, 0] = 40.0  # p_t -> 1 for a few samples
+    y = torch.randint(0, 10, (50,))
+    y[:5] = 0
+    omega = torch.rand(50, 10) * 2
+    out = zero_mean_constraint(omega, logits, y)
+    p = F.softmax(logits.double(), 1)
+    onehot = F.one_hot(y, 10).double()
+    resid = (out.double() * (p - onehot)).sum(1)
+    assert float(resid.abs().max()) < 1e-6
+    keep = ~F.one_hot(y, 10).bool()
+    assert torch.equal(out[keep], omega[keep])  # only the observed-label entry changes
+    equal = torch.full((50, 10), 0.7)
+    torch.testing.assert_close(zero_mean_constraint(equal, logits, y), equal)
+
+
+class _Fixed(Weigher):
+    def __init__(self, w: torch.Tensor) -> None:
+        self.w = w
+
+    def weigh(self, model, batch, logits, losses, ctx):
+        return self.w
+
+
+def test_gdw_equal_class_weights_equal_instance_weighting():
+    cfg = tiny_cfg()
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False)
+    batch = tr.next_batch()
+    v = torch.rand(len(batch.y)) + 0.5
+    t1 = tr.target
+    t2 = copy.deepcopy(tr.target)
+    t1.step(batch, _Fixed(v), tr.context())
+    t2.step(batch, _Fixed(v[:, None].expand(-1, 10).contiguous()), tr.context())
+    for p1, p2 in zip(t1.model.parameters(), t2.model.parameters()):
+        torch.testing.assert_close(p1, p2, atol=1e-6, rtol=1e-6)
+
+
+def test_gdw_without_class_step_is_instance_weighting_by_v():
+    """eta_omega = 0: stage two does nothing, the real step uses V(l) (before the Theta step, as
+    in the GDW code) in every column, i.e. plain instance weighting."""
+    cfg = tiny_cfg()
+    gdw = GDWWeigher(cfg, eta_omega=0.0)
+    tr = DuplicateTrainer(cfg, seed=1, with_reference=False, weigher=gdw)
+    gdw.build(0, 10)
+    v_before = copy.deepcopy(gdw.vnet)
+    model = tr.target.model
+    batch = tr.next_batch()
+    logits = model(batch.x)
+    losses = F.cross_entropy(logits, batch.y, reduction="none")
+    omega = gdw.weigh(model, batch, logits, losses, tr.context())
+    want = v_before(losses.detach()[:, None]).detach()
+    torch.testing.assert_close(omega, want[:, None].expand(-1, 10), atol=1e-6, rtol=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(v_before.parameters(),
+                                                      gdw.vnet.parameters()))  # V stepped
+    gdw2 = GDWWeigher(cfg)
+    gdw2.build(0, 10)
+    omega2 = gdw2.weigh(model, batch, logits, losses, tr.context())
+    assert float((omega2 - omega).abs().max()) > 1e-3  # eq. 11 moves the class weights
+
+
+# ---------------------------------------------------------------------------- FSR
+def test_fsr_closed_form_equals_autograd_through_last_layer():
+    torch.manual_seed(0)
+    model = MLP(4, in_features=6, hidden=(7,)).double()
+    x, y = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
+    xp, yp = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 4, (8,))
+    lr = 0.3
+    h, hp = model.features(x).detach(), model.features(xp).detach()
+    z = model.fc(h).detach()
+    eps = torch.full((9,), 1 / 9, dtype=torch.float64)
+    w_la, b_la = last_layer_lookahead(model.fc, h, z, y, eps, lr)
+    errp = (F.softmax(F.linear(hp, w_la, b_la), 1) - F.one_hot(yp, 4)) / 8
+    closed = last_layer_weight_gradient(h, z, y, errp.T @ hp, errp.sum(0), lr)
+    # autograd: eps -> W'(eps) -> L_R(W')
+    e = eps.clone().requires_grad_()
+    wt, bt = model.fc.weight.detach().requires_grad_(), model.fc.bias.detach().requires_grad_()
+    inner = (e * F.cross_entropy(F.linear(h, wt, bt), y, reduction="none")).sum()
+    gw, gb = torch.autograd.grad(inner, [wt, bt], create_graph=True)
+    reward = F.cross_entropy(F.linear(hp, wt - lr * gw, bt - lr * gb), yp)
+    (auto,) = torch.autograd.grad(reward, e)
+    torch.testing.assert_close(closed, auto, atol=1e-12, rtol=1e-9)
+
+
+def test_fsr_dictionary_balanced_fixed_size_and_no_meta_set():
+    cfg = tiny_cfg(epochs=3, num_stages=3)
+    fsr = FSRWeigher(cfg, warmup_epochs=1)
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
+    assert tr.context().meta is None
+    sizes, purities = [], []
+    for _ in range(3):
+        tr.train_iterations(tr.iters_per_epoch)
+        assert fsr.dictionary is not None
+        counts = torch.bincount(tr.train_y[fsr.dictionary], minlength=10)
+        assert int(counts.min()) == int(counts.max())  # class-balanced
+        sizes.append(len(fsr.dictionary))
+        purities.append(1 - float(tr.is_noisy[fsr.dictionary].float().mean()))
+    assert sizes[0] == sizes[1] == sizes[2] == (400 // 4) // 10 * 10
+    assert tr.meta is not None and tr.meta.sampler is not None
+    assert tr.meta.sampler._perm is None  # the clean meta set was never drawn from
+    assert all(0.0 <= p <= 1.0 for p in purities)
+
+
+# ---------------------------------------------------------------------------- NRT
+def test_soft_bins_become_hard_intervals_as_tau_goes_to_zero():
+    cuts = torch.tensor([0.5, -1.0, 2.0])
+    z = torch.tensor([-3.0, -1.2, -0.8, 0.0, 0.49, 0.51, 1.9, 2.2, 5.0])
+    hard = F.one_hot(hard_bins(z, cuts), 4).float()
+    assert float((soft_bins(z, cuts, 1e-4) - hard).abs().max()) < 1e-6
+    assert float((soft_bins(z, cuts, 1.0) - hard).abs().max()) > 0.1
+    torch.testing.assert_close(soft_bins(z, cuts, 0.1).sum(1), torch.ones(len(z)))
+
+
+def test_growth_and_pruning_follow_the_rules():
+    z = torch.linspace(-3, 3, 200)[:, None].repeat(1, 2)
+    # a stable cut point (moves < eps+ over T_r) grows; a moving one does not
+    c = CutPointController(eps_plus=0.1, t_r=5, eps_minus=0.2, max_cuts=3)
+    actions = []
+    for t in range(5):
+        actions = c.step([torch.tensor([0.01 * t]), torch.tensor([0.1 * t])], z)
+        if t < 4:
+            assert actions == []
+    assert [(a.kind, a.k) for a in actions] == [("grow", 0)]
+    assert -3.0 <= actions[0].value <= 3.0 and abs(actions[0].value - 0.04) > 0.2
+    # at the maximum number of cut points: no growth
+    c = CutPointController(eps_plus=0.1, t_r=2, eps_minus=0.2, max_cuts=1)
+    assert c.step([torch.tensor([0.0])], z[:, :1]) == []
+    assert c.step([torch.tensor([0.0])], z[:, :1]) == []
+    # two cut points closer than eps-: the smaller one is pruned
+    c = CutPointController(eps_plus=0.1, t_r=1, eps_minus=0.2, max_cuts=3)
+    (a,) = c.step([torch.tensor([0.55, 0.5])], z[:, :1])
+    assert (a.kind, a.k, a.j) == ("prune", 0, 0)
+    # no sample between two cut points: pruned even though they are far apart
+    c = CutPointController(eps_plus=0.1, t_r=1, eps_minus=0.2, max_cuts=3)
+    zz = torch.cat([torch.full((50, 1), -2.0), torch.full((50, 1), 2.0)])
+    (a,) = c.step([torch.tensor([-1.0, 1.0])], zz)
+    assert (a.kind, a.j) == ("prune", 0)
+    # well separated cut points with samples between them stay
+    c = CutPointController(eps_plus=0.0, t_r=1, eps_minus=0.2, max_cuts=3)
+    assert c.step([torch.tensor([-1.0, 1.0])], z[:, :1]) == []
+
+
+def test_tree_growth_keeps_hard_function_and_pruning_merges():
+    torch.manual_seed(0)
+    tree = NeuralRegressionTree(3, tau=1e-3)
+    with torch.no_grad():
+        tree.scores.copy_(torch.randn(2, 2, 2))
+    z = torch.randn(100, 3) * 2
+    before = tree(z)
+    tree.add_cut(1, 1.0)
+    assert tree.leaf_shape == (2, 3, 2)
+    torch.testing.assert_close(tree(z), before, atol=1e-4, rtol=1e-4)
+    tree.add_cut(1, -1.0)
+    assert tree.leaf_shape == (2, 4, 2)
+    tree.remove_cut(1, 0)
+    assert tree.leaf_shape == (2, 3, 2)
+    assert torch.equal(torch.sort(tree.cuts[1].detach()).values, torch.tensor([0.0, 1.0]))
+
+
+def test_tree_memory_grows_with_active_bins_not_5_pow_9():
+    tree = NeuralRegressionTree(9, tau=0.1)
+    for k in range(3):
+        for v in (-1.0, 1.0, 2.0):
+            tree.add_cut(k, v)
+    assert tree.leaf_shape == (5, 5, 5, 2, 2, 2, 2, 2, 2)
+    assert tree.num_leaves == 125 * 64 and tree.scores.numel() == tree.num_leaves
+    b = 64
+    z = torch.randn(b, 9)
+    sizes: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = tree(z)
+    out.sum().backward()
+    assert max(sizes) <= b * tree.num_leaves // 5  # one characteristic contracted first
+    assert max(sizes) < b * 5**9 / 1000
+    assert tree.scores.grad is not None and tree.scores.grad.shape == tree.scores.shape
+
+
+def test_extract_rules_reads_the_tree():
+    tree = NeuralRegressionTree(9, tau=0.01)
+    with torch.no_grad():
+        tree.cuts[0].fill_(0.0)
+        tree.scores[0].fill_(4.0)  # loss below the mean: high weight
+        tree.scores[1].fill_(-4.0)  # loss above the mean: low weight
+    torch.manual_seed(0)
+    chars = torch.randn(500, 9) + torch.tensor([2.0] + [0.0] * 8)
+    std = RunningStandardizer(9)
+    std.update(chars)
+    text = extract_rules(tree, std, chars, n_clusters=2, top_k=2)
+    lines = text.splitlines()
+    assert lines[1].startswith("loss (information gain 1.0")
+    assert "level1 weight" in lines[2] and "(-inf, 2" in lines[2]
+    assert "level0 weight" in lines[3]
+
+
+def test_nrt_runs_both_weight_nets_and_grows():
+    cfg = tiny_cfg(epochs=2)
+    for net in ("tree", "mlp"):
+        w = baselines.make_weigher("nrt", cfg, weight_net=net, t_r=3, max_cuts=2)
+        tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=w)
+        tr.train_iterations(2 * tr.iters_per_epoch)
+        assert torch.isfinite(tr.last_weight).all()
+        if net == "tree":
+            assert isinstance(w.net, NeuralRegressionTree)
+            assert w.net.num_leaves > 2**9  # cut points were activated
+            assert "information gain" in w.extract_rules()
+        else:
+            with pytest.raises(ValueError, match="weight_net"):
+                w.extract_rules()
+
+
+def test_nrt_meta_interval_skips_meta_updates():
+    cfg = tiny_cfg()
+    w = baselines.make_weigher("nrt", cfg, meta_interval=4)
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=w)
+    tr.train_iterations(1)
+    snap = [p.detach().clone() for p in w.net.parameters()]
+    tr.train_iterations(3)  # iterations 1, 2, 3: no meta update
+    assert all(torch.equal(a, b.detach()) for a, b in zip(snap, w.net.parameters()))
+    tr.train_iterations(1)  # iteration 4: meta update
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(snap, w.net.parameters()))
+    assert math.isfinite(w.last_meta_loss)
+
+
