@@ -1,0 +1,155 @@
+"""Per-iteration time and peak memory of every weighting method relative to plain training.
+
+For each model (ResNet-32 and the small CNN, batch 100, 32x32x3 images), every method drives its
+own ``DuplicateTrainer`` (same seed, same data) and the methods are timed *interleaved* in rounds:
+in each round every method runs ``--iters`` iterations, and its time is divided by the plain
+(``uniform``) time of the same round; the reported ratio is the median over ``--rounds`` rounds.
+So machine load shared with other processes hits plain and method alike.
+
+Memory: each (model, method) runs in a fresh subprocess; the extra resident memory of training
+(peak RSS during the iterations minus RSS after setup; activations, saved tensors, gradients,
+optimiser and weigher state) is divided by that of plain training. Images are random uint8 tensors
+(timing and memory do not depend on pixel values), so no dataset is needed.
+
+    .venv/bin/python benchmarks/baseline_overhead.py --threads 1 --rounds 5 --iters 2 \
+        --out benchmarks/results/baseline_overhead.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "gdw", "fsr", "nrt", "nrt@20"]
+MODELS = {"resnet32": {}, "small_cnn": {"width": 16}}
+
+
+def synthetic_splits(n_train: int = 1000, n_meta: int = 200, seed: int = 0) -> Any:
+    from reweight_gym.data.splits import DataSplits
+
+    g = torch.Generator().manual_seed(seed)
+
+    def images(n: int) -> torch.Tensor:
+        return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+
+    def labels(n: int) -> torch.Tensor:
+        return torch.arange(n) % 10
+
+    y = labels(n_train)
+    noisy = torch.rand(n_train, generator=g) < 0.4
+    obs = torch.where(noisy, (y + 1) % 10, y)
+    return DataSplits(
+        train_x=images(n_train), train_y=obs, train_true_y=y, is_noisy=obs != y,
+        train_index=np.arange(n_train), val_x=images(100), val_y=labels(100),
+        meta_x=images(n_meta), meta_y=labels(n_meta), meta_index=np.arange(n_meta),
+        val_index=np.arange(100), test_x=images(100), test_y=labels(100), num_classes=10,
+        class_names=[str(i) for i in range(10)], mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+        noise_transition=np.eye(10))
+
+
+def make_trainer(model: str, method: str, batch: int) -> Any:
+    from baselines import make_weigher
+    from reweight_gym.config import EnvConfig
+    from reweight_gym.training.trainer import DuplicateTrainer
+
+    cfg = EnvConfig.resolve("cifar10", "cpu", download=True, model=model,
+                            model_kwargs=MODELS[model], batch_size=batch, noise_rate=0.4,
+                            epochs=10, meta_size=200)
+    name, kwargs = method, {}
+    if method.startswith("nrt@"):
+        name, kwargs = "nrt", {"meta_interval": int(method.split("@")[1])}
+    weigher = make_weigher(name, cfg, **kwargs)
+    return DuplicateTrainer(cfg, splits=synthetic_splits(), seed=0, with_reference=False,
+                            weigher=weigher)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def memory_child(model: str, method: str, batch: int, iters: int) -> None:
+    tr = make_trainer(model, method, batch)
+    before = rss_bytes()
+    tr.train_iterations(iters)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"extra_bytes": peak - before}))
+
+
+def measure_memory(model: str, method: str, batch: int, iters: int, threads: int) -> int:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", model, method, "--batch", str(batch),
+         "--iters", str(iters), "--threads", str(threads)],
+        check=True, capture_output=True, text=True)
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["extra_bytes"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--methods", nargs="+", default=METHODS)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=2, help="iterations per method per round")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--memory-child", nargs=2, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(*args.memory_child, args.batch, args.iters)
+        return
+    methods = ["uniform"] + [m for m in args.methods if m != "uniform"]
+    report: dict[str, Any] = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
+                              "batch": args.batch, "models": {}}
+    for model in args.models:
+        trainers = {m: make_trainer(model, m, args.batch) for m in methods}
+        for tr in trainers.values():  # warm-up: lazy weigher state, allocator
+            tr.train_iterations(2)
+        times: dict[str, list[float]] = {m: [] for m in methods}
+        for _ in range(args.rounds):
+            for m in methods:
+                t0 = time.perf_counter()
+                trainers[m].train_iterations(args.iters)
+                times[m].append((time.perf_counter() - t0) / args.iters)
+        rows: dict[str, Any] = {}
+        for m in methods:
+            ratios = [t / p for t, p in zip(times[m], times["uniform"])]
+            rows[m] = {"time_ratio": statistics.median(ratios),
+                       "seconds_per_iter": statistics.median(times[m])}
+        del trainers
+        if not args.no_memory:
+            mem = {m: measure_memory(model, m, args.batch, 3, args.threads) for m in methods}
+            for m in methods:
+                rows[m]["extra_mb"] = mem[m] / 2**20
+                rows[m]["memory_ratio"] = mem[m] / max(1, mem["uniform"])
+        report["models"][model] = rows
+        print(f"\n{model}, batch {args.batch}, {report['threads']} thread(s), median of "
+              f"{args.rounds} interleaved rounds x {args.iters} iterations")
+        print(f"{'method':16s} {'s/iter':>8s} {'time x plain':>13s} {'time x mwnet':>13s} "
+              f"{'extra MB':>9s} {'mem x plain':>12s}")
+        for m in methods:
+            r = rows[m]
+            mw = r["time_ratio"] / rows["mwnet"]["time_ratio"] if "mwnet" in rows else float("nan")
+            print(f"{m:16s} {r['seconds_per_iter']:8.3f} {r['time_ratio']:13.2f} {mw:13.2f} "
+                  f"{r.get('extra_mb', float('nan')):9.1f} "
+                  f"{r.get('memory_ratio', float('nan')):12.2f}", flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
