@@ -162,7 +162,7 @@ def test_sac_ppo_configs_train_on_env(ray_local, algo_name: str) -> None:
         algo.stop()
 
 
-def test_train_rllib_checkpoints_and_resumes(ray_local, tmp_path) -> None:
+def test_train_rllib_checkpoints_and_resumes(ray_local, tmp_path, monkeypatch) -> None:
     out = str(tmp_path / "run")
     s1 = train_rllib("ddpg", ENV_ID, KW, out, episodes=2, num_env_runners=0,
                      checkpoint_every=1)
@@ -171,7 +171,8 @@ def test_train_rllib_checkpoints_and_resumes(ray_local, tmp_path) -> None:
     assert s2["episodes"] == 3  # resumed: one more episode, not three
     with open(os.path.join(out, "agent.json")) as f:
         assert json.load(f)["lib"] == "rllib"
-    agent = load_agent(out)
+    monkeypatch.chdir(tmp_path)
+    agent = load_agent("run")  # a relative path works too
     assert isinstance(agent, RLlibAgent)
     assert agent.action_space.shape == (14,)
 

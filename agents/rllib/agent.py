@@ -65,7 +65,7 @@ class RLlibAgent:
         ckpt = find_checkpoint(path)
         if ckpt is None:
             raise FileNotFoundError(f"checkpoint not found: no RLlib checkpoint in {path!r}")
-        module = RLModule.from_checkpoint(os.path.join(ckpt, MODULE_SUBDIR))
+        module = RLModule.from_checkpoint(os.path.abspath(os.path.join(ckpt, MODULE_SUBDIR)))
         meta_dir = os.path.dirname(os.path.abspath(ckpt))
         normalize = True
         meta_path = os.path.join(meta_dir, AGENT_META)
