@@ -148,14 +148,17 @@ def test_ddpg_learns_pendulum_smoke(ray_local) -> None:
 def test_sac_ppo_configs_train_on_env(ray_local, algo_name: str) -> None:
     config = make_config(algo_name, ENV_ID, KW, num_env_runners=1, seed=0)
     assert config.sample_timeout_s is None and config.batch_mode == "complete_episodes"
+    assert config.min_sample_timesteps_per_iteration == 0
     algo = config.build_algo()
     try:
-        steps = 0
-        for _ in range(6):
-            res = algo.train()
-            steps = res["env_runners"]["num_env_steps_sampled_lifetime"]
+        res = algo.train()
+        # one iteration = one complete episode (training run) per env runner
+        assert res["env_runners"]["num_env_steps_sampled_lifetime"] == EP_LEN
+        for _ in range(5):
             if res.get("learners", {}).get("default_policy"):
                 break
+            res = algo.train()
+        steps = res["env_runners"]["num_env_steps_sampled_lifetime"]
         assert steps % EP_LEN == 0 and steps > 0  # complete episodes only
         assert res["learners"]["default_policy"]  # a learner update happened
     finally:

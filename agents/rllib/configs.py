@@ -84,6 +84,10 @@ def _common(config: AlgorithmConfig, env_id: str, env_kwargs: dict[str, Any],
     if ep_len is not None:  # a Reweight env: whole training runs, slow steps
         config = config.env_runners(batch_mode="complete_episodes",
                                     rollout_fragment_length=ep_len)
+        # one training_step per iteration: SAC's defaults (>= 100 env steps and >= 1 s per
+        # iteration) would loop over many slow training runs before returning
+        config = config.reporting(min_time_s_per_iteration=0,
+                                  min_sample_timesteps_per_iteration=0)
         config.evaluation_sample_timeout_s = None
     return config
 
