@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -78,12 +79,25 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def peak_rss_bytes() -> int:
+    """VmHWM of this process (reset at exec, unlike ru_maxrss which Linux carries over)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def memory_child(model: str, method: str, batch: int, iters: int) -> None:
     tr = make_trainer(model, method, batch)
     before = rss_bytes()
+    try:  # reset the high-water mark to the current RSS, so setup peaks do not count
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
     tr.train_iterations(iters)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"extra_bytes": peak - before}))
+    print(json.dumps({"extra_bytes": peak_rss_bytes() - before}))
 
 
 def measure_memory(model: str, method: str, batch: int, iters: int, threads: int) -> int:
@@ -103,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--iters", type=int, default=2, help="iterations per method per round")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--no-time", action="store_true", help="memory ratios only")
     ap.add_argument("--out", default=None)
     ap.add_argument("--memory-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -115,11 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
                               "batch": args.batch, "models": {}}
     for model in args.models:
-        trainers = {m: make_trainer(model, m, args.batch) for m in methods}
+        rounds = 0 if args.no_time else args.rounds
+        trainers = {m: make_trainer(model, m, args.batch) for m in methods} if rounds else {}
         for tr in trainers.values():  # warm-up: lazy weigher state, allocator
             tr.train_iterations(2)
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        for _ in range(args.rounds):
+        times: dict[str, list[float]] = {m: [math.nan] if not rounds else [] for m in methods}
+        for _ in range(rounds):
             for m in methods:
                 t0 = time.perf_counter()
                 trainers[m].train_iterations(args.iters)
