@@ -152,8 +152,10 @@ def test_sac_ppo_configs_train_on_env(ray_local, algo_name: str) -> None:
     algo = config.build_algo()
     try:
         res = algo.train()
-        # one iteration = one complete episode (training run) per env runner
-        assert res["env_runners"]["num_env_steps_sampled_lifetime"] == EP_LEN
+        # an iteration: SAC one complete episode (training run) per runner, PPO its train
+        # batch of 4 complete episodes per runner
+        per_iter = EP_LEN if algo_name == "sac" else 4 * EP_LEN
+        assert res["env_runners"]["num_env_steps_sampled_lifetime"] == per_iter
         for _ in range(5):
             if res.get("learners", {}).get("default_policy"):
                 break
