@@ -31,10 +31,12 @@ EP_LEN = 4
 
 @pytest.fixture(scope="module")
 def ray_local():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     init_ray(num_cpus=2)
     yield
     ray.shutdown()
+    torch.set_num_threads(threads)
 
 
 def _actor_state(algo) -> dict[str, np.ndarray]:
