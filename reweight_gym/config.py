@@ -93,7 +93,8 @@ class EnvConfig:
 
     LAW environment: ``num_stages`` (T_max), ``warmup_stages``, ``features`` (``law`` =
     [loss, entropy, density, label one-hot] (eq. 6), ``agnostic`` = class-count independent),
-    ``obs_mode``, ``action_scale`` (theta = action * action_scale), ``reward_k`` and
+    ``obs_mode``, ``action_scale`` (theta = action * action_scale), ``normalize_weights``
+    (divide K by its batch mean: only relative weights, an extension to LAW), ``reward_k`` and
     ``reward_scale`` (k and s of eq. 9), ``divergence_penalty``, ``loss_smoothing``,
     ``acc_smoothing``.
     """
@@ -129,6 +130,7 @@ class EnvConfig:
     features: str = "law"
     obs_mode: str = "law"
     action_scale: float = 1.0
+    normalize_weights: bool = False
     reward_k: float = 1.0
     reward_scale: float = 100.0
     divergence_penalty: float | None = None
@@ -261,6 +263,9 @@ class EnvConfig:
                            "must be fractions of training strictly between 0 and 1")
         number("crop_padding", 0, integer=True)
         number("action_scale", 0.0, lo_open=True)
+        for flag in ("normalize_weights", "download", "flip", "channels_last", "nesterov"):
+            if not isinstance(getattr(self, flag), bool):
+                raise _err(flag, getattr(self, flag), "must be true or false")
         number("reward_k", None)
         number("reward_scale", 0.0, lo_open=True)
         number("divergence_penalty", optional=True)

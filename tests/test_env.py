@@ -217,3 +217,22 @@ def test_cifar100_and_image_folder_envs(tmp_path) -> None:
                    noise_rate=0.2)
     _, rewards, _ = _rollout(env, zero)
     assert rewards == [0.0] * env.unwrapped.config.num_stages
+
+
+def test_normalized_weights_keep_the_batch_mean_at_one() -> None:
+    from reweight_gym.training import LinearTanhWeigher
+
+    feats = torch.randn(32, 4)
+    raw = LinearTanhWeigher("law")
+    raw.set_params(torch.tensor([0.5, -1.0, 0.2, 0.0]), 0.8)
+    norm = LinearTanhWeigher("law", normalize=True)
+    norm.set_params(torch.tensor([0.5, -1.0, 0.2, 0.0]), 0.8)
+    w_raw, w_norm = raw.weights_from_features(feats), norm.weights_from_features(feats)
+    assert w_raw.mean() > 1.2  # b > 0 raises every weight ...
+    assert w_norm.mean().item() == pytest.approx(1.0, abs=1e-6)  # ... unless normalised
+    assert torch.allclose(w_norm / w_norm[0], w_raw / w_raw[0])  # same relative weights
+    env = gym.make("Reweight-Digits-v0", noise_rate=0.4, normalize_weights=True)
+    _, rewards, _ = _rollout(env, zero)
+    assert rewards == [0.0] * env.unwrapped.config.num_stages
+    with pytest.raises(ValueError, match="normalize_weights='yes'"):
+        gym.make("Reweight-Digits-v0", normalize_weights="yes")

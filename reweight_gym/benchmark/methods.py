@@ -85,7 +85,7 @@ class PolicyController(Controller):
     def __init__(self, agent: Any, cfg: EnvConfig) -> None:
         self.agent = agent
         self.cfg = cfg
-        self.weigher = LinearTanhWeigher(cfg.features)
+        self.weigher = LinearTanhWeigher(cfg.features, normalize=cfg.normalize_weights)
         self.actions: list[list[float]] = []
 
     def weigher_for_stage(self, observation: np.ndarray) -> Weigher:

@@ -44,8 +44,10 @@ class ReweightEnv(gym.Env):
     (``feature_names`` lists them); ``features="agnostic"`` uses
     [loss, entropy, density, margin, grad_norm, class_proportion] (independent of the number of
     classes, so a policy transfers between datasets). The zero action gives every sample weight
-    exactly 1. Actions outside the box are clipped to it; a non-finite action raises
-    ``ValueError``.
+    exactly 1. With ``normalize_weights=True`` (an extension, not in LAW) K is divided by its
+    batch mean, so the agent chooses only relative weights and cannot raise the effective
+    learning rate by raising every weight. Actions outside the box are clipped to it; a
+    non-finite action raises ``ValueError``.
 
     ## Observation Space
     ``Box(float32)``, LAW's state s_T = [e_T, l_smooth, acc_smooth] (eq. 5): the one-hot of the
@@ -107,7 +109,7 @@ class ReweightEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_features + 1,), np.float32)
         self.observer = StageObserver(cfg)
         self.observation_space = self.observer.space
-        self.weigher = LinearTanhWeigher(cfg.features)
+        self.weigher = LinearTanhWeigher(cfg.features, normalize=cfg.normalize_weights)
         self.run: DuplicateTrainer | None = None
         self._seeded = False
         self._ended = False

@@ -113,15 +113,20 @@ class LinearTanhWeigher(Weigher):
     ``theta`` and ``b`` are held fixed for a whole stage (3SM) and set by the agent's action.
     Features f are the batch-normalised per-sample features of ``feature_set`` (eq. 6).
     With theta = 0 and b = 0 every weight is exactly 1.
+
+    ``normalize=True`` divides the weights by their batch mean (an extension, not in LAW): the
+    effective learning rate is then unchanged and only the *relative* weighting is chosen, so a
+    policy cannot gain by raising every weight (b > 0 acts like a larger learning rate).
     """
 
     name = "law"
 
     def __init__(self, feature_set: str = "law", theta: torch.Tensor | None = None,
-                 bias: float = 0.0) -> None:
+                 bias: float = 0.0, normalize: bool = False) -> None:
         self.feature_set = feature_set
         self.theta = theta
         self.bias = float(bias)
+        self.normalize = normalize
 
     def set_params(self, theta: torch.Tensor, bias: float) -> None:
         self.theta = theta.detach().float()
@@ -138,7 +143,8 @@ class LinearTanhWeigher(Weigher):
         if theta.shape != (feats.shape[1],):
             raise ValueError(f"invalid theta shape {tuple(theta.shape)}: expected "
                              f"({feats.shape[1]},) for feature set {self.feature_set!r}")
-        return 1.0 + torch.tanh(feats @ theta + self.bias)
+        w = 1.0 + torch.tanh(feats @ theta + self.bias)
+        return w / w.mean() if self.normalize else w
 
     def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
               ctx: WeighContext) -> torch.Tensor:
