@@ -9,6 +9,14 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
 - Meta-margin pusher (eq. 5): P(x) = l(x; Theta_t) - l(x; Theta*_t), the drop of a training
   sample's loss under the look-ahead Theta*_t; the score is smoothed per sample,
   P^ <- lambda P^ + (1 - lambda) P (lambda = 0.9), and samples whose loss drops most are kept.
+  ``margin="leave_one_out"`` (default) measures the drop under the look-ahead *without the
+  sample's own gradient term* (exact and cheap for the last layer, :func:`self_influence`).
+  With the sample's own term (``margin="full"``, the literal eq. 5 of a look-ahead on the same
+  batch) a mislabelled sample's own large gradient lowers its own loss most, so the score ranks
+  noisy samples first: measured on digits with 40% noise, the full margin is higher for noisy
+  than for clean samples in every epoch, the dictionary's purity falls below the data's, and
+  FSR ends below plain training (0.903 vs 0.915, 3 seeds); leave-one-out ranks clean first and
+  FSR beats plain training (0.931).
 - Feature sharing: the look-ahead and the weight gradient involve only the last (FC) layer
   (W, b), on top of the features h the trainer's forward already computed (captured by a
   forward pre-hook on ``model.fc``). With eps_i = 1/B and the look-ahead
@@ -20,9 +28,13 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   dL_R/d eps_i = -alpha <grad_W l_i, grad_W L_R(W')> = -alpha (p_i - y_i)^T (G_W h_i + G_b),
   where G = grad L_R at W' (``last_layer_weight_gradient``); a probe batch of R only needs one
   forward of the backbone, without backward.
-- Weights: raw = eps - dL_R/d eps; for label noise w = max(raw - eps, 0) (clip), for long-tail
-  w = raw - min(raw) + eps (shift, every sample keeps a positive weight); then normalised to sum
-  1 (the code), returned multiplied by B for the trainer's (1/B) sum_i w_i l_i.
+- Weights: raw = eps - dL_R/d eps; for label noise w = max(raw, 0) = max(eps - dL_R/d eps, 0)
+  (``clip``, the paper's rule), for long-tail w = raw - min(raw) + eps (``shift``, every sample
+  keeps a positive weight); then normalised to sum 1, returned multiplied by B for the trainer's
+  (1/B) sum_i w_i l_i. ``clip_code`` is the reference code's variant max(raw - eps, 0) =
+  max(-dL_R/d eps, 0) (L2R's rule): it zeroes about half of every batch and puts 8-11x the
+  mean weight on a few samples, which on digits (MLP, lr 0.1) drove training to chance level;
+  with ``clip`` the eps floor keeps weights near uniform where the meta-gradient is small.
 - Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
   dictionary scores are still updated.
 - Optional, for label noise as in the paper: momentum re-labelling (``relabel``): an EMA of each
@@ -48,7 +60,8 @@ from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
 
-RULES = ("auto", "clip", "shift")
+RULES = ("auto", "clip", "clip_code", "shift")
+MARGINS = ("leave_one_out", "full")
 
 
 def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
@@ -89,6 +102,20 @@ def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
     return w, b
 
 
+def self_influence(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
+                   eps: torch.Tensor, lr: float, bias: bool = True) -> torch.Tensor:
+    """The part of each sample's own look-ahead logits that its own gradient contributed:
+    lr eps_i (||h_i||^2 + 1) (p_i - y_i) (exact for the last layer, ``+ 1`` for the bias).
+
+    Adding it to z'_i gives the logits of sample i under the look-ahead *without* its own term,
+    W'_(-i) = W' + lr eps_i grad_W l_i, so the meta-margin measures how much the rest of the
+    batch (and the momentum) lowers the sample's loss.
+    """
+    err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    sq = (h * h).sum(1) + (1.0 if bias else 0.0)
+    return (lr * eps * sq)[:, None] * err
+
+
 class FSRWeigher(Weigher):
     """Fast Sample Re-weighting with a class-balanced proxy dictionary (no meta set)."""
 
@@ -101,8 +128,10 @@ class FSRWeigher(Weigher):
                  lookahead_lr: float | None = None, relabel: bool = False,
                  relabel_weight: float = 2.0, relabel_momentum: float = 0.9,
                  mixup: bool = False, mixup_alpha: float = 1.0,
-                 meta_momentum: float | None = None) -> None:
+                 meta_momentum: float | None = None, margin: str = "leave_one_out") -> None:
         m = self.name
+        check_choice(m, "margin", margin, MARGINS)
+        self.margin = margin
         if meta_momentum is not None:
             check_number(m, "meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True)
         if dictionary_size is not None:
@@ -236,13 +265,18 @@ class FSRWeigher(Weigher):
             g_b = errp.sum(0) if b_la is not None else None
             grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr)
             raw = eps - grad_eps
-            if self.rule == "clip":
+            if self.rule == "clip":  # the paper: w = max(eps - dL_R/d eps, 0)
+                w = raw.clamp_min(0.0)
+            elif self.rule == "clip_code":  # the reference code: max(-dL_R/d eps, 0)
                 w = (raw - eps).clamp_min(0.0)
             else:
                 w = raw - raw.min() + eps
             w = normalise_to_batch(w)
             # Meta-margin (eq. 5) of the training samples under the look-ahead, momentum score.
-            loss_after = F.cross_entropy(F.linear(h, w_la, b_la), y, reduction="none")
+            z_after = F.linear(h, w_la, b_la)
+            if self.margin == "leave_one_out":
+                z_after = z_after + self_influence(h, z, y, eps, lr, b_la is not None)
+            loss_after = F.cross_entropy(z_after, y, reduction="none")
             margin = losses.detach() - loss_after
             m = self.score_momentum
             self.scores[batch.index] = m * self.scores[batch.index] + (1 - m) * margin

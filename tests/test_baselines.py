@@ -13,7 +13,12 @@ import baselines
 from baselines._common import normalise_to_batch
 from baselines.class_balanced import effective_number_weights
 from baselines.focal import FocalWeigher
-from baselines.fsr import FSRWeigher, last_layer_lookahead, last_layer_weight_gradient
+from baselines.fsr import (
+    FSRWeigher,
+    last_layer_lookahead,
+    last_layer_weight_gradient,
+    self_influence,
+)
 from baselines.gdw import GDWWeigher, zero_mean_constraint
 from baselines.mwnet import VNet, meta_gradient
 from baselines.nrt import (
@@ -289,6 +294,47 @@ def test_fsr_closed_form_equals_autograd_through_last_layer():
     reward = F.cross_entropy(F.linear(hp, wt - lr * gw, bt - lr * gb), yp)
     (auto,) = torch.autograd.grad(reward, e)
     torch.testing.assert_close(closed, auto, atol=1e-12, rtol=1e-9)
+
+
+def test_fsr_leave_one_out_margin_equals_a_lookahead_without_the_sample():
+    torch.manual_seed(1)
+    model = MLP(4, in_features=6, hidden=(7,)).double()
+    x, y = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
+    h = model.features(x).detach()
+    z = model.fc(h).detach()
+    eps = torch.full((9,), 1 / 9, dtype=torch.float64)
+    buf = (torch.randn(4, 7, dtype=torch.float64), torch.randn(4, dtype=torch.float64))
+    w_la, b_la = last_layer_lookahead(model.fc, h, z, y, eps, 0.5, 0.9, buf)
+    loo = F.linear(h, w_la, b_la) + self_influence(h, z, y, eps, 0.5)
+    for i in range(9):  # the look-ahead with sample i's weight set to zero
+        e = eps.clone()
+        e[i] = 0.0
+        wi, bi = last_layer_lookahead(model.fc, h, z, y, e, 0.5, 0.9, buf)
+        torch.testing.assert_close(loo[i], F.linear(h[i], wi, bi), atol=1e-12, rtol=1e-10)
+    assert float((loo - F.linear(h, w_la, b_la)).abs().max()) > 1e-3  # the own term matters
+
+
+def test_fsr_clip_rule_keeps_the_eps_floor():
+    cfg = tiny_cfg(epochs=2, num_stages=2, noise_rate=0.4)
+    weights = {}
+    for rule in ("clip", "clip_code"):
+        fsr = FSRWeigher(cfg, warmup_epochs=0, rule=rule)
+        seen = []
+        orig = fsr.weigh
+
+        def spy(*a, _orig=orig, _seen=seen, **k):
+            out = _orig(*a, **k)
+            _seen.append(out.detach().clone())
+            return out
+
+        fsr.weigh = spy
+        DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr).train_iterations(5)
+        weights[rule] = torch.cat(seen)
+    # max(eps - g, 0) zeroes only samples whose meta-gradient exceeds eps; max(-g, 0) zeroes
+    # every sample with g > 0, so it zeroes strictly more and concentrates the weight
+    zero = {r: float((w == 0).float().mean()) for r, w in weights.items()}
+    assert zero["clip"] < zero["clip_code"]
+    assert float(weights["clip"].max()) < float(weights["clip_code"].max())
 
 
 def test_fsr_dictionary_balanced_fixed_size_and_no_meta_set():

@@ -1,11 +1,16 @@
-"""End to end on digits with 40% uniform label noise, 3 fixed seeds.
+"""End to end on digits with 40% uniform label noise, 3 fixed seeds: the demo's config.
 
-The config (tiny preset, 800 training images, 40 epochs, constant learning rate 0.05, no weight
-decay) lets plain training overfit the noise (final < best epoch). Measured on this config (mean
-final test accuracy over seeds 0-2): uniform 0.8975, gdw 0.9150, nrt 0.9008; mwnet 0.8392,
-fsr 0.7183, focal 0.8975, class_balanced 0.8975 (weights ~1 on balanced data), spl 0.8992. Only
-the methods that beat uniform here are asserted to; the others are reported in the closing note
-of the baselines issue, with the reasons found.
+The config (``DEMO_ENV`` of ``reweight-gym demo``: all 1,097 training digits, 100 epochs of
+cosine SGD from lr 0.1, no weight decay) lets plain training fit part of the wrong labels: its
+final test accuracy is below its best epoch and ~6 points below the same run on clean labels.
+Measured here (mean final test accuracy, seeds 0-2; seeds 3-7 in brackets): uniform 0.915
+(0.906), gdw 0.938 (0.925), fsr 0.931 (0.927), nrt 0.928, spl 0.931 (0.915), mwnet with the
+demo's weight-net lr 0.924 (0.920); class_balanced 0.923 and focal 0.888.
+
+Not asserted, by design of those methods: ``focal`` up-weights high-loss samples, i.e. the
+mislabelled ones (mean weight noisy 0.78 vs clean 0.31), and makes no claim of noise robustness;
+``class_balanced`` weights by class frequency, which uniform noise on balanced digits leaves
+equal (all weights 0.997), so whether it lands above or below ``uniform`` is chance.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import pytest
 import torch
 
 import baselines
+from reweight_gym.benchmark.cli import DEMO_ENV, DEMO_METHOD_KWARGS
 
-CONFIG = dict(noise_rate=0.4, epochs=40, train_size=800, weight_decay=0.0,
-              lr_schedule="constant", lr=0.05)
+CONFIG = {k: v for k, v in DEMO_ENV.items() if k != "num_stages"}
 SEEDS = (0, 1, 2)
+METHODS = ("uniform", "gdw", "nrt", "mwnet", "fsr", "spl")
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +32,8 @@ def results() -> dict[str, list[dict]]:
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return {m: [baselines.run(m, seed=s, **CONFIG) for s in SEEDS]
-                for m in ("uniform", "gdw", "nrt", "mwnet", "fsr")}
+        return {m: [baselines.run(m, seed=s, method_kwargs=DEMO_METHOD_KWARGS.get(m), **CONFIG)
+                    for s in SEEDS] for m in METHODS}
     finally:
         torch.set_num_threads(old)
 
@@ -42,7 +48,7 @@ def test_uniform_overfits_the_noise(results):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["gdw", "nrt"])
+@pytest.mark.parametrize("method", ["gdw", "nrt", "mwnet", "fsr", "spl"])
 def test_method_beats_uniform_on_noisy_digits(results, method):
     assert mean(results[method], "final_test_acc") > mean(results["uniform"], "final_test_acc")
 
