@@ -37,6 +37,7 @@ from torch import nn
 
 from baselines._common import check_choice, check_number, draw_seed, require_meta
 from baselines.mwnet import (
+    JVP_METHODS,
     SETTINGS,
     VNet,
     logits_jvp,
@@ -87,13 +88,15 @@ def logit_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def omega_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,
                    labels: torch.Tensor, params: dict[str, torch.Tensor], x_meta: torch.Tensor,
-                   y_meta: torch.Tensor, lr: float) -> tuple[torch.Tensor, float]:
+                   y_meta: torch.Tensor, lr: float,
+                   jvp: str = "finite_difference") -> tuple[torch.Tensor, float]:
     """g = dL_meta(theta^)/d omega (B, C) = -(lr/B) (p - y) * (J_z grad L_meta(theta^)).
 
-    The chain rule through eq. 9, with one forward-mode JVP of the training logits (exact; see
-    ``baselines.mwnet.meta_gradient``)."""
+    The chain rule through eq. 9, with one Jacobian-vector product of the training logits
+    (``jvp``: one forward difference, or exact forward-mode AD; see
+    ``baselines.mwnet.logits_jvp``)."""
     g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
-    tangent = logits_jvp(model, x, g_meta)
+    tangent = logits_jvp(model, x, g_meta, jvp, logits)
     return -lr / logits.shape[0] * logit_error(logits, labels) * tangent, meta_loss
 
 
@@ -113,7 +116,9 @@ class GDWWeigher(Weigher):
 
     def __init__(self, cfg: EnvConfig | None = None, eta_omega: float | None = None,
                  clip: float = 0.2, hidden: int = 100, setting: str = "auto",
-                 meta_lr: float | None = None) -> None:
+                 meta_lr: float | None = None, jvp: str = "finite_difference") -> None:
+        check_choice(self.name, "jvp", jvp, JVP_METHODS)
+        self.jvp = jvp
         if eta_omega is not None:
             check_number(self.name, "eta_omega", eta_omega, 0.0)
         check_number(self.name, "clip", clip, 0.0)
@@ -153,7 +158,7 @@ class GDWWeigher(Weigher):
         params = manipulated_lookahead(model, logits, batch.y, omega, ctx.lr)  # eq. 9
         x_meta, y_meta = meta.next()
         g_omega, self.last_meta_loss = omega_gradient(model, batch.x, logits, batch.y, params,
-                                                      x_meta, y_meta, ctx.lr)
+                                                      x_meta, y_meta, ctx.lr, self.jvp)
         vparams = list(self.vnet.parameters())
         grads = torch.autograd.grad(omega, vparams, grad_outputs=g_omega)
         for p, g in zip(vparams, grads):

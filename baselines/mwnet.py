@@ -16,9 +16,11 @@ Implementation notes:
   kept for the real step): one first-order backward gives theta^. The look-ahead parameters are
   substituted with ``torch.func.functional_call`` (no model copy, no hand-written meta layers);
   BatchNorm uses batch statistics and the real running statistics are never touched (cloned
-  buffers). The second-order term is computed exactly by a forward-mode JVP
-  (``meta_gradient``) instead of a backward through ``create_graph=True``: same numbers (see
-  the finite-difference test), about half the time on CPU.
+  buffers). The second-order term is computed from one Jacobian-vector product of the training
+  logits (``meta_gradient``) instead of a backward through ``create_graph=True``: exactly by
+  forward-mode AD (``jvp="forward_ad"``, same numbers as the double backward, see the
+  finite-difference test, half its time on CPU) or, by default, by one forward difference
+  (``jvp="finite_difference"``, 0.3-0.5% relative error, one forward pass instead of ~5).
 - ``normalize=True`` (default) divides the weights by their batch sum as the paper's code does
   (``norm_c``); the weigher then returns them multiplied by B so that the trainer's
   (1/B) sum_i w_i l_i equals the code's sum_i w_i l_i / sum_j w_j.
@@ -91,17 +93,42 @@ def meta_direction(model: nn.Module, params: dict[str, torch.Tensor], x_meta: to
     return out, float(meta_loss.detach())
 
 
-def logits_jvp(model: nn.Module, x: torch.Tensor,
-               direction: dict[str, torch.Tensor]) -> torch.Tensor:
-    """J_z(theta) v: the directional derivative of the training-batch logits (B, C) along v,
-    by forward-mode AD through a functional call (train mode, cloned buffers)."""
+JVP_METHODS = ("finite_difference", "forward_ad")
+
+
+def logits_jvp(model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Tensor],
+               method: str = "finite_difference", logits: torch.Tensor | None = None,
+               step: float = 1e-3) -> torch.Tensor:
+    """J_z(theta) v: the directional derivative of the training-batch logits (B, C) along v
+    (train mode: batch statistics; cloned buffers, the real running statistics untouched).
+
+    ``forward_ad``: exact, by forward-mode AD through a functional call. On CPU it costs about
+    five forward passes (three convolutions per convolution, BatchNorm's tangent formulas).
+    ``finite_difference`` (default): (z(theta + e v) - z(theta)) / e with e = ``step`` / ||v||,
+    one forward pass without graph; ``logits`` = z(theta) from the trainer's own forward is
+    reused when given. Relative error against ``forward_ad`` measured at 0.3-0.5% on the small
+    CNN (ReLU and max-pool kinks dominate it, so smaller steps do not help in float32), far below
+    the sampling noise of a meta batch; it makes MW-Net/GDW/NRT iterations ~1.5x cheaper.
+    """
     params = trainable_params(model)
-    buffers = {n: b.clone() for n, b in model.named_buffers()}
-    with fwAD.dual_level():
-        duals = {n: fwAD.make_dual(p.detach(), direction[n]) for n, p in params.items()}
-        out = functional_call(model, {**buffers, **duals}, (x,))
-        tangent = fwAD.unpack_dual(out).tangent
-    return tangent if tangent is not None else torch.zeros_like(out)
+    if method == "forward_ad":
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        with fwAD.dual_level():
+            duals = {n: fwAD.make_dual(p.detach(), direction[n]) for n, p in params.items()}
+            out = functional_call(model, {**buffers, **duals}, (x,))
+            tangent = fwAD.unpack_dual(out).tangent
+        return tangent if tangent is not None else torch.zeros_like(out)
+    if method != "finite_difference":
+        raise ValueError(f"invalid jvp={method!r}: allowed: {', '.join(JVP_METHODS)}")
+    with torch.no_grad():
+        norm = torch.sqrt(sum((direction[n].double() ** 2).sum() for n in params))
+        if float(norm) == 0.0:
+            return torch.zeros_like(logits) if logits is not None else torch.zeros_like(
+                functional_forward(model, params, x))
+        eps = step / float(norm)
+        z0 = logits.detach() if logits is not None else functional_forward(model, params, x)
+        shifted = {n: p.detach() + eps * direction[n] for n, p in params.items()}
+        return (functional_forward(model, shifted, x) - z0) / eps
 
 
 def loss_directional_derivative(logits: torch.Tensor, labels: torch.Tensor,
@@ -115,8 +142,8 @@ def loss_directional_derivative(logits: torch.Tensor, labels: torch.Tensor,
 def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor,
                   losses: torch.Tensor, weight_fn: Callable[[], torch.Tensor],
                   weight_params: list[torch.Tensor], x_meta: torch.Tensor,
-                  y_meta: torch.Tensor, lr: float,
-                  normalize: bool = True) -> tuple[list[torch.Tensor], float]:
+                  y_meta: torch.Tensor, lr: float, normalize: bool = True,
+                  jvp: str = "finite_difference") -> tuple[list[torch.Tensor], float]:
     """grad_Theta L_meta(theta^(Theta)) for the weight-function parameters (MW-Net eq. 4).
 
     By the chain rule through the look-ahead of eq. 3,
@@ -124,7 +151,9 @@ def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: to
     (optional) normalisation and V to Theta. The per-sample inner products are one forward-mode
     JVP of the training batch along grad L_meta(theta^): exactly the second-order term the
     reference code gets by differentiating through ``autograd.grad(create_graph=True)``, at
-    half the cost on CPU (BatchNorm's double backward dominates that route).
+    half the cost on CPU (BatchNorm's double backward dominates that route); with
+    ``jvp="finite_difference"`` (default) the JVP is one forward difference instead (see
+    :func:`logits_jvp`).
 
     ``x, y, logits, losses``: the training batch and the trainer's forward at theta (graph
     kept); ``weight_fn()`` returns the weights (B,) differentiably in ``weight_params``.
@@ -134,7 +163,7 @@ def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: to
         w = normalise_to_batch(w)
     params = lookahead_params(model, losses, w, lr)
     g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
-    dots = loss_directional_derivative(logits, y, logits_jvp(model, x, g_meta))
+    dots = loss_directional_derivative(logits, y, logits_jvp(model, x, g_meta, jvp, logits))
     d_w = -lr / losses.shape[0] * dots
     grads = torch.autograd.grad(w, weight_params, grad_outputs=d_w, allow_unused=True)
     out = [torch.zeros_like(p) if g is None else g for p, g in zip(weight_params, grads)]
@@ -170,8 +199,11 @@ class MWNetWeigher(Weigher):
     needs_meta = True
 
     def __init__(self, cfg: EnvConfig | None = None, hidden: int = 100, setting: str = "auto",
-                 meta_lr: float | None = None, normalize: bool = True) -> None:
+                 meta_lr: float | None = None, normalize: bool = True,
+                 jvp: str = "finite_difference") -> None:
         check_number(self.name, "hidden", hidden, 1, integer=True)
+        check_choice(self.name, "jvp", jvp, JVP_METHODS)
+        self.jvp = jvp
         check_choice(self.name, "setting", setting, SETTINGS)
         if meta_lr is not None:
             check_number(self.name, "meta_lr", meta_lr, 0.0, lo_open=True)
@@ -208,7 +240,7 @@ class MWNetWeigher(Weigher):
         params = list(self.vnet.parameters())
         grads, self.last_meta_loss = meta_gradient(
             model, batch.x, batch.y, logits, losses, lambda: self.weights(losses), params,
-            x_meta, y_meta, ctx.lr, self.normalize)
+            x_meta, y_meta, ctx.lr, self.normalize, self.jvp)
         for p, g in zip(params, grads):
             p.grad = g
         self.optimizer.step()  # eq. 4

@@ -52,7 +52,7 @@ from baselines._common import (
     normalise_to_batch,
     require_meta,
 )
-from baselines.mwnet import VNet, meta_gradient
+from baselines.mwnet import JVP_METHODS, VNet, meta_gradient
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.characteristics import (
     SampleHistory,
@@ -265,8 +265,11 @@ class NRTWeigher(Weigher):
     def __init__(self, cfg: EnvConfig | None = None, weight_net: str = "tree", tau: float = 0.1,
                  eps_plus: float = 0.1, t_r: int = 20, eps_minus: float = 0.2,
                  max_cuts: int = 2, meta_interval: int = 1, meta_lr: float = 1e-3,
-                 hidden: int = 100, normalize: bool = True, rule_buffer: int = 2048) -> None:
+                 hidden: int = 100, normalize: bool = True, rule_buffer: int = 2048,
+                 jvp: str = "finite_difference") -> None:
         m = self.name
+        check_choice(m, "jvp", jvp, JVP_METHODS)
+        self.jvp = jvp
         check_choice(m, "weight_net", weight_net, ("tree", "mlp"))
         check_number(m, "tau", tau, 0.0, lo_open=True)
         check_number(m, "eps_plus", eps_plus, 0.0)
@@ -335,7 +338,7 @@ class NRTWeigher(Weigher):
             params = list(self.net.parameters())
             grads, self.last_meta_loss = meta_gradient(
                 model, batch.x, batch.y, logits, losses, lambda: self.weights_of(z), params,
-                x_meta, y_meta, ctx.lr, self.normalize)
+                x_meta, y_meta, ctx.lr, self.normalize, self.jvp)
             for p, g in zip(params, grads):
                 p.grad = g
             self.optimizer.step()

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
-METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "gdw", "fsr", "nrt", "nrt@20"]
+METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "mwnet@exact", "gdw", "fsr",
+           "nrt", "nrt@20"]
 MODELS = {"resnet32": {}, "small_cnn": {"width": 16}}
 
 
@@ -67,8 +68,10 @@ def make_trainer(model: str, method: str, batch: int) -> Any:
                             model_kwargs=MODELS[model], batch_size=batch, noise_rate=0.4,
                             epochs=10, meta_size=200)
     name, kwargs = method, {}
-    if method.startswith("nrt@"):
+    if method.startswith("nrt@"):  # nrt@K: meta update every K iterations
         name, kwargs = "nrt", {"meta_interval": int(method.split("@")[1])}
+    elif method.endswith("@exact"):  # mwnet@exact etc.: the exact forward-mode JVP
+        name, kwargs = method.split("@")[0], {"jvp": "forward_ad"}
     weigher = make_weigher(name, cfg, **kwargs)
     return DuplicateTrainer(cfg, splits=synthetic_splits(), seed=0, with_reference=False,
                             weigher=weigher)

@@ -20,7 +20,7 @@ from baselines.fsr import (
     self_influence,
 )
 from baselines.gdw import GDWWeigher, zero_mean_constraint
-from baselines.mwnet import VNet, meta_gradient
+from baselines.mwnet import VNet, logits_jvp, meta_gradient
 from baselines.nrt import (
     CutPointController,
     NeuralRegressionTree,
@@ -144,8 +144,9 @@ def _tiny_problem():
     return model, x, y, xm, ym
 
 
+@pytest.mark.parametrize("jvp,tol", [("forward_ad", 1e-5), ("finite_difference", 1e-3)])
 @pytest.mark.parametrize("normalize", [False, True])
-def test_mwnet_meta_gradient_matches_finite_differences(normalize):
+def test_mwnet_meta_gradient_matches_finite_differences(normalize, jvp, tol):
     model, x, y, xm, ym = _tiny_problem()
     vnet = VNet(1, 7).double()
     lr = 0.5
@@ -154,7 +155,7 @@ def test_mwnet_meta_gradient_matches_finite_differences(normalize):
     params = list(vnet.parameters())
     grads, _ = meta_gradient(model, x, y, logits, losses,
                              lambda: vnet(losses.detach()[:, None]), params, xm, ym, lr,
-                             normalize)
+                             normalize, jvp)
 
     def meta_loss() -> float:  # L_meta(theta - lr (1/B) sum_i w_i grad l_i), all explicit
         ls = F.cross_entropy(model(x), y, reduction="none")
@@ -177,8 +178,26 @@ def test_mwnet_meta_gradient_matches_finite_differences(normalize):
             down = meta_loss()
             p.data.view(-1)[i] = old
             fd.view(-1)[i] = (up - down) / (2 * h)
-        torch.testing.assert_close(g, fd, atol=1e-8, rtol=1e-5)
+        torch.testing.assert_close(g, fd, atol=tol * 1e-3, rtol=tol)
     assert max(float(g.abs().max()) for g in grads) > 1e-5  # not trivially zero
+
+
+def test_finite_difference_jvp_matches_forward_ad_on_a_batchnorm_cnn():
+    torch.manual_seed(0)
+    from reweight_gym.models import build_model
+
+    model = build_model("small_cnn", 10, (3, 16, 16), width=4).train()
+    x = torch.randn(12, 3, 16, 16)
+    logits = model(x).detach()
+    direction = {n: torch.randn_like(p) for n, p in trainable_params(model).items()}
+    stats = {n: b.clone() for n, b in model.named_buffers()}
+    exact = logits_jvp(model, x, direction, "forward_ad")
+    approx = logits_jvp(model, x, direction, "finite_difference", logits)
+    assert float((approx - exact).norm() / exact.norm()) < 0.02
+    for n, b in model.named_buffers():  # batch statistics only; running stats untouched
+        torch.testing.assert_close(b, stats[n], atol=0, rtol=0)
+    with pytest.raises(ValueError, match="jvp='bogus'"):
+        logits_jvp(model, x, direction, "bogus")
 
 
 def _cnn_trainer(weigher: Weigher) -> DuplicateTrainer:
