@@ -44,7 +44,8 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   (lambda ~ Beta(a, a)) with the same sample weights. MixUp needs a forward of the mixed batch;
   here it is returned as an extra loss sum_i w_i (l~_i - l_i)/B whose gradient cancels the
   trainer's un-mixed term, so the update is exactly that of the mixed weighted loss (at the cost
-  of the extra forward/backward).
+  of the extra forward/backward). The mixed forward uses batch statistics without touching the
+  BatchNorm running statistics (cloned buffers), so they are updated once per iteration.
 """
 
 from __future__ import annotations
@@ -315,7 +316,9 @@ class FSRWeigher(Weigher):
             lam = float(beta.sample())
         perm = torch.randperm(len(batch.y), generator=ctx.generator).to(batch.x.device)
         xm = lam * batch.x + (1 - lam) * batch.x[perm]
-        zm = model(xm)
+        # batch statistics of the mixed batch, but the running statistics are updated once per
+        # iteration (by the trainer's forward), not twice
+        zm = functional_forward(model, dict(model.named_parameters()), xm)
         self._features = None
         lm = (lam * F.cross_entropy(zm, batch.y, reduction="none")
               + (1 - lam) * F.cross_entropy(zm, batch.y[perm], reduction="none"))

@@ -500,3 +500,17 @@ def test_nrt_meta_interval_skips_meta_updates():
     assert math.isfinite(w.last_meta_loss)
 
 
+
+
+def test_fsr_mixup_and_relabel_update_batchnorm_statistics_once_per_iteration():
+    cfg = tiny_cfg(epochs=2, num_stages=2, noise_rate=0.4, model="small_cnn",
+                   model_kwargs={"width": 4})
+    fsr = FSRWeigher(cfg, warmup_epochs=0, mixup=True, relabel=True)
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
+    counters = [b for n, b in tr.target.model.named_buffers() if n.endswith("num_batches_tracked")]
+    assert counters
+    before = [int(c) for c in counters]
+    stats = tr.train_iterations(4)
+    assert [int(c) - b for c, b in zip(counters, before)] == [4] * len(counters)
+    assert not stats.diverged and fsr.pseudo is not None
+    assert float(fsr.pseudo.sum(1).sub(1).abs().max()) < 1e-5  # EMA of distributions
