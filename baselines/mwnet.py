@@ -47,6 +47,7 @@ from baselines._common import (
 )
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward, trainable_params
+from reweight_gym.training.pipeline import MetaSampler
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher
 
 SETTINGS = ("auto", "noise", "long_tail")
@@ -170,6 +171,23 @@ def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: to
     return out, meta_loss
 
 
+def meta_step(model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
+              weight_fn: Callable[[], torch.Tensor], net: nn.Module,
+              optimizer: torch.optim.Optimizer, meta: MetaSampler, lr: float,
+              normalize: bool = True, jvp: str = "finite_difference") -> float:
+    """One weight-net update (eq. 4) on the next clean meta batch: the meta-gradient of
+    :func:`meta_gradient` for ``net``'s parameters, then ``optimizer.step()``. Returns the meta
+    loss at the look-ahead parameters (MW-Net, and NRT's meta-training, eqs. 13-15 there)."""
+    x_meta, y_meta = meta.next()
+    params = list(net.parameters())
+    grads, meta_loss = meta_gradient(model, batch.x, batch.y, logits, losses, weight_fn, params,
+                                     x_meta, y_meta, lr, normalize, jvp)
+    for p, g in zip(params, grads):
+        p.grad = g
+    optimizer.step()
+    return meta_loss
+
+
 def resolve_setting(setting: str, cfg: EnvConfig | None) -> str:
     """``auto``: ``long_tail`` for an imbalanced run without label noise, else ``noise``."""
     if setting != "auto":
@@ -236,14 +254,9 @@ class MWNetWeigher(Weigher):
         if self.vnet is None:
             self.build(draw_seed(ctx.generator), losses.device)
         assert self.vnet is not None and self.optimizer is not None
-        x_meta, y_meta = meta.next()
-        params = list(self.vnet.parameters())
-        grads, self.last_meta_loss = meta_gradient(
-            model, batch.x, batch.y, logits, losses, lambda: self.weights(losses), params,
-            x_meta, y_meta, ctx.lr, self.normalize, self.jvp)
-        for p, g in zip(params, grads):
-            p.grad = g
-        self.optimizer.step()  # eq. 4
+        self.last_meta_loss = meta_step(  # eqs. 3-4
+            model, batch, logits, losses, lambda: self.weights(losses), self.vnet,
+            self.optimizer, meta, ctx.lr, self.normalize, self.jvp)
         with torch.no_grad():  # eq. 5: the real step uses the updated weight net
             w = self.weights(losses)
             return normalise_to_batch(w) if self.normalize else w

@@ -52,7 +52,7 @@ from baselines._common import (
     normalise_to_batch,
     require_meta,
 )
-from baselines.mwnet import JVP_METHODS, VNet, meta_gradient
+from baselines.mwnet import JVP_METHODS, VNet, meta_step
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.characteristics import (
     SampleHistory,
@@ -334,14 +334,9 @@ class NRTWeigher(Weigher):
         self._remember(chars)
         z = self.standardizer(chars)
         if ctx.iteration % self.meta_interval == 0:
-            x_meta, y_meta = meta.next()
-            params = list(self.net.parameters())
-            grads, self.last_meta_loss = meta_gradient(
-                model, batch.x, batch.y, logits, losses, lambda: self.weights_of(z), params,
-                x_meta, y_meta, ctx.lr, self.normalize, self.jvp)
-            for p, g in zip(params, grads):
-                p.grad = g
-            self.optimizer.step()
+            self.last_meta_loss = meta_step(  # eqs. 13-15, as MW-Net
+                model, batch, logits, losses, lambda: self.weights_of(z), self.net,
+                self.optimizer, meta, ctx.lr, self.normalize, self.jvp)
             if isinstance(self.net, NeuralRegressionTree):
                 self._grow_and_prune()
         with torch.no_grad():
