@@ -124,7 +124,7 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="the main job of `make demo`: train LAW-DDPG briefly on noisy digits, "
                      "then benchmark it against the baselines",
-        description="Offline, on scikit-learn's digits with 40%% uniform label noise: trains "
+        description="Offline, on scikit-learn's digits with 40% uniform label noise: trains "
                     "the SB3 LAW-DDPG agent briefly, benchmarks it against uniform, focal, "
                     "class-balanced, SPL, MW-Net, GDW, FSR and NRT over 3 seeds, prints the table "
                     "and writes the report and plots.")
