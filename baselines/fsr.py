@@ -56,7 +56,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import check_bool, check_choice, check_number, normalise_to_batch
+from baselines._common import (
+    check_bool,
+    check_choice,
+    check_number,
+    logit_error,
+    normalise_to_batch,
+)
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
@@ -73,7 +79,7 @@ def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: to
     The closed form of the gradient of the reward loss after a last-layer look-ahead with
     respect to the per-sample weights eps (FSR's feature sharing).
     """
-    err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    err = logit_error(logits, labels)
     proj = h @ g_w.T
     if g_b is not None:
         proj = proj + g_b
@@ -84,7 +90,7 @@ def last_layer_grad(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
                     eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i eps_i (p_i - y_i) h_i^T, sum_i eps_i (p_i - y_i)): the last layer's gradient of
     the eps-weighted loss."""
-    err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    err = logit_error(logits, labels)
     werr = err * eps[:, None]
     return werr.T @ h, werr.sum(0)
 
@@ -112,7 +118,7 @@ def self_influence(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
     W'_(-i) = W' + lr eps_i grad_W l_i, so the meta-margin measures how much the rest of the
     batch (and the momentum) lowers the sample's loss.
     """
-    err = torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    err = logit_error(logits, labels)
     sq = (h * h).sum(1) + (1.0 if bias else 0.0)
     return (lr * eps * sq)[:, None] * err
 
@@ -261,7 +267,7 @@ class FSRWeigher(Weigher):
             functional_forward(model, params, xp)
             hp = self._features.detach()
             zp = F.linear(hp, w_la, b_la)
-            errp = (torch.softmax(zp, 1) - F.one_hot(yp, zp.shape[1]).to(zp.dtype)) / len(yp)
+            errp = logit_error(zp, yp) / len(yp)
             g_w = errp.T @ hp
             g_b = errp.sum(0) if b_la is not None else None
             grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr)

@@ -35,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import check_choice, check_number, draw_seed, require_meta
+from baselines._common import (
+    check_choice,
+    check_number,
+    draw_seed,
+    logit_error,
+    require_meta,
+)
 from baselines.mwnet import (
     JVP_METHODS,
     SETTINGS,
@@ -78,12 +84,6 @@ def manipulated_lookahead(model: nn.Module, logits: torch.Tensor, labels: torch.
                                 retain_graph=True, allow_unused=True)
     return {n: (params[n] if g is None else params[n] - lr * g).detach().requires_grad_()
             for n, g in zip(names, grads)}
-
-
-def logit_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """p - y, the gradient of the cross-entropy with respect to the logits (constant)."""
-    with torch.no_grad():
-        return torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
 
 
 def omega_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,

@@ -42,6 +42,7 @@ from baselines._common import (
     check_choice,
     check_number,
     draw_seed,
+    logit_error,
     normalise_to_batch,
     require_meta,
 )
@@ -122,12 +123,11 @@ def logits_jvp(model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Ten
     if method != "finite_difference":
         raise ValueError(f"invalid jvp={method!r}: allowed: {', '.join(JVP_METHODS)}")
     with torch.no_grad():
-        norm = torch.sqrt(sum((direction[n].double() ** 2).sum() for n in params))
-        if float(norm) == 0.0:
-            return torch.zeros_like(logits) if logits is not None else torch.zeros_like(
-                functional_forward(model, params, x))
-        eps = step / float(norm)
         z0 = logits.detach() if logits is not None else functional_forward(model, params, x)
+        norm = float(torch.sqrt(sum((direction[n].double() ** 2).sum() for n in params)))
+        if norm == 0.0:
+            return torch.zeros_like(z0)
+        eps = step / norm
         shifted = {n: p.detach() + eps * direction[n] for n, p in params.items()}
         return (functional_forward(model, shifted, x) - z0) / eps
 
@@ -135,8 +135,7 @@ def logits_jvp(model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Ten
 def loss_directional_derivative(logits: torch.Tensor, labels: torch.Tensor,
                                 logits_tangent: torch.Tensor) -> torch.Tensor:
     """<grad_theta l_i, v> = (p_i - y_i) . (J_z v)_i for the cross-entropy l_i."""
-    err = torch.softmax(logits.detach(), 1) - F.one_hot(labels, logits.shape[1]).to(
-        logits.dtype)
+    err = logit_error(logits, labels)
     return (err * logits_tangent).sum(dim=1)
 
 
