@@ -11,6 +11,10 @@ Memory: each (model, method) runs in a fresh subprocess; the extra resident memo
 optimiser and weigher state) is divided by that of plain training. Images are random uint8 tensors
 (timing and memory do not depend on pixel values), so no dataset is needed.
 
+``--malloc tuned`` (default, what the package does on CPU) or ``default`` (glibc's own malloc
+settings, ``REWEIGHT_GYM_MALLOC=default``): see ``reweight_gym/training/allocator.py``. Both
+plain and weighted training run under the same setting.
+
     .venv/bin/python benchmarks/baseline_overhead.py --threads 1 --rounds 5 --iters 2 \
         --out benchmarks/results/baseline_overhead.json
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -121,9 +126,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-time", action="store_true", help="memory ratios only")
+    ap.add_argument("--malloc", choices=["tuned", "default"], default="tuned",
+                    help="REWEIGHT_GYM_MALLOC for this run and its memory subprocesses")
     ap.add_argument("--out", default=None)
     ap.add_argument("--memory-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    os.environ["REWEIGHT_GYM_MALLOC"] = args.malloc  # read by the first trainer made below
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
@@ -131,12 +139,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     methods = ["uniform"] + [m for m in args.methods if m != "uniform"]
     report: dict[str, Any] = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
-                              "batch": args.batch, "models": {}}
+                              "batch": args.batch, "malloc": args.malloc, "models": {}}
     for model in args.models:
         rounds = 0 if args.no_time else args.rounds
         trainers = {m: make_trainer(model, m, args.batch) for m in methods} if rounds else {}
         for tr in trainers.values():  # warm-up: lazy weigher state, allocator
             tr.train_iterations(2)
+            report["allocator"] = tr.allocator
         times: dict[str, list[float]] = {m: [math.nan] if not rounds else [] for m in methods}
         for _ in range(rounds):
             for m in methods:
@@ -155,8 +164,9 @@ def main(argv: list[str] | None = None) -> None:
                 rows[m]["extra_mb"] = mem[m] / 2**20
                 rows[m]["memory_ratio"] = mem[m] / max(1, mem["uniform"])
         report["models"][model] = rows
-        print(f"\n{model}, batch {args.batch}, {report['threads']} thread(s), median of "
-              f"{args.rounds} interleaved rounds x {args.iters} iterations")
+        print(f"\n{model}, batch {args.batch}, {report['threads']} thread(s), malloc "
+              f"{args.malloc}, median of {args.rounds} interleaved rounds x {args.iters} "
+              "iterations")
         print(f"{'method':16s} {'s/iter':>8s} {'time x plain':>13s} {'time x mwnet':>13s} "
               f"{'extra MB':>9s} {'mem x plain':>12s}")
         for m in methods:

@@ -13,6 +13,7 @@ from gymnasium import spaces
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
 from reweight_gym.envs.observation import StageObserver, episode_seed
+from reweight_gym.training.allocator import allocator_mode
 from reweight_gym.training.characteristics import feature_dim, feature_names
 from reweight_gym.training.trainer import DuplicateTrainer, StageStats
 from reweight_gym.training.weigher import LinearTanhWeigher
@@ -100,6 +101,7 @@ class ReweightEnv(gym.Env):
     def __init__(self, dataset: str = "digits", preset: str = "tiny", **kwargs: Any) -> None:
         super().__init__()
         self.config = EnvConfig.resolve(dataset, preset, **kwargs)
+        allocator_mode()  # a bad REWEIGHT_GYM_MALLOC fails here, not at the first reset
         self.splits: DataSplits = build_splits(self.config)
         cfg = self.config
         c = self.splits.num_classes

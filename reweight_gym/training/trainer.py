@@ -23,6 +23,7 @@ from torch import nn
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
 from reweight_gym.models import build_model
+from reweight_gym.training.allocator import tune_cpu_allocator
 from reweight_gym.training.characteristics import SampleHistory
 from reweight_gym.training.pipeline import BatchPipeline, EpochSampler, MetaSampler
 from reweight_gym.training.schedule import learning_rate
@@ -179,6 +180,8 @@ class DuplicateTrainer:
         self.splits = splits if splits is not None else build_splits(cfg)
         self.seed = cfg.seed if seed is None else int(seed)
         self.device = resolve_device(cfg.device)
+        # CPU: keep freed activation memory in the heap (allocator.py); records the outcome
+        self.allocator = tune_cpu_allocator() if self.device.type == "cpu" else "not cpu"
         s = self.splits
         dev = self.device
         self.pipeline = BatchPipeline(s.mean, s.std, cfg.crop_padding, cfg.flip, dev,
