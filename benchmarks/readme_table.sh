@@ -23,4 +23,12 @@ for m in mwnet gdw; do
         --methods "$m" --seeds "$LT_SEEDS" --method-kwargs "{\"$m\": {\"meta_lr\": 1e-3}}" \
         --out "$OUT/longtail100-metalr1e-3-$m"
 done
+# FSR's other options on the noise setting (the uniform rows are copied from noise40 to resume)
+for v in clip_code:'{"fsr": {"rule": "clip_code"}}' relabel-mixup:'{"fsr": {"relabel": true, "mixup": true}}'; do
+    name=${v%%:*}; kwargs=${v#*:}; dir="$OUT/noise40-fsr-${name//_/}"
+    mkdir -p "$dir"
+    [ -s "$dir/results.jsonl" ] || grep '"method": "uniform"' "$OUT/noise40/results.jsonl" > "$dir/results.jsonl"
+    reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
+        --methods fsr --seeds "$SEEDS" --method-kwargs "$kwargs" --out "$dir"
+done
 for d in noise40 longtail100; do reweight-gym report "$OUT/$d" > /dev/null; done
