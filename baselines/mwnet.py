@@ -28,6 +28,7 @@ Implementation notes:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -116,7 +117,10 @@ def logits_jvp(model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Ten
     if method == "forward_ad":
         buffers = {n: b.clone() for n, b in model.named_buffers()}
         with fwAD.dual_level():
-            duals = {n: fwAD.make_dual(p.detach(), direction[n]) for n, p in params.items()}
+            with warnings.catch_warnings():  # torch's own lazy load of its JVP decompositions
+                warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated",
+                                        FutureWarning)
+                duals = {n: fwAD.make_dual(p.detach(), direction[n]) for n, p in params.items()}
             out = functional_call(model, {**buffers, **duals}, (x,))
             tangent = fwAD.unpack_dual(out).tangent
         return tangent if tangent is not None else torch.zeros_like(out)
