@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from reweight_gym.training.allocator import tune_cpu_allocator
+
 METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "mwnet@exact", "gdw", "fsr",
            "nrt", "nrt@20"]
 MODELS = {"resnet32": {}, "small_cnn": {"width": 16}}
@@ -108,10 +110,11 @@ def memory_child(model: str, method: str, batch: int, iters: int) -> None:
     print(json.dumps({"extra_bytes": peak_rss_bytes() - before}))
 
 
-def measure_memory(model: str, method: str, batch: int, iters: int, threads: int) -> int:
+def measure_memory(model: str, method: str, batch: int, iters: int, threads: int,
+                   malloc: str) -> int:
     out = subprocess.run(
         [sys.executable, __file__, "--memory-child", model, method, "--batch", str(batch),
-         "--iters", str(iters), "--threads", str(threads)],
+         "--iters", str(iters), "--threads", str(threads), "--malloc", malloc],
         check=True, capture_output=True, text=True)
     return int(json.loads(out.stdout.strip().splitlines()[-1])["extra_bytes"])
 
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--memory-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    os.environ["REWEIGHT_GYM_MALLOC"] = args.malloc  # read by the first trainer made below
+    os.environ["REWEIGHT_GYM_MALLOC"] = args.malloc  # read at the first call (below or trainer)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
@@ -139,13 +142,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     methods = ["uniform"] + [m for m in args.methods if m != "uniform"]
     report: dict[str, Any] = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
-                              "batch": args.batch, "malloc": args.malloc, "models": {}}
+                              "batch": args.batch, "malloc": args.malloc,
+                              "allocator": tune_cpu_allocator(), "models": {}}
     for model in args.models:
         rounds = 0 if args.no_time else args.rounds
         trainers = {m: make_trainer(model, m, args.batch) for m in methods} if rounds else {}
         for tr in trainers.values():  # warm-up: lazy weigher state, allocator
             tr.train_iterations(2)
-            report["allocator"] = tr.allocator
         times: dict[str, list[float]] = {m: [math.nan] if not rounds else [] for m in methods}
         for _ in range(rounds):
             for m in methods:
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
                        "seconds_per_iter": statistics.median(times[m])}
         del trainers
         if not args.no_memory:
-            mem = {m: measure_memory(model, m, args.batch, 3, args.threads) for m in methods}
+            mem = {m: measure_memory(model, m, args.batch, 3, args.threads, args.malloc)
+                   for m in methods}
             for m in methods:
                 rows[m]["extra_mb"] = mem[m] / 2**20
                 rows[m]["memory_ratio"] = mem[m] / max(1, mem["uniform"])

@@ -1,30 +1,36 @@
 """CPU allocator tuning: keep freed activation memory in the heap instead of unmapping it.
 
-glibc's ``malloc`` serves blocks above a (dynamic, at most 32 MiB) threshold with ``mmap`` and
-returns freed memory at the top of the heap to the kernel once it exceeds the trim threshold.
-A training iteration frees and re-allocates tens of MiB of activations and gradients, so with
-the defaults every iteration page-faults them in again: measured here, 0.9 million minor faults
-in 100 small-CNN iterations, and the zero-fill of a max-pool gradient (6.5 MB) took up to 20 ms
-instead of ~1 ms. Meta-gradient methods, with three passes and a retained graph, suffer most.
+glibc's ``malloc`` serves blocks above a self-adjusting mmap threshold (128 KiB, raised up to
+32 MiB as mmapped blocks are freed) with ``mmap``, and returns freed memory at the top of the heap
+to the kernel once it exceeds the trim threshold (twice the mmap threshold). A training iteration
+frees and re-allocates tens of MiB of activations and gradients, so with these defaults every
+iteration page-faults part of them in again: measured here, 0.70 million minor faults in a
+process running ~90 small-CNN iterations (MW-Net and plain), and the zero-fill of one max-pool
+gradient (6.5 MB) took up to 20 ms instead of ~1 ms. Meta-gradient methods, with three passes
+and a retained graph, suffer most.
 
-:func:`tune_cpu_allocator` sets the mmap threshold to 32 MiB (the glibc maximum), the trim
-threshold to 1 GiB and the top pad to 64 MiB with ``mallopt`` -- the same as the environment
-variables ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_`` that CPU
-tuning guides for PyTorch recommend (or an ``LD_PRELOAD`` of jemalloc/tcmalloc). Measured: minor
-faults 0.70 M -> 0.15 M, a plain small-CNN iteration ~10% and an MW-Net iteration ~15% faster,
-peak RSS +4%. ``DuplicateTrainer`` calls it once per process when it trains on the CPU.
+:func:`tune_cpu_allocator` sets, with ``mallopt``, the mmap threshold to 32 MiB (the ceiling of
+glibc's own adjustment), the trim threshold to 1 GiB and the top pad to 64 MiB -- the same as
+the environment variables ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+``MALLOC_TOP_PAD_`` that CPU tuning guides for PyTorch recommend (or an ``LD_PRELOAD`` of
+jemalloc/tcmalloc). Measured in that process: minor faults 0.70 M -> 0.15 M, a plain small-CNN
+iteration 12% and an MW-Net iteration 25% faster, peak RSS +4%.
 
-Opt out with ``REWEIGHT_GYM_MALLOC=default``. It is also skipped when any of the three
-``MALLOC_*_`` variables is set (the user's choice wins), when the C library is not glibc, and
-when an allocator is preloaded (``LD_PRELOAD`` names jemalloc or tcmalloc).
+``DuplicateTrainer`` calls it once per process when it trains on the CPU. The settings are
+process-wide (they apply to every later allocation of the process, not only to training) and
+only affect later allocations; up to 1 GiB of freed memory can stay resident per heap instead of
+being returned to the kernel. Opt out with ``REWEIGHT_GYM_MALLOC=default`` (read at the first
+call; a later change takes effect in a new process). It is also skipped when the user configured
+malloc (any of the three ``MALLOC_*_`` variables, or ``glibc.malloc`` tunables in
+``GLIBC_TUNABLES``), when another allocator is preloaded (``LD_PRELOAD`` naming a ``malloc``
+library: jemalloc, tcmalloc, mimalloc, ...), and when the C library is not glibc.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import platform
+import warnings
 
 ENV_VAR = "REWEIGHT_GYM_MALLOC"
 MODES = ("tuned", "default")
@@ -48,30 +54,43 @@ def allocator_mode() -> str:
 def tune_cpu_allocator() -> str:
     """Apply the glibc settings above once per process; returns what happened: ``"tuned"``,
     or why not (``"opted out"``, ``"user settings"``, ``"preloaded allocator"``,
-    ``"not glibc"``). Later calls return the first call's answer."""
-    if "result" in _state:
-        return _state["result"]
-    result = _apply()
-    _state["result"] = result
-    return result
+    ``"not glibc"``, ``"mallopt failed"``). Later calls return the first call's answer (and
+    warn if ``REWEIGHT_GYM_MALLOC=default`` is asked for after the process was tuned)."""
+    mode = allocator_mode()
+    if "result" not in _state:
+        _state["result"] = _apply(mode)
+    elif mode == "default" and _state["result"] == "tuned":
+        warnings.warn(f"{ENV_VAR}=default has no effect: malloc was already tuned in this "
+                      "process; set it before the first trainer is made", stacklevel=2)
+    return _state["result"]
 
 
-def _apply() -> str:
-    if allocator_mode() == "default":
+def is_glibc() -> bool:
+    if platform.system() != "Linux":
+        return False
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (ValueError, OSError, AttributeError):  # musl and others: no such name
+        return False
+
+
+def _apply(mode: str) -> str:
+    if mode == "default":
         return "opted out"
-    if any(v in os.environ for v in USER_VARS):
+    if any(v in os.environ for v in USER_VARS) or \
+            "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return "user settings"
-    preload = os.environ.get("LD_PRELOAD", "")
-    if "jemalloc" in preload or "tcmalloc" in preload:
+    if "malloc" in os.environ.get("LD_PRELOAD", ""):
         return "preloaded allocator"
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not is_glibc():
         return "not glibc"
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        import ctypes
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (ImportError, OSError, AttributeError):
         return "not glibc"
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    ok = all(mallopt(param, value) == 1 for param, value in SETTINGS)
-    return "tuned" if ok else "not glibc"
+    results = [mallopt(param, value) for param, value in SETTINGS]  # all of them, in order
+    return "tuned" if all(r == 1 for r in results) else "mallopt failed"
