@@ -14,7 +14,8 @@ glibc's own adjustment), the trim threshold to 1 GiB and the top pad to 64 MiB -
 the environment variables ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
 ``MALLOC_TOP_PAD_`` that CPU tuning guides for PyTorch recommend (or an ``LD_PRELOAD`` of
 jemalloc/tcmalloc). Measured in that process: minor faults 0.70 M -> 0.15 M, a plain small-CNN
-iteration 12% and an MW-Net iteration 25% faster, peak RSS +4%.
+iteration 5-15% and an MW-Net iteration 10-25% faster (paired runs vary that much on the shared
+2-core VM), peak RSS +4%.
 
 ``DuplicateTrainer`` calls it once per process when it trains on the CPU. The settings are
 process-wide (they apply to every later allocation of the process, not only to training) and
