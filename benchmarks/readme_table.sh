@@ -30,4 +30,7 @@ for v in clip_code:'{"fsr": {"rule": "clip_code"}}' relabel-mixup:'{"fsr": {"rel
     reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
         --methods fsr --seeds "$SEEDS" --method-kwargs "$kwargs" --out "$dir"
 done
-for d in noise40 longtail100; do reweight-gym report "$OUT/$d" > /dev/null; done
+for d in noise40 longtail100 longtail100-metalr1e-3-mwnet longtail100-metalr1e-3-gdw \
+         noise40-fsr-clipcode noise40-fsr-relabel-mixup; do
+    reweight-gym report "$OUT/$d" > /dev/null
+done

@@ -30,36 +30,33 @@ from reweight_gym.benchmark.cli import DEMO_ENV, DEMO_METHOD_KWARGS
 CONFIG = {k: v for k, v in DEMO_ENV.items() if k != "num_stages"}
 SEEDS = (0, 1, 2)
 METHODS = ("uniform", "gdw", "nrt", "mwnet", "fsr", "spl")
-
-
-@pytest.fixture(scope="module")
-def results() -> dict[str, list[dict]]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return {m: [baselines.run(m, seed=s, method_kwargs=DEMO_METHOD_KWARGS.get(m), **CONFIG)
-                    for s in SEEDS] for m in METHODS}
-    finally:
-        torch.set_num_threads(old)
-
-
-def mean(rs: list[dict], key: str) -> float:
-    return float(np.mean([r[key] for r in rs]))
-
-
 LONG_TAIL = {**CONFIG, "noise_rate": 0.0, "imbalance_type": "long_tail",
              "imbalance_factor": 100.0}
 
 
-@pytest.fixture(scope="module")
-def long_tail_results() -> dict[str, list[dict]]:
+def run_seeds(methods: tuple[str, ...], config: dict) -> dict[str, list[dict]]:
+    """Every method on ``config`` for every seed, one torch thread (the demo's options)."""
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return {m: [baselines.run(m, seed=s, **LONG_TAIL) for s in SEEDS]
-                for m in ("uniform", "class_balanced", "focal")}
+        return {m: [baselines.run(m, seed=s, method_kwargs=DEMO_METHOD_KWARGS.get(m), **config)
+                    for s in SEEDS] for m in methods}
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, list[dict]]:
+    return run_seeds(METHODS, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def long_tail_results() -> dict[str, list[dict]]:
+    return run_seeds(("uniform", "class_balanced", "focal"), LONG_TAIL)
+
+
+def mean(rs: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in rs]))
 
 
 @pytest.mark.slow

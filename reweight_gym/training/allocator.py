@@ -67,6 +67,7 @@ def tune_cpu_allocator() -> str:
 
 
 def is_glibc() -> bool:
+    """Linux with the GNU C library (the only one whose ``mallopt`` this module sets)."""
     if platform.system() != "Linux":
         return False
     try:
