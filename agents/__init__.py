@@ -1,8 +1,10 @@
 """RL agents for the LAW environment (Li et al., AAAI 2020).
 
-- :mod:`agents.sb3`: ``LAWDDPG``, DDPG on Stable-Baselines3 with LAW's Full Data Update;
+- :mod:`agents.sb3`: ``LAWDDPG``, DDPG on Stable-Baselines3 with LAW's Full Data Update, and
+  its callbacks, vectorised env, checkpoints and training loop (one module each);
 - :mod:`agents.rllib`: DDPG on RLlib's new API stack (``DDPGConfig``) and ready SAC/PPO configs;
-- :mod:`agents.policies`: fixed policies (uniform, easy-first, hard-first, random);
+- :mod:`agents.policies`: fixed policies (``POLICY_NAMES``: uniform, easy_first, hard_first,
+  random);
 - :mod:`agents.evaluate`: evaluation and transfer of any agent or policy;
 - :mod:`agents.cli`: the ``train`` and ``evaluate`` subcommands.
 

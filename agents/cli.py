@@ -20,6 +20,9 @@ import os
 import sys
 from typing import Any
 
+from agents.policies import POLICY_NAMES
+from reweight_gym.validation import parse_json_object
+
 LIBS = ("sb3", "rllib")
 ALGOS = ("ddpg", "sac", "ppo")
 DEFAULT_ENV = "Reweight-Digits-v0"
@@ -34,18 +37,11 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _json_dict(text: str | None, flag: str) -> dict[str, Any]:
-    if text is None or text.strip() == "":
-        return {}
+def _json_arg(text: str, flag: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UsageError(f"{flag} is not valid JSON ({e.msg} at position {e.pos}): {text!r}"
-                         ) from None
-    if not isinstance(value, dict):
-        raise UsageError(f"{flag} must be a JSON object like '{{\"preset\": \"tiny\"}}', "
-                         f"got {text!r}")
-    return value
+        return parse_json_object(text, flag)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _positive_int(value: Any, flag: str) -> int:
@@ -115,8 +111,8 @@ def run_train(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown algorithm {args.algo!r}: allowed: {', '.join(ALGOS)}")
         if not args.out:
             raise UsageError("--out DIR is required (checkpoints and logs go there)")
-        env_kwargs = _json_dict(args.env_kwargs, "--env-kwargs")
-        agent_kwargs = _json_dict(args.agent_kwargs, "--agent-kwargs")
+        env_kwargs = _json_arg(args.env_kwargs, "--env-kwargs")
+        agent_kwargs = _json_arg(args.agent_kwargs, "--agent-kwargs")
         n_envs = _positive_int(args.n_envs, "--n-envs")
         episodes = _positive_int(args.episodes, "--episodes")
         if args.gpus_per_runner < 0 or not math.isfinite(args.gpus_per_runner):
@@ -159,7 +155,7 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "evaluate", help="evaluate a trained agent or a fixed policy for N episodes",
         description="Evaluate an SB3 .zip, an RLlib checkpoint, a training directory, or a "
-                    "fixed policy (uniform, easy-first, hard-first, random) on any env config.")
+                    f"fixed policy ({', '.join(POLICY_NAMES)}) on any env config.")
     p.add_argument("agent", nargs="?", default=None, metavar="CHECKPOINT_OR_POLICY")
     p.add_argument("--env", default=DEFAULT_ENV, help=f"Gymnasium id (default {DEFAULT_ENV})")
     p.add_argument("--env-kwargs", default="{}", help="JSON object of env keyword arguments")
@@ -179,9 +175,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         if not args.agent:
             raise UsageError("give a checkpoint (SB3 .zip, RLlib checkpoint or training "
-                             "directory) or a fixed policy: uniform, easy-first, hard-first, "
-                             "random")
-        env_kwargs = _json_dict(args.env_kwargs, "--env-kwargs")
+                             f"directory) or a fixed policy: {', '.join(POLICY_NAMES)}")
+        env_kwargs = _json_arg(args.env_kwargs, "--env-kwargs")
         episodes = _positive_int(args.episodes, "--episodes")
         try:
             env = _make_env(args.env, env_kwargs)

@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.policies import POLICY_NAMES, make_policy
+from reweight_gym.validation import check_number
 
 AGENT_META = "agent.json"
 
@@ -105,8 +106,7 @@ def evaluate(agent: Agent, env_id: str, env_kwargs: dict[str, Any] | None = None
     (episode ``i`` reset with ``seed + i``) with exploration off (``deterministic=True``)."""
     import reweight_gym  # noqa: F401  (registers the ids)
 
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"invalid episodes={episodes!r}: must be an integer >= 1")
+    check_number("episodes", episodes, 1, integer=True)
     kwargs = dict(env_kwargs or {})
     env = gym.make(env_id, **kwargs)
     try:
@@ -168,14 +168,17 @@ def read_agent_meta(directory: str) -> dict[str, Any] | None:
 
 
 def load_agent(spec: str, env: gym.Env | None = None, seed: int = 0) -> Agent:
-    """An agent from a fixed policy name, an SB3 ``.zip``, an RLlib checkpoint directory, or a
-    ``reweight-gym train`` output directory (its newest checkpoint). Raises
-    ``FileNotFoundError`` for a missing checkpoint and ``ValueError`` for a bad spec."""
-    key = spec.strip().lower().replace("_", "-")
-    if key in POLICY_NAMES:
+    """An agent from a fixed policy name (``POLICY_NAMES``), an SB3 ``.zip``, an RLlib checkpoint
+    directory, or a ``reweight-gym train`` output directory (its newest checkpoint). Raises
+    ``FileNotFoundError`` for a missing checkpoint and ``ValueError`` for a bad spec (a name
+    that is neither a fixed policy nor a path)."""
+    if spec in POLICY_NAMES:
         if env is None:
             raise ValueError(f"the fixed policy {spec!r} needs an env to know its spaces")
-        return make_policy(key, env, seed=seed)
+        return make_policy(spec, env, seed=seed)
+    if not os.path.exists(spec) and os.sep not in spec and not spec.endswith(".zip"):
+        raise ValueError(f"unknown policy {spec!r}: allowed: {', '.join(POLICY_NAMES)}, or a "
+                         "checkpoint path")
     if not os.path.exists(spec):
         raise FileNotFoundError(
             f"checkpoint not found: {spec!r} (give an SB3 .zip, an RLlib checkpoint directory, "

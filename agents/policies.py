@@ -4,14 +4,16 @@ An action of the LAW environment is ``[theta (one entry per feature), b]`` in [-
 the weighting function K(f, theta) = 1 + tanh(theta . f + b) (LAW eq. 3). The fixed policies:
 
 - ``uniform``: the zero action, every weight exactly 1 (plain training, reward exactly 0);
-- ``easy-first``: ``-strength`` on the loss feature (weight decreasing in the loss: small-loss,
+- ``easy_first``: ``-strength`` on the loss feature (weight decreasing in the loss: small-loss,
   "easy" samples count more, as self-paced / curriculum learning);
-- ``hard-first``: ``+strength`` on the loss feature (weight increasing in the loss, as
+- ``hard_first``: ``+strength`` on the loss feature (weight increasing in the loss, as
   focal loss / boosting);
 - ``random``: uniform samples of the action space, from a seeded generator.
 
 All share :class:`FixedPolicy`'s ``predict(obs, state=None, episode_start=None,
 deterministic=True) -> (action, state)``, so evaluation treats agents and policies alike.
+``POLICY_NAMES`` is the one list of their names: the benchmark's methods, ``reweight-gym
+episode --policy`` and ``reweight-gym evaluate`` use these spellings.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-POLICY_NAMES = ("uniform", "easy-first", "hard-first", "random")
+from reweight_gym.validation import check_number
+
+POLICY_NAMES = ("uniform", "easy_first", "hard_first", "random")
 
 
 class FixedPolicy:
@@ -78,8 +82,7 @@ class LossSlopePolicy(FixedPolicy):
         if not (0 <= loss_index < n - 1):
             raise ValueError(f"invalid loss_index={loss_index}: the action has {n - 1} feature "
                              "entries and the bias last")
-        if not (0.0 < strength <= 1.0):
-            raise ValueError(f"invalid strength={strength!r}: must be in (0, 1]")
+        check_number("strength", strength, 0.0, 1.0, lo_open=True)
         self.loss_index = loss_index
         self.strength = float(strength)
 
@@ -92,14 +95,14 @@ class LossSlopePolicy(FixedPolicy):
 class EasyFirstPolicy(LossSlopePolicy):
     """Weight decreasing in the loss (negative theta on the loss feature)."""
 
-    name = "easy-first"
+    name = "easy_first"
     slope_sign = -1.0
 
 
 class HardFirstPolicy(LossSlopePolicy):
     """Weight increasing in the loss (positive theta on the loss feature)."""
 
-    name = "hard-first"
+    name = "hard_first"
     slope_sign = 1.0
 
 
@@ -126,7 +129,7 @@ def loss_feature_index(feature_names: Sequence[str] | None) -> int:
         return 0
     names = list(feature_names)
     if "loss" not in names:
-        raise ValueError(f"incompatible features {names}: easy-first / hard-first need a "
+        raise ValueError(f"incompatible features {names}: easy_first / hard_first need a "
                          "'loss' feature")
     return names.index("loss")
 
@@ -147,20 +150,19 @@ def make_policy(name: str, env: Any = None, *, observation_space: gym.spaces.Spa
                 action_space: gym.spaces.Space | None = None,
                 feature_names: Sequence[str] | None = None, seed: int | None = 0,
                 strength: float = 1.0) -> FixedPolicy:
-    """A fixed policy by name (``uniform``, ``easy-first``, ``hard-first``, ``random``) for an
-    env (or a VecEnv), or for explicit spaces (+ ``feature_names`` to locate the loss entry)."""
-    key = name.strip().lower().replace("_", "-")
-    if key not in POLICY_NAMES:
+    """A fixed policy by name (one of ``POLICY_NAMES``) for an env (or a VecEnv), or for explicit
+    spaces (+ ``feature_names`` to locate the loss entry)."""
+    if name not in POLICY_NAMES:
         raise ValueError(f"unknown policy {name!r}: allowed: {', '.join(POLICY_NAMES)}")
     if env is not None:
         observation_space, action_space, env_names = _spaces_and_features(env)
         feature_names = feature_names if feature_names is not None else env_names
     if observation_space is None or action_space is None:
         raise ValueError("make_policy needs an env or both observation_space and action_space")
-    if key == "uniform":
+    if name == "uniform":
         return UniformPolicy(observation_space, action_space)
-    if key == "random":
+    if name == "random":
         return RandomPolicy(observation_space, action_space, seed=seed)
-    cls = EasyFirstPolicy if key == "easy-first" else HardFirstPolicy
+    cls = EasyFirstPolicy if name == "easy_first" else HardFirstPolicy
     return cls(observation_space, action_space, loss_index=loss_feature_index(feature_names),
                strength=strength)

@@ -1,5 +1,6 @@
 """Weighting baselines on the shared substrate: classic (uniform, focal, class-balanced, SPL) and
-meta-gradient (MW-Net, GDW, FSR, NRT) weighers, one module per method.
+meta-gradient (MW-Net, GDW, FSR, NRT) weighers, one module per method (NRT: a subpackage); the
+meta-gradient machinery that MW-Net, GDW and NRT share is :mod:`baselines.meta`.
 
 ``METHODS`` maps each name to ``"module:attr"`` and is imported on first use, so importing this
 package stays light. ``make_weigher(name, cfg, **method_kwargs)`` builds a weigher for a config;
@@ -14,6 +15,7 @@ from typing import Any
 
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.weigher import Weigher
+from reweight_gym.validation import check_choice
 
 METHODS: dict[str, str] = {
     "uniform": "baselines.uniform:UniformBaseline",
@@ -30,8 +32,7 @@ METHOD_NAMES = tuple(METHODS)
 
 def weigher_class(name: str) -> type[Weigher]:
     """The weigher class registered under ``name`` (imported on first use)."""
-    if name not in METHODS:
-        raise ValueError(f"invalid method={name!r}: allowed: {', '.join(METHOD_NAMES)}")
+    check_choice("method", name, METHOD_NAMES)
     module, attr = METHODS[name].split(":")
     return getattr(importlib.import_module(module), attr)
 

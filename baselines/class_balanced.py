@@ -14,9 +14,9 @@ import math
 import torch
 from torch import nn
 
-from baselines._common import check_number
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher
+from reweight_gym.validation import check_number
 
 
 def effective_number_weights(class_counts: torch.Tensor, beta: float) -> torch.Tensor:
@@ -39,7 +39,7 @@ class ClassBalancedWeigher(Weigher):
 
     def __init__(self, cfg: EnvConfig | None = None, beta: float = 0.9999) -> None:
         del cfg
-        check_number(self.name, "beta", beta, 0.0, 1.0, hi_open=True)
+        check_number("class_balanced kwarg beta", beta, 0.0, 1.0, hi_open=True)
         self.beta = float(beta)
         self.class_weights: torch.Tensor | None = None
 

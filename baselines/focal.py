@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines._common import check_bool, check_number
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
+from reweight_gym.validation import check_bool, check_number
 
 
 class FocalWeigher(Weigher):
@@ -28,8 +28,8 @@ class FocalWeigher(Weigher):
     def __init__(self, cfg: EnvConfig | None = None, gamma: float = 2.0,
                  full_gradient: bool = True) -> None:
         del cfg
-        check_number(self.name, "gamma", gamma, 0.0)
-        check_bool(self.name, "full_gradient", full_gradient)
+        check_number("focal kwarg gamma", gamma, 0.0)
+        check_bool("focal kwarg full_gradient", full_gradient)
         self.gamma = float(gamma)
         self.full_gradient = full_gradient
 

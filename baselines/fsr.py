@@ -10,21 +10,17 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   sample's loss under the look-ahead Theta*_t; the score is smoothed per sample,
   P^ <- lambda P^ + (1 - lambda) P (lambda = 0.9), and samples whose loss drops most are kept.
   ``margin="leave_one_out"`` (default) measures the drop under the look-ahead *without the
-  sample's own gradient term* (exact and cheap for the last layer, :func:`self_influence`).
-  With the sample's own term (``margin="full"``, the literal eq. 5 of a look-ahead on the same
-  batch) a mislabelled sample's own large gradient lowers its own loss most, so the score ranks
-  noisy samples first: measured on digits with 40% noise, the full margin is higher for noisy
-  than for clean samples in every epoch, the dictionary's purity falls below the data's, and
-  FSR ends below plain training (0.903 vs 0.915, 3 seeds); leave-one-out ranks clean first and
-  FSR beats plain training (0.931).
+  sample's own gradient term* (exact and cheap for the last layer, :func:`self_influence`). With
+  the sample's own term (``margin="full"``, the literal eq. 5 of a look-ahead on the same batch)
+  a mislabelled sample's own large gradient lowers its own loss most, so the score ranks noisy
+  samples first and the dictionary gets noisier than the data (measured: README).
 - Feature sharing: the look-ahead and the weight gradient involve only the last (FC) layer
   (W, b), on top of the features h the trainer's forward already computed (captured by a
   forward pre-hook on ``model.fc``). With eps_i = 1/B and the look-ahead
   W' = W - alpha (mu buf + sum_i eps_i grad_W l_i) (the code's ``meta_momentum``: buf is the
   momentum buffer of the last layer's real gradients, kept here in closed form since the
   optimiser belongs to the trainer; mu = the run's momentum), the derivative of the reward-set
-  loss L_R(W') with
-  respect to eps_i has the closed form
+  loss L_R(W') with respect to eps_i has the closed form
   dL_R/d eps_i = -alpha <grad_W l_i, grad_W L_R(W')> = -alpha (p_i - y_i)^T (G_W h_i + G_b),
   where G = grad L_R at W' (``last_layer_weight_gradient``); a probe batch of R only needs one
   forward of the backbone, without backward.
@@ -32,9 +28,9 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   (``clip``, the paper's rule), for long-tail w = raw - min(raw) + eps (``shift``, every sample
   keeps a positive weight); then normalised to sum 1, returned multiplied by B for the trainer's
   (1/B) sum_i w_i l_i. ``clip_code`` is the reference code's variant max(raw - eps, 0) =
-  max(-dL_R/d eps, 0) (L2R's rule): it zeroes about half of every batch and puts 8-11x the
-  mean weight on a few samples, which on digits (MLP, lr 0.1) drove training to chance level;
-  with ``clip`` the eps floor keeps weights near uniform where the meta-gradient is small.
+  max(-dL_R/d eps, 0) (L2R's rule): it zeroes every sample with a positive meta-gradient, about
+  half of each batch, and concentrates the weight on a few samples; with ``clip`` the eps floor
+  keeps weights near uniform where the meta-gradient is small.
 - Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
   dictionary scores are still updated.
 - Optional, for label noise as in the paper: momentum re-labelling (``relabel``): an EMA of each
@@ -50,22 +46,15 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import (
-    check_bool,
-    check_choice,
-    check_number,
-    logit_error,
-    normalise_to_batch,
-)
+from baselines._common import logit_error, normalise_to_batch
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
+from reweight_gym.validation import check_bool, check_choice, check_number
 
 RULES = ("auto", "clip", "clip_code", "shift")
 MARGINS = ("leave_one_out", "full")
@@ -136,26 +125,22 @@ class FSRWeigher(Weigher):
                  relabel_weight: float = 2.0, relabel_momentum: float = 0.9,
                  mixup: bool = False, mixup_alpha: float = 1.0,
                  meta_momentum: float | None = None, margin: str = "leave_one_out") -> None:
-        m = self.name
-        check_choice(m, "margin", margin, MARGINS)
+        check_choice("fsr kwarg margin", margin, MARGINS)
+        check_number("fsr kwarg meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True,
+                     optional=True)
+        check_number("fsr kwarg dictionary_size", dictionary_size, 1, integer=True, optional=True)
+        check_number("fsr kwarg probe_batch_size", probe_batch_size, 1, integer=True,
+                     optional=True)
+        check_number("fsr kwarg score_momentum", score_momentum, 0.0, 1.0, hi_open=True)
+        check_number("fsr kwarg warmup_epochs", warmup_epochs, 0, integer=True, optional=True)
+        check_choice("fsr kwarg rule", rule, RULES)
+        check_number("fsr kwarg lookahead_lr", lookahead_lr, 0.0, lo_open=True, optional=True)
+        check_bool("fsr kwarg relabel", relabel)
+        check_number("fsr kwarg relabel_weight", relabel_weight, 0.0)
+        check_number("fsr kwarg relabel_momentum", relabel_momentum, 0.0, 1.0, hi_open=True)
+        check_bool("fsr kwarg mixup", mixup)
+        check_number("fsr kwarg mixup_alpha", mixup_alpha, 0.0, lo_open=True)
         self.margin = margin
-        if meta_momentum is not None:
-            check_number(m, "meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True)
-        if dictionary_size is not None:
-            check_number(m, "dictionary_size", dictionary_size, 1, integer=True)
-        if probe_batch_size is not None:
-            check_number(m, "probe_batch_size", probe_batch_size, 1, integer=True)
-        check_number(m, "score_momentum", score_momentum, 0.0, 1.0, hi_open=True)
-        if warmup_epochs is not None:
-            check_number(m, "warmup_epochs", warmup_epochs, 0, integer=True)
-        check_choice(m, "rule", rule, RULES)
-        if lookahead_lr is not None:
-            check_number(m, "lookahead_lr", lookahead_lr, 0.0, lo_open=True)
-        check_bool(m, "relabel", relabel)
-        check_number(m, "relabel_weight", relabel_weight, 0.0)
-        check_number(m, "relabel_momentum", relabel_momentum, 0.0, 1.0, hi_open=True)
-        check_bool(m, "mixup", mixup)
-        check_number(m, "mixup_alpha", mixup_alpha, 0.0, lo_open=True)
         imbalanced = cfg is not None and cfg.is_imbalanced and not cfg.is_noisy
         self.requested_size = dictionary_size if dictionary_size is not None else (
             3000 if imbalanced else 2000)
@@ -338,10 +323,3 @@ class FSRWeigher(Weigher):
         self.dictionary = self._draw_class_balanced(ctx.train.y, self.scores, per_class,
                                                     ctx.num_classes, ctx.generator)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"dictionary": self.dictionary, "scores": self.scores, "pseudo": self.pseudo,
-                "buffer": self.buffer}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.dictionary, self.scores = state["dictionary"], state["scores"]
-        self.pseudo, self.buffer = state["pseudo"], state["buffer"]

@@ -23,37 +23,30 @@ where p is the softmax and y the one-hot observed label.
   optimiser as MW-Net's (Adam 1e-3, weight decay 1e-4), weights not normalised (the code uses the
   batch mean of the weighted loss).
 
-The extra work over MW-Net is the C-column weights and one more input of the same backward, so
-GDW costs the same as MW-Net.
+The extra work over MW-Net is the C-column weights and one more input of the same backward: no
+extra forward or backward pass.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import (
-    check_choice,
-    check_number,
-    draw_seed,
-    logit_error,
-    require_meta,
-)
-from baselines.mwnet import (
-    JVP_METHODS,
+from baselines._common import logit_error
+from baselines.meta import (
     SETTINGS,
-    VNet,
+    MetaWeigher,
+    apply_gradients,
     logits_jvp,
-    make_meta_optimizer,
     meta_direction,
     resolve_setting,
 )
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import trainable_params
-from reweight_gym.training.weigher import Batch, WeighContext, Weigher
+from reweight_gym.training.pipeline import MetaSampler
+from reweight_gym.training.weigher import Batch, WeighContext
+from reweight_gym.validation import check_choice, check_number
 
 
 def zero_mean_constraint(omega: torch.Tensor, logits: torch.Tensor,
@@ -94,7 +87,7 @@ def omega_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,
 
     The chain rule through eq. 9, with one Jacobian-vector product of the training logits
     (``jvp``: one forward difference, or exact forward-mode AD; see
-    ``baselines.mwnet.logits_jvp``)."""
+    ``baselines.meta.logits_jvp``)."""
     g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
     tangent = logits_jvp(model, x, g_meta, jvp, logits)
     return -lr / logits.shape[0] * logit_error(logits, labels) * tangent, meta_loss
@@ -108,80 +101,47 @@ def class_level_update(omega: torch.Tensor, g: torch.Tensor, eta: float,
     return (omega - step.clamp(-clip, clip)).clamp(1e-6, 1e6)
 
 
-class GDWWeigher(Weigher):
+class GDWWeigher(MetaWeigher):
     """Generalized Data Weighting: class-level logit-gradient weights (eqs. 2, 4, 9-12)."""
 
     name = "gdw"
-    needs_meta = True
 
     def __init__(self, cfg: EnvConfig | None = None, eta_omega: float | None = None,
                  clip: float = 0.2, hidden: int = 100, setting: str = "auto",
                  meta_lr: float | None = None, jvp: str = "finite_difference") -> None:
-        check_choice(self.name, "jvp", jvp, JVP_METHODS)
-        self.jvp = jvp
-        if eta_omega is not None:
-            check_number(self.name, "eta_omega", eta_omega, 0.0)
-        check_number(self.name, "clip", clip, 0.0)
-        check_number(self.name, "hidden", hidden, 1, integer=True)
-        check_choice(self.name, "setting", setting, SETTINGS)
-        if meta_lr is not None:
-            check_number(self.name, "meta_lr", meta_lr, 0.0, lo_open=True)
-        self.cfg = cfg
+        super().__init__(cfg, jvp, normalize=False)
+        check_number("gdw kwarg eta_omega", eta_omega, 0.0, optional=True)
+        check_number("gdw kwarg clip", clip, 0.0)
+        check_number("gdw kwarg hidden", hidden, 1, integer=True)
+        check_choice("gdw kwarg setting", setting, SETTINGS)
+        check_number("gdw kwarg meta_lr", meta_lr, 0.0, lo_open=True, optional=True)
         self.eta_omega = eta_omega
         self.clip = float(clip)
         self.hidden = int(hidden)
         self.setting = resolve_setting(setting, cfg)
         self.meta_lr = meta_lr
-        self.vnet: VNet | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.last_meta_loss = float("nan")
 
     def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu") -> None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.vnet = VNet(1, self.hidden).to(device)
-        self.optimizer = make_meta_optimizer(list(self.vnet.parameters()), self.setting,
-                                             self.meta_lr, self.cfg)
+        """V and its optimiser, and eta_omega's default for the number of classes."""
+        super().build(seed, num_classes, device)
         if self.eta_omega is None:
             self.eta_omega = 100.0 if num_classes <= 10 else 1000.0
 
-    def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
-              ctx: WeighContext) -> torch.Tensor:
-        meta = require_meta(ctx, self.name)
+    def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
+                   losses: torch.Tensor, ctx: WeighContext, meta: MetaSampler) -> torch.Tensor:
+        assert self.net is not None and self.optimizer is not None
         c = logits.shape[1]
-        if self.vnet is None:
-            self.build(draw_seed(ctx.generator), c, losses.device)
-        assert self.vnet is not None and self.optimizer is not None
         # Stage one: V's scalar copied to C columns, constrained (eq. 4).
-        v = self.vnet(losses.detach()[:, None])
+        v = self.net(losses.detach()[:, None])
         omega = zero_mean_constraint(v[:, None].expand(-1, c), logits, batch.y)
         params = manipulated_lookahead(model, logits, batch.y, omega, ctx.lr)  # eq. 9
         x_meta, y_meta = meta.next()
         g_omega, self.last_meta_loss = omega_gradient(model, batch.x, logits, batch.y, params,
                                                       x_meta, y_meta, ctx.lr, self.jvp)
-        vparams = list(self.vnet.parameters())
-        grads = torch.autograd.grad(omega, vparams, grad_outputs=g_omega)
-        for p, g in zip(vparams, grads):
-            p.grad = g
-        self.optimizer.step()  # eq. 10
+        vparams = list(self.net.parameters())
+        apply_gradients(self.optimizer, vparams,
+                        torch.autograd.grad(omega, vparams, grad_outputs=g_omega))  # eq. 10
         # Stage two: class-level update (eq. 11), constraint again, real step (eq. 12).
         assert self.eta_omega is not None
         omega_new = class_level_update(omega.detach(), g_omega, self.eta_omega, self.clip)
         return zero_mean_constraint(omega_new, logits, batch.y)
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.vnet is None or self.optimizer is None:
-            return {}
-        return {"vnet": self.vnet.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "eta_omega": self.eta_omega}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            w = state["vnet"]["linear2.weight"]
-            self.eta_omega = state["eta_omega"]
-            if self.vnet is None:
-                self.build(0, 10, w.device)
-                self.eta_omega = state["eta_omega"]
-            assert self.vnet is not None and self.optimizer is not None
-            self.vnet.load_state_dict(state["vnet"])
-            self.optimizer.load_state_dict(state["optimizer"])

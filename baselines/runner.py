@@ -15,7 +15,8 @@ import numpy as np
 
 from baselines import make_weigher
 from reweight_gym.config import EnvConfig
-from reweight_gym.training.trainer import DuplicateTrainer, StageStats
+from reweight_gym.training.stats import WeightTotals
+from reweight_gym.training.trainer import DuplicateTrainer
 
 
 def _safe(x: float) -> float | None:
@@ -40,9 +41,7 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
     weigher = make_weigher(method, cfg, **kwargs)
     t_start = time.perf_counter()
     trainer = DuplicateTrainer(cfg, seed=seed, with_reference=False, weigher=weigher)
-    c = trainer.splits.num_classes
-    total = StageStats(class_weight_sum=np.zeros(c), class_weight_cnt=np.zeros(c))
-    last = total
+    total = WeightTotals.zeros(trainer.splits.num_classes)  # over the run; ``last``: an epoch
     curve: list[float] = []
     train_seconds = 0.0
     diverged = False
@@ -50,13 +49,7 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
         t0 = time.perf_counter()
         last = trainer.train_iterations(trainer.iters_per_epoch)
         train_seconds += time.perf_counter() - t0
-        total.iterations += last.iterations
-        total.weight_sum_noisy += last.weight_sum_noisy
-        total.weight_cnt_noisy += last.weight_cnt_noisy
-        total.weight_sum_clean += last.weight_sum_clean
-        total.weight_cnt_clean += last.weight_cnt_clean
-        total.class_weight_sum = total.class_weight_sum + last.class_weight_sum
-        total.class_weight_cnt = total.class_weight_cnt + last.class_weight_cnt
+        total.add(last)
         acc = trainer.evaluate("test")["acc_target"]
         curve.append(acc)
         if progress:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines._common import check_number
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher
+from reweight_gym.validation import check_number
 
 
 class SelfPacedWeigher(Weigher):
@@ -30,9 +30,9 @@ class SelfPacedWeigher(Weigher):
     def __init__(self, cfg: EnvConfig | None = None, warmup_epochs: int = 1,
                  init_quantile: float = 0.5, growth: float = 1.1) -> None:
         del cfg
-        check_number(self.name, "warmup_epochs", warmup_epochs, 0, integer=True)
-        check_number(self.name, "init_quantile", init_quantile, 0.0, 1.0, lo_open=True)
-        check_number(self.name, "growth", growth, 1.0)
+        check_number("spl kwarg warmup_epochs", warmup_epochs, 0, integer=True)
+        check_number("spl kwarg init_quantile", init_quantile, 0.0, 1.0, lo_open=True)
+        check_number("spl kwarg growth", growth, 1.0)
         self.warmup_epochs = int(warmup_epochs)
         self.init_quantile = float(init_quantile)
         self.growth = float(growth)
@@ -52,8 +52,3 @@ class SelfPacedWeigher(Weigher):
         if self.threshold is not None:
             self.threshold *= self.growth
 
-    def state_dict(self) -> dict[str, float | None]:
-        return {"threshold": self.threshold}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.threshold = state["threshold"]

@@ -4,7 +4,7 @@ Trains one agent (SB3 LAW-DDPG, RLlib DDPG or RLlib SAC) with 2 parallel envs (L
 searchers) for a wall-clock budget, checkpointing as it goes (rerunning the same command
 resumes, the budget counts the time already spent), then evaluates it with exploration off for
 ``--eval-episodes`` episodes on held-out seeds next to the fixed policies (uniform, random,
-easy-first, hard-first) on the *same* seeds, and reports returns, final test accuracies, mean
+easy_first, hard_first) on the *same* seeds, and reports returns, final test accuracies, mean
 weights of noisy vs clean samples and the learned weight function K = 1 + tanh(theta.f + b)
 (LAW eq. 3) against the batch-standardised loss, per stage. Results go to ``OUT/results.json``.
 
@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import reweight_gym  # noqa: F401
+import reweight_gym
 from agents.evaluate import EvalResult, evaluate, weight_vs_loss
 from agents.policies import make_policy
 
@@ -60,7 +60,7 @@ def _save_progress(out: str, progress: dict[str, Any]) -> None:
 def train_sb3(out: str, budget_s: float, n_envs: int, seed: int, kwargs: dict[str, Any]) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from agents.sb3 import LAWDDPG, load_law_ddpg, make_vec_env
+    from agents.sb3 import LAWDDPG, load_law_ddpg, make_reweight_vec_env
 
     progress = _progress(out)
     ckpt, rb = os.path.join(out, "ckpt.zip"), os.path.join(out, "ckpt_replay.pkl")
@@ -93,7 +93,7 @@ def train_sb3(out: str, budget_s: float, n_envs: int, seed: int, kwargs: dict[st
         def _on_training_end(self) -> None:
             self.save()
 
-    venv = make_vec_env(ENV_ID, ENV_KWARGS, n_envs=n_envs, seed=seed)
+    venv = make_reweight_vec_env(ENV_ID, ENV_KWARGS, n_envs=n_envs, seed=seed)
     try:
         if os.path.exists(ckpt):
             model = load_law_ddpg(ckpt, env=venv)
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agent-kwargs", default="{}", help="JSON overrides of the defaults")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    reweight_gym.tune_cpu_allocator()  # as the reweight-gym command does
     os.makedirs(args.out, exist_ok=True)
     budget = args.minutes * 60.0
     if args.lib == "sb3":
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = gym.make(ENV_ID, **ENV_KWARGS)
     contenders: dict[str, Any] = {"agent": agent}
-    for name in ("uniform", "random", "easy-first", "hard-first"):
+    for name in ("uniform", "random", "easy_first", "hard_first"):
         contenders[name] = make_policy(name, env, seed=args.seed)
     results: dict[str, Any] = {"lib": args.lib, "algo": args.algo, "env_id": ENV_ID,
                                "env_kwargs": ENV_KWARGS, "agent_kwargs": kwargs,

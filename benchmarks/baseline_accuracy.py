@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from baselines import run
+    from reweight_gym.allocator import tune_cpu_allocator
 
+    tune_cpu_allocator()  # as the reweight-gym command does
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -11,8 +11,8 @@ Memory: each (model, method) runs in a fresh subprocess; the extra resident memo
 optimiser and weigher state) is divided by that of plain training. Images are random uint8 tensors
 (timing and memory do not depend on pixel values), so no dataset is needed.
 
-``--malloc tuned`` (default, what the package does on CPU) or ``default`` (glibc's own malloc
-settings, ``REWEIGHT_GYM_MALLOC=default``): see ``reweight_gym/training/allocator.py``. Both
+``--malloc tuned`` (default, what the ``reweight-gym`` command does) or ``default`` (glibc's own
+malloc settings, ``REWEIGHT_GYM_MALLOC=default``): see ``reweight_gym/allocator.py``. Both
 plain and weighted training run under the same setting.
 
     .venv/bin/python benchmarks/baseline_overhead.py --threads 1 --rounds 5 --iters 2 \
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reweight_gym.training.allocator import tune_cpu_allocator
+from reweight_gym.allocator import tune_cpu_allocator
 
 METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "mwnet@exact", "gdw", "fsr",
            "nrt", "nrt@20"]
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--memory-child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    os.environ["REWEIGHT_GYM_MALLOC"] = args.malloc  # read at the first call (below or trainer)
+    os.environ["REWEIGHT_GYM_MALLOC"] = args.malloc
+    allocator = tune_cpu_allocator()  # before any trainer, in this process and memory children
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
@@ -143,11 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     methods = ["uniform"] + [m for m in args.methods if m != "uniform"]
     report: dict[str, Any] = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
                               "batch": args.batch, "malloc": args.malloc,
-                              "allocator": tune_cpu_allocator(), "models": {}}
+                              "allocator": allocator, "models": {}}
     for model in args.models:
         rounds = 0 if args.no_time else args.rounds
         trainers = {m: make_trainer(model, m, args.batch) for m in methods} if rounds else {}
-        for tr in trainers.values():  # warm-up: lazy weigher state, allocator
+        for tr in trainers.values():  # warm-up: lazy weigher state
             tr.train_iterations(2)
         times: dict[str, list[float]] = {m: [math.nan] if not rounds else [] for m in methods}
         for _ in range(rounds):

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import reweight_gym  # noqa: F401
+import reweight_gym
 
 
 def main() -> None:
@@ -24,6 +24,7 @@ def main() -> None:
     ap.add_argument("--noise-rate", type=float, default=0.4)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    reweight_gym.tune_cpu_allocator()  # as the reweight-gym command does
     env = gym.make("Reweight-CIFAR-v0", data_root=args.data_root, preset="cpu",
                    noise_rate=args.noise_rate)
     start = time.perf_counter()

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import reweight_gym  # noqa: F401
+import reweight_gym
 from reweight_gym.config import EnvConfig
 from reweight_gym.data import build_splits
 from reweight_gym.models import build_model
@@ -91,7 +91,7 @@ def episode_time(env_id: str, kwargs: dict[str, Any], action_value: float) -> tu
     seconds = time.perf_counter() - start
     return seconds, {"return": ret, "test_acc_target": info.get("test_acc_target"),
                      "test_acc_reference": info.get("test_acc_reference"),
-                     "iterations": env.unwrapped.run.total_iterations}
+                     "iterations": env.unwrapped.episode.trainer.total_iterations}
 
 
 def substrate_throughput(cfg: EnvConfig, splits: Any, iterations: int) -> float:
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    reweight_gym.tune_cpu_allocator()  # as the reweight-gym command does
 
     kwargs: dict[str, Any] = {"noise_rate": args.noise_rate, "preset": args.preset}
     if args.dataset != "digits":

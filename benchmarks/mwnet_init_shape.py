@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from baselines import make_weigher
-from baselines._common import draw_seed
+from baselines.meta import draw_seed
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.observation import episode_seed
 from reweight_gym.training import DuplicateTrainer
@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     for seed in range(args.seeds):
         run = DuplicateTrainer(cfg, seed=episode_seed(seed), with_reference=False)
         weigher = make_weigher("mwnet", cfg)
-        weigher.build(draw_seed(run.weigher_gen))  # what the first iteration does
-        assert weigher.vnet is not None
+        weigher.build(draw_seed(run.weigher_gen), run.splits.num_classes)  # as at iteration 0
+        assert weigher.net is not None
         with torch.no_grad():
-            v = weigher.vnet(x)
+            v = weigher.net(x)
         print(f"{seed:4d}  " + "  ".join(f"{float(w):6.3f}" for w in v)
               + f"  {float(v[LOSSES.index(3.0)] / v[0]):11.2f}")
 

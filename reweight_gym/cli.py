@@ -4,18 +4,21 @@ Sub-commands: ``episode`` (one episode with a fixed policy, per-stage rewards an
 ``demo`` (the main job of ``make demo``), and, from the agents and benchmark layers, ``train``,
 ``evaluate``, ``benchmark``, ``report``. Bad arguments (``ValueError`` / ``OSError`` from any
 layer, whose messages name the field, the value and what is allowed) print one line and exit
-with status 2.
+with status 2. Every command first tunes the CPU allocator of its process
+(``reweight_gym/allocator.py``; ``REWEIGHT_GYM_MALLOC=default`` opts out).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from reweight_gym.allocator import tune_cpu_allocator
+from reweight_gym.validation import parse_json_object
 
 # Sub-commands contributed by the upper layers: "module:function" adding a sub-parser.
 # Imported when the parser is built; those modules import their heavy dependencies lazily.
@@ -28,33 +31,19 @@ EXTERNAL_COMMANDS = (
 )
 
 
-def parse_json_object(text: str, name: str) -> dict[str, Any]:
-    """A command-line JSON object; ``ValueError`` naming the flag otherwise."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid {name} {text!r}: not valid JSON ({e.msg} at position "
-                         f"{e.pos})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"invalid {name} {text!r}: must be a JSON object like "
-                         "'{\"preset\": \"tiny\"}'")
-    return value
-
-
 def cmd_episode(args: argparse.Namespace) -> int:
     """Run one complete episode with a fixed policy and print per-stage rewards/accuracies."""
     import gymnasium as gym
 
     import reweight_gym  # noqa: F401  (registration)
+    from reweight_gym.benchmark.methods import MAKE_POLICY, load_attr
 
     kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     try:
         env = gym.make(args.env, **kwargs)
     except gym.error.Error as e:
         raise ValueError(f"invalid --env {args.env!r}: {e}") from None
-    from agents.policies import make_policy
-
-    policy = make_policy(args.policy, env, seed=args.seed)
+    policy = load_attr(MAKE_POLICY)(args.policy, env, seed=args.seed)
     obs, info = env.reset(seed=args.seed)
     cfg = env.unwrapped.config
     print(f"{args.env} {cfg.dataset} preset={cfg.preset} noise={cfg.noise_type}:{cfg.noise_rate} "
@@ -84,6 +73,8 @@ def cmd_episode(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reweight_gym.benchmark.methods import POLICY_NAMES, load_attr
+
     parser = argparse.ArgumentParser(
         prog="reweight-gym",
         description="Learning to Auto Weight as a Gymnasium environment, with meta-gradient "
@@ -95,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--env-kwargs", default='{"noise_rate": 0.4}',
                     help="JSON object of environment keywords")
     ep.add_argument("--policy", default="easy_first",
-                    choices=("uniform", "easy_first", "hard_first", "random"))
+                    help=f"a fixed policy: {', '.join(load_attr(POLICY_NAMES))}")
     ep.add_argument("--seed", type=int, default=0)
     ep.set_defaults(func=cmd_episode)
     for spec in EXTERNAL_COMMANDS:
@@ -115,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        tune_cpu_allocator()
         return int(args.func(args) or 0)
     except (ValueError, OSError) as e:  # validation names field, value, allowed; paths
         print(f"reweight-gym {args.command}: error: {e}", file=sys.stderr)

@@ -10,9 +10,11 @@ names the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from reweight_gym.validation import check_bool, check_choice, check_number, invalid
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 NOISE_TYPES = ("none", "uniform", "uniform_other", "pair_flip", "flip2")
@@ -68,10 +70,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         ),
     },
 }
-
-
-def _err(field_name: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"invalid {field_name}={value!r}: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -145,10 +143,8 @@ class EnvConfig:
     @classmethod
     def resolve(cls, dataset: str = "digits", preset: str = "tiny", **overrides: Any) -> EnvConfig:
         """Build a config from a preset and explicit overrides, validating every field."""
-        if dataset not in DATASETS:
-            raise _err("dataset", dataset, f"allowed: {', '.join(DATASETS)}")
-        if preset not in PRESET_NAMES:
-            raise _err("preset", preset, f"allowed: {', '.join(PRESET_NAMES)}")
+        check_choice("dataset", dataset, DATASETS)
+        check_choice("preset", preset, PRESET_NAMES)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(overrides) - names)
         if unknown:
@@ -164,8 +160,8 @@ class EnvConfig:
             try:
                 values["lr_milestones"] = tuple(float(m) for m in values["lr_milestones"])
             except TypeError:
-                raise _err("lr_milestones", values["lr_milestones"],
-                           "a sequence of fractions") from None
+                raise invalid("lr_milestones", values["lr_milestones"],
+                              "a sequence of fractions") from None
         values["model_kwargs"] = dict(values.get("model_kwargs") or {})
         cfg = cls(**values)
         cfg.validate()
@@ -203,40 +199,20 @@ class EnvConfig:
         """Raise ``ValueError`` naming field, value and what is allowed for every bad value."""
         from reweight_gym.models import MODEL_NAMES  # late: models import torch
 
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
-            v = getattr(self, name)
-            if v not in allowed:
-                raise _err(name, v, f"allowed: {', '.join(allowed)}")
-
         def number(name: str, lo: float | None = None, hi: float | None = None,
-                   lo_open: bool = False, hi_open: bool = False, integer: bool = False,
-                   optional: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and optional:
-                return
-            ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
-            if isinstance(v, bool) or not ok_type or not math.isfinite(v):
-                kind = "an integer" if integer else "a finite number"
-                raise _err(name, v, f"must be {kind}")
-            if lo is not None and (v < lo or (lo_open and v == lo)):
-                raise _err(name, v, f"must be {'>' if lo_open else '>='} {lo}")
-            if hi is not None and (v > hi or (hi_open and v == hi)):
-                raise _err(name, v, f"must be {'<' if hi_open else '<='} {hi}")
+                   **kw: bool) -> None:
+            check_number(name, getattr(self, name), lo, hi, **kw)
 
-        choice("dataset", DATASETS)
-        choice("preset", PRESET_NAMES)
-        choice("noise_type", NOISE_TYPES)
-        choice("imbalance_type", IMBALANCE_TYPES)
-        choice("lr_schedule", LR_SCHEDULES)
-        choice("features", FEATURE_SETS)
-        choice("obs_mode", OBS_MODES)
-        if self.model not in MODEL_NAMES:
-            raise _err("model", self.model, f"allowed: {', '.join(MODEL_NAMES)}")
+        for name, allowed in (("dataset", DATASETS), ("preset", PRESET_NAMES),
+                              ("noise_type", NOISE_TYPES), ("imbalance_type", IMBALANCE_TYPES),
+                              ("lr_schedule", LR_SCHEDULES), ("features", FEATURE_SETS),
+                              ("obs_mode", OBS_MODES), ("model", MODEL_NAMES)):
+            check_choice(name, getattr(self, name), allowed)
         if not isinstance(self.model_kwargs, dict):
-            raise _err("model_kwargs", self.model_kwargs, "must be a dict")
+            raise invalid("model_kwargs", self.model_kwargs, "must be a dict")
         number("noise_rate", 0.0, 1.0, hi_open=True)
         if self.noise_type == "pair_flip" and self.noise_rate >= 0.5:
-            raise _err("noise_rate", self.noise_rate, "must be < 0.5 for pair_flip noise")
+            raise invalid("noise_rate", self.noise_rate, "must be < 0.5 for pair_flip noise")
         number("imbalance_factor", 1.0)
         number("step_minority_classes", 1, integer=True, optional=True)
         number("train_size", 1, integer=True, optional=True)
@@ -246,12 +222,12 @@ class EnvConfig:
         number("epochs", 1, integer=True)
         number("num_stages", 1, integer=True)
         if self.num_stages > self.epochs:
-            raise _err("num_stages", self.num_stages,
-                       f"must be <= epochs ({self.epochs}); a stage spans at least one epoch")
+            raise invalid("num_stages", self.num_stages,
+                          f"must be <= epochs ({self.epochs}); a stage spans at least one epoch")
         number("warmup_stages", 0, integer=True)
         if self.warmup_stages >= self.num_stages:
-            raise _err("warmup_stages", self.warmup_stages,
-                       f"must be < num_stages ({self.num_stages})")
+            raise invalid("warmup_stages", self.warmup_stages,
+                          f"must be < num_stages ({self.num_stages})")
         number("batch_size", 2, integer=True)
         number("lr", 0.0, lo_open=True)
         number("momentum", 0.0, 1.0, hi_open=True)
@@ -259,31 +235,27 @@ class EnvConfig:
         number("lr_gamma", 0.0, 1.0, lo_open=True)
         for m in self.lr_milestones:
             if not (isinstance(m, (int, float)) and 0.0 < m < 1.0):
-                raise _err("lr_milestones", self.lr_milestones,
-                           "must be fractions of training strictly between 0 and 1")
+                raise invalid("lr_milestones", self.lr_milestones,
+                              "must be fractions of training strictly between 0 and 1")
         number("crop_padding", 0, integer=True)
         number("action_scale", 0.0, lo_open=True)
         for flag in ("normalize_weights", "download", "flip", "channels_last", "nesterov"):
-            if not isinstance(getattr(self, flag), bool):
-                raise _err(flag, getattr(self, flag), "must be true or false")
-        number("reward_k", None)
+            check_bool(flag, getattr(self, flag))
+        number("reward_k")
         number("reward_scale", 0.0, lo_open=True)
         number("divergence_penalty", optional=True)
         number("loss_smoothing", 0.0, 1.0, hi_open=True)
         number("acc_smoothing", 0.0, 1.0, hi_open=True)
         number("seed", 0, integer=True)
         if not (self.device in ("cpu", "auto", "cuda", "mps") or self.device.startswith("cuda:")):
-            raise _err("device", self.device, "allowed: cpu, cuda, cuda:N, mps, auto")
-        if self.dataset in ("imagefolder",) and not self.data_root:
-            raise _err("data_root", self.data_root,
-                       "the imagefolder dataset needs a directory with train/<class>/ and "
-                       "test/<class>/ folders")
+            raise invalid("device", self.device, "allowed: cpu, cuda, cuda:N, mps, auto")
+        if self.dataset == "imagefolder" and not self.data_root:
+            raise invalid("data_root", self.data_root,
+                          "the imagefolder dataset needs a directory with train/<class>/ and "
+                          "test/<class>/ folders")
         if self.dataset in ("cifar10", "cifar100") and not self.data_root and not self.download:
-            raise _err("data_root", self.data_root,
-                       f"{self.dataset} needs data_root (a directory with the pickle layout or "
-                       "train/<class>/ and test/<class>/ folders) or download=True")
-        if self.data_root is not None and not self.download:
-            import os
-
-            if not os.path.isdir(self.data_root):
-                raise _err("data_root", self.data_root, "must be an existing directory")
+            raise invalid("data_root", self.data_root,
+                          f"{self.dataset} needs data_root (a directory with the pickle layout or "
+                          "train/<class>/ and test/<class>/ folders) or download=True")
+        if self.data_root is not None and not self.download and not os.path.isdir(self.data_root):
+            raise invalid("data_root", self.data_root, "must be an existing directory")

@@ -1,4 +1,4 @@
-"""Shared fixtures: the JPEG CIFAR-10 copy beside the checkout and a cache per test session."""
+"""Shared test setup: one torch thread, the CPU allocator tuning, the JPEG CIFAR-10 copy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from reweight_gym import tune_cpu_allocator
+
 REPO = Path(__file__).resolve().parents[1]
 CIFAR_JPEG = Path(os.environ.get("REWEIGHT_GYM_CIFAR10",
                                  REPO.parent / "shared" / "datasets" / "cifar10-jpeg"))
@@ -15,6 +17,8 @@ CIFAR_JPEG = Path(os.environ.get("REWEIGHT_GYM_CIFAR10",
 # The test workloads are tiny (MLPs on 8x8 digits, width-8 CNNs): one thread is faster than two
 # (no OpenMP synchronisation per small op) and immune to other load on the machine.
 torch.set_num_threads(1)
+# The test process opts in to the allocator tuning the reweight-gym command applies (faster runs).
+tune_cpu_allocator()
 
 
 @pytest.fixture(scope="session")

@@ -22,16 +22,6 @@ from agents.policies import (
 
 ENV_ID = "Reweight-Digits-v0"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one intra-op thread is faster, and robust when the 2 cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
 
 
@@ -65,7 +55,7 @@ def test_policy_actions_follow_feature_layout(env: gym.Env) -> None:
     names = env.unwrapped.feature_names
     li = names.index("loss")
     obs, _ = env.reset(seed=0)
-    easy = make_policy("easy-first", env)
+    easy = make_policy("easy_first", env)
     hard = make_policy("hard_first", env)
     uni = make_policy("uniform", env)
     assert isinstance(easy, EasyFirstPolicy) and isinstance(hard, HardFirstPolicy)
@@ -95,10 +85,15 @@ def test_random_policy_is_seeded_and_in_bounds(env: gym.Env) -> None:
 def test_bad_policy_inputs(env: gym.Env) -> None:
     with pytest.raises(ValueError, match="unknown policy"):
         make_policy("greedy", env)
+    # one spelling: the hyphenated one is an error that names it and lists the allowed names
+    with pytest.raises(ValueError, match=r"unknown policy 'easy-first'.*easy_first, hard_first"):
+        make_policy("easy-first", env)
+    with pytest.raises(ValueError, match=r"unknown policy 'hard-first'.*hard_first"):
+        load_agent("hard-first", env)
     with pytest.raises(ValueError, match="incompatible action space"):
         UniformPolicy(env.observation_space, gym.spaces.Discrete(3))
     with pytest.raises(ValueError, match="'loss' feature"):
-        make_policy("easy-first", observation_space=env.observation_space,
+        make_policy("easy_first", observation_space=env.observation_space,
                     action_space=env.action_space, feature_names=["entropy"] * 13)
 
 
@@ -109,8 +104,8 @@ def test_uniform_zero_return_and_easy_first_downweights_noise() -> None:
     assert uni.lengths == [4, 4]
     assert uni.noisy_weight_mean == [1.0, 1.0] and uni.clean_weight_mean == [1.0, 1.0]
     env = gym.make(ENV_ID, **KW)
-    easy = evaluate(make_policy("easy-first", env), ENV_ID, KW, episodes=1)
-    hard = evaluate(make_policy("hard-first", env), ENV_ID, KW, episodes=1)
+    easy = evaluate(make_policy("easy_first", env), ENV_ID, KW, episodes=1)
+    hard = evaluate(make_policy("hard_first", env), ENV_ID, KW, episodes=1)
     # noisy labels have large losses: easy-first gives them less weight, hard-first more
     assert easy.noisy_weight_mean[0] < easy.clean_weight_mean[0]
     assert hard.noisy_weight_mean[0] > hard.clean_weight_mean[0]
@@ -119,15 +114,15 @@ def test_uniform_zero_return_and_easy_first_downweights_noise() -> None:
 
 def test_evaluation_is_paired_by_seed() -> None:
     env = gym.make(ENV_ID, **KW)
-    r1 = evaluate(make_policy("hard-first", env), ENV_ID, KW, episodes=2, seed=7)
-    r2 = evaluate(make_policy("hard-first", env), ENV_ID, KW, episodes=2, seed=7)
+    r1 = evaluate(make_policy("hard_first", env), ENV_ID, KW, episodes=2, seed=7)
+    r2 = evaluate(make_policy("hard_first", env), ENV_ID, KW, episodes=2, seed=7)
     assert r1.returns == r2.returns
     assert r1.returns[0] != r1.returns[1]  # different episode seeds, different runs
 
 
 def test_transfer_to_other_config_and_incompatible_spaces() -> None:
     src = gym.make(ENV_ID, **KW)
-    policy = make_policy("easy-first", src)
+    policy = make_policy("easy_first", src)
     # same action/obs layout, other noise and network width: a transfer
     other = {"preset": "tiny", "noise_rate": 0.2, "model_kwargs": {"hidden": [256, 256]}, "seed": 1}
     res = evaluate(policy, ENV_ID, other, episodes=1)
@@ -165,7 +160,7 @@ def test_cli_evaluate_policy_json(capsys) -> None:
     out = json.loads(capsys.readouterr().out)
     assert out["returns"] == [0.0, 0.0]
     assert out["summary"]["mean_test_acc_target"] == out["summary"]["mean_test_acc_reference"]
-    rc = run_cli(["evaluate", "easy-first", "--env-kwargs", json.dumps(KW), "--episodes", "1"])
+    rc = run_cli(["evaluate", "easy_first", "--env-kwargs", json.dumps(KW), "--episodes", "1"])
     text = capsys.readouterr().out
     assert rc == 0 and "episode 0: return" in text and "test_acc_target" in text
 
@@ -173,13 +168,14 @@ def test_cli_evaluate_policy_json(capsys) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["train", "--lib", "keras", "--out", "x"], "unknown library 'keras'"),
     (["train", "--algo", "a2c", "--out", "x"], "unknown algorithm 'a2c'"),
-    (["train", "--env-kwargs", "{bad", "--out", "x"], "--env-kwargs is not valid JSON"),
+    (["train", "--env-kwargs", "{bad", "--out", "x"], "invalid --env-kwargs '{bad': not valid"),
     (["train"], "--out DIR is required"),
     (["train", "--env-kwargs", '{"noise_rate": 2}', "--out", "x"], "invalid noise_rate=2"),
     (["train", "--env", "Nope-v0", "--out", "x"], "unknown environment 'Nope-v0'"),
     (["train", "--episodes", "0", "--out", "x"], "--episodes must be an integer >= 1"),
     (["evaluate", "missing_dir/ckpt.zip"], "checkpoint not found"),
     (["evaluate"], "give a checkpoint"),
+    (["evaluate", "easy-first"], "unknown policy 'easy-first': allowed: uniform, easy_first"),
     (["evaluate", "uniform", "--env-kwargs", "[1]"], "must be a JSON object"),
 ])
 def test_cli_bad_input_one_line(argv: list[str], message: str, capsys) -> None:

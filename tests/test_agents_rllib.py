@@ -1,6 +1,7 @@
 """RLlib DDPG (new API stack), SAC/PPO configs and checkpoints on the real environments.
 
-One local Ray instance (2 CPUs, no dashboard) is shared by the whole module.
+One local Ray instance (2 CPUs, no dashboard) is shared by the whole module; starting it and
+training through it take seconds per test, so the whole module is ``slow``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from agents.rllib import DDPGConfig, make_config  # noqa: E402
 from agents.rllib.agent import RLlibAgent, find_checkpoint, train_rllib  # noqa: E402
 from agents.rllib.configs import init_ray  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 ENV_ID = "Reweight-Digits-v0"
 KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
 EP_LEN = 4
@@ -31,12 +34,9 @@ EP_LEN = 4
 
 @pytest.fixture(scope="module")
 def ray_local():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     init_ray(num_cpus=2)
     yield
     ray.shutdown()
-    torch.set_num_threads(threads)
 
 
 def _actor_state(algo) -> dict[str, np.ndarray]:

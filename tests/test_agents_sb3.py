@@ -21,28 +21,18 @@ from agents.sb3 import (
     latest_checkpoint,
     load_law_ddpg,
     load_sb3,
-    make_vec_env,
+    make_reweight_vec_env,
     train_law_ddpg,
 )
 
 ENV_ID = "Reweight-Digits-v0"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks: one intra-op thread is faster, and robust when the 2 cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
 EP_LEN = 4  # tiny digits: 4 stages, no warm-up
 
 
 def test_law_defaults_and_architecture() -> None:
-    venv = make_vec_env(ENV_ID, KW, n_envs=1)
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=1)
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0)
         assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
@@ -58,7 +48,7 @@ def test_law_defaults_and_architecture() -> None:
 
 
 def test_fdu_visits_every_buffered_transition_each_epoch() -> None:
-    venv = make_vec_env(ENV_ID, KW, n_envs=2, subprocess=False)
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, subprocess=False)
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0, fdu_epochs=3, fdu_batch_size=5,
                         learning_starts=0, train_freq=2)
@@ -75,7 +65,7 @@ def test_fdu_visits_every_buffered_transition_each_epoch() -> None:
 
 
 def test_td3_options_and_action_l2_pull_to_uniform() -> None:
-    venv = make_vec_env(ENV_ID, KW, n_envs=1)
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=1)
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0, n_critics=2, target_policy_noise=0.1,
                         critic_lr=0.0, actor_lr=1e-2, action_l2=100.0, fdu_epochs=20,
@@ -91,7 +81,7 @@ def test_td3_options_and_action_l2_pull_to_uniform() -> None:
 
 
 def test_exploration_noise_only_while_collecting() -> None:
-    venv = make_vec_env(ENV_ID, KW, n_envs=1)
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=1)
     try:
         # zero learning rates: the actor stays fixed, so any gap between stored and predicted
         # actions is the exploration noise
@@ -114,7 +104,7 @@ def test_exploration_noise_only_while_collecting() -> None:
 
 
 def test_end_to_end_two_subprocess_envs_save_load_predict(tmp_path) -> None:
-    venv = make_vec_env(ENV_ID, KW, n_envs=2, seed=0)
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, seed=0)
     assert isinstance(venv, SubprocVecEnv) and venv.num_envs == 2
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0, tensorboard_log=str(tmp_path / "tb"),
@@ -198,6 +188,6 @@ def test_sb3_bad_input(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown algorithm 'a2c'"):
         load_sb3(__file__, algo="a2c")
     with pytest.raises(ValueError, match="fdu_epochs"):
-        LAWDDPG("MlpPolicy", make_vec_env(ENV_ID, KW, n_envs=1), fdu_epochs=0)
+        LAWDDPG("MlpPolicy", make_reweight_vec_env(ENV_ID, KW, n_envs=1), fdu_epochs=0)
     with pytest.raises(ValueError, match="n_envs"):
-        make_vec_env(ENV_ID, KW, n_envs=0)
+        make_reweight_vec_env(ENV_ID, KW, n_envs=0)

@@ -20,7 +20,7 @@ from baselines.fsr import (
     self_influence,
 )
 from baselines.gdw import GDWWeigher, zero_mean_constraint
-from baselines.mwnet import VNet, logits_jvp, meta_gradient
+from baselines.meta import VNet, logits_jvp, meta_gradient
 from baselines.nrt import (
     CutPointController,
     NeuralRegressionTree,
@@ -35,15 +35,6 @@ from reweight_gym.models import MLP
 from reweight_gym.training.functional import functional_forward, trainable_params
 from reweight_gym.training.trainer import DuplicateTrainer
 from reweight_gym.training.weigher import Batch, Weigher
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is far faster."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def tiny_cfg(**kw) -> EnvConfig:
@@ -276,7 +267,7 @@ def test_gdw_without_class_step_is_instance_weighting_by_v():
     gdw = GDWWeigher(cfg, eta_omega=0.0)
     tr = DuplicateTrainer(cfg, seed=1, with_reference=False, weigher=gdw)
     gdw.build(0, 10)
-    v_before = copy.deepcopy(gdw.vnet)
+    v_before = copy.deepcopy(gdw.net)
     model = tr.target.model
     batch = tr.next_batch()
     logits = model(batch.x)
@@ -285,7 +276,7 @@ def test_gdw_without_class_step_is_instance_weighting_by_v():
     want = v_before(losses.detach()[:, None]).detach()
     torch.testing.assert_close(omega, want[:, None].expand(-1, 10), atol=1e-6, rtol=1e-6)
     assert any(not torch.equal(a, b) for a, b in zip(v_before.parameters(),
-                                                      gdw.vnet.parameters()))  # V stepped
+                                                      gdw.net.parameters()))  # V stepped
     gdw2 = GDWWeigher(cfg)
     gdw2.build(0, 10)
     omega2 = gdw2.weigh(model, batch, logits, losses, tr.context())
@@ -498,8 +489,6 @@ def test_nrt_meta_interval_skips_meta_updates():
     tr.train_iterations(1)  # iteration 4: meta update
     assert any(not torch.equal(a, b.detach()) for a, b in zip(snap, w.net.parameters()))
     assert math.isfinite(w.last_meta_loss)
-
-
 
 
 def test_fsr_mixup_and_relabel_update_batchnorm_statistics_once_per_iteration():

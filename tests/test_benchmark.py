@@ -72,15 +72,15 @@ def test_identical_seeds_give_identical_rows(tmp_path: Path) -> None:
 
 
 def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -> None:
-    """The reference of the benchmark (the uniform run of the seed) is bit-identical to the
-    env's reference network: a fixed policy earns exactly the env's rewards."""
+    """The benchmark's episode with the stored reference (the uniform row of the seed) earns
+    exactly the rewards of the environment's episode with a live reference network."""
     from agents.policies import make_policy
 
     rows = run_benchmark(_specs(["uniform", "easy_first"], seeds=1), tmp_path, isolate=False,
                          progress=False)
     easy = next(r for r in rows if r["method"] == "easy_first")
     env = gym.make("Reweight-Digits-v0", noise_rate=0.4, noise_type="uniform", seed=0, **FAST)
-    policy = make_policy("easy-first", env)
+    policy = make_policy("easy_first", env)
     obs, _ = env.reset(seed=0)
     rewards, done, info = [], False, {}
     while not done:
@@ -102,6 +102,8 @@ def test_suites_and_bad_input(tmp_path: Path) -> None:
         select_settings("uniform-noise", ["noise_rate=0.3"])
     with pytest.raises(ValueError, match="invalid method 'magic'.*mwnet"):
         _specs(["magic"])
+    with pytest.raises(ValueError, match="invalid method 'easy-first'.*easy_first, hard_first"):
+        _specs(["easy-first"])
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         _specs([str(tmp_path / "missing" / "agent.zip")])
 
@@ -119,6 +121,7 @@ def _cli(*args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProce
       json.dumps(FAST)], "--out"),
     (["report", "/nonexistent/results"], "no results found"),
     (["evaluate", "missing/agent.zip", "--episodes", "1"], "not found"),
+    (["episode", "--policy", "easy-first"], "unknown policy 'easy-first': allowed: uniform"),
 ])
 def test_cli_bad_arguments_give_one_line_and_nonzero_exit(args: list[str], needle: str) -> None:
     out = _cli(*args)
@@ -138,6 +141,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"usage: reweight-gym {cmd}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["benchmark", "--methods", "uniform,focal", "--seeds", "2",
@@ -167,6 +171,7 @@ def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
         assert after[k] == row  # finished work kept as it was
 
 
+@pytest.mark.slow
 def test_ray_rows_equal_local_rows(tmp_path: Path) -> None:
     import ray
 

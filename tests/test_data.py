@@ -107,6 +107,7 @@ def test_digits_loader() -> None:
     assert int(data.train_x.max()) == 255
 
 
+@pytest.mark.slow
 def test_jpeg_cifar10_copy(cifar_root: str) -> None:
     data = load_dataset("cifar10", cifar_root)
     assert data.train_x.shape == (50000, 3, 32, 32) and data.test_x.shape == (10000, 3, 32, 32)

@@ -46,6 +46,7 @@ def test_env_checkers_pass_on_digits() -> None:
     assert env.action_space.shape == (len(env.unwrapped.feature_names) + 1,)
 
 
+@pytest.mark.slow
 def test_env_checkers_pass_on_jpeg_cifar(cifar_root: str) -> None:
     env = gym.make("Reweight-CIFAR-v0", data_root=cifar_root, noise_rate=0.4, preset="tiny")
     check_env(env.unwrapped, skip_render_check=True)
@@ -58,7 +59,7 @@ def test_env_checkers_pass_on_jpeg_cifar(cifar_root: str) -> None:
 def test_zero_action_reward_is_exactly_zero_and_nets_bit_identical() -> None:
     env = gym.make("Reweight-Digits-v0", noise_rate=0.4, warmup_stages=1)
     obs, _ = env.reset(seed=1)
-    run = env.unwrapped.run
+    run = env.unwrapped.episode.trainer
     n_steps = 0
     done = False
     while not done:
@@ -178,6 +179,36 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert set(reweight_gym.ENV_IDS) <= set(gym.registry)
+
+
+def test_lower_layers_import_without_the_env_or_the_trainer() -> None:
+    """``import reweight_gym`` registers the ids by entry-point string and exposes its names
+    lazily: importing the models or a weigher loads neither the environment nor the trainer."""
+    import json
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+import reweight_gym.models, baselines.focal, gymnasium
+heavy = ("reweight_gym.envs.reweight_env", "reweight_gym.envs.episode",
+         "reweight_gym.training.trainer", "stable_baselines3", "ray")
+before = [m for m in heavy if m in sys.modules]
+registered = "Reweight-Digits-v0" in gymnasium.registry
+import reweight_gym
+env_class = reweight_gym.ReweightEnv.__name__  # first use imports the environment
+print(json.dumps({"before": before, "registered": registered, "env_class": env_class,
+                  "after": "reweight_gym.training.trainer" in sys.modules}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"before": [], "registered": True, "env_class": "ReweightEnv", "after": True}
+    from reweight_gym.config import EnvConfig
+
+    assert reweight_gym.EnvConfig is EnvConfig
+    assert "tune_cpu_allocator" in dir(reweight_gym)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        reweight_gym.nope  # noqa: B018
 
 
 def _write_cifar100(root) -> None:

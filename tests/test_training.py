@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import warnings
 
+import numpy as np
 import pytest
 import torch
-from torch import nn
 
+from reweight_gym import allocator
+from reweight_gym.allocator import is_glibc, tune_cpu_allocator
 from reweight_gym.config import EnvConfig
 from reweight_gym.models import build_model
 from reweight_gym.training import (
@@ -17,12 +19,11 @@ from reweight_gym.training import (
     DuplicateTrainer,
     LinearTanhWeigher,
     Trainer,
-    allocator,
+    WeightTotals,
     functional_forward,
     learning_rate,
     trainable_params,
 )
-from reweight_gym.training.allocator import is_glibc, tune_cpu_allocator
 
 
 def test_augmentation_crops_and_flips_on_the_device() -> None:
@@ -128,23 +129,39 @@ def test_seed_fixes_init_batches_and_augmentation() -> None:
     assert not torch.equal(a.target.model.fc.weight, c.target.model.fc.weight)
 
 
-def test_model_registry_rejects_bad_names_and_kwargs() -> None:
-    with pytest.raises(ValueError, match="model='nope'"):
-        build_model("nope", 10, (3, 32, 32))
-    with pytest.raises(ValueError, match="model_kwargs"):
-        build_model("small_cnn", 10, (3, 32, 32), depth=3)
-    for name in ("resnet32", "small_cnn", "mlp"):
-        m: nn.Module = build_model(name, 7, (3, 32, 32))
-        assert m(torch.randn(2, 3, 32, 32)).shape == (2, 7)
-        assert m.features(torch.randn(2, 3, 32, 32)).shape[1] == m.fc.in_features
+def test_weight_totals_add_up_spans_of_a_run() -> None:
+    """Per-epoch statistics summed with ``WeightTotals.add`` equal the statistics of the whole
+    span (the benchmark and ``baselines.run`` aggregate this way)."""
+    cfg = EnvConfig.resolve("digits", "tiny", noise_rate=0.4, epochs=2, num_stages=2)
+    w = LinearTanhWeigher("law")
+    w.set_params(torch.full((13,), 0.3), 0.1)
+    whole = DuplicateTrainer(cfg, seed=2, with_reference=False).train_iterations(10, w)
+    run = DuplicateTrainer(cfg, seed=2, with_reference=False)
+    totals = WeightTotals.zeros(10)
+    for n in (3, 3, 4):
+        totals.add(run.train_iterations(n, w))
+    assert totals.iterations == whole.iterations == 10
+    assert totals.weight_cnt_noisy == whole.weight_cnt_noisy > 0
+    assert totals.noisy_weight_mean == pytest.approx(whole.noisy_weight_mean, rel=1e-6)
+    assert totals.clean_weight_mean == pytest.approx(whole.clean_weight_mean, rel=1e-6)
+    np.testing.assert_allclose(totals.class_weight_mean, whole.class_weight_mean, rtol=1e-6)
+    assert np.isnan(WeightTotals.zeros(3).noisy_weight_mean)
 
 
 ALLOCATOR_PROBE = """
 import json, resource, sys
 import torch
+from reweight_gym import allocator
 from reweight_gym.config import EnvConfig
 from reweight_gym.training import DuplicateTrainer
 run = DuplicateTrainer(EnvConfig.resolve("digits", "tiny"), with_reference=False)
+untouched = "result" not in allocator._state  # making a trainer leaves malloc alone
+if sys.argv[1] == "cli":  # every reweight-gym command tunes first (this one then fails)
+    from reweight_gym.cli import main
+    main(["report", "/nonexistent/results"])
+    result = allocator._state.get("result")
+else:
+    result = allocator.tune_cpu_allocator()
 
 def churn():  # what an iteration does: allocate 96 MiB of temporaries, free them all
     ts = [torch.ones(1 << 20) for _ in range(24)]
@@ -155,11 +172,11 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
     churn()
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"allocator": run.allocator, "faults": faults}))
+print(json.dumps({"allocator": result, "untouched": untouched, "faults": faults}))
 """
 
 
-def _allocator_probe(**env: str) -> dict[str, object]:
+def _allocator_probe(mode: str = "explicit", **env: str) -> dict[str, object]:
     import json
     import os
     import subprocess
@@ -168,29 +185,34 @@ def _allocator_probe(**env: str) -> dict[str, object]:
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("MALLOC_")
              and k not in ("REWEIGHT_GYM_MALLOC", "LD_PRELOAD", "GLIBC_TUNABLES")}
-    out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE], env={**clean, **env},
+    out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode], env={**clean, **env},
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not is_glibc(), reason="the allocator tuning is for glibc malloc")
-def test_cpu_trainer_keeps_freed_activation_memory_mapped() -> None:
-    """The trainer tunes glibc malloc (allocator.py): re-allocating freed 4 MiB tensors does not
-    fault their pages in again; REWEIGHT_GYM_MALLOC=default and the user's own MALLOC_*
-    settings leave malloc alone."""
+def test_tuned_allocator_keeps_freed_activation_memory_mapped() -> None:
+    """``tune_cpu_allocator`` (allocator.py), called by the process -- explicitly, or by the
+    ``reweight-gym`` command -- tunes glibc malloc: re-allocating freed 4 MiB tensors does not
+    fault their pages in again. Making a trainer does not touch malloc;
+    REWEIGHT_GYM_MALLOC=default and the user's own MALLOC_* settings leave it alone."""
     tuned = _allocator_probe()
+    cli = _allocator_probe("cli")
     default = _allocator_probe(REWEIGHT_GYM_MALLOC="default")
     user = _allocator_probe(MALLOC_TRIM_THRESHOLD_="131072")
-    assert tuned["allocator"] == "tuned"
+    assert tuned["allocator"] == cli["allocator"] == "tuned"
     assert default["allocator"] == "opted out"
     assert user["allocator"] == "user settings"
+    assert all(p["untouched"] for p in (tuned, cli, default, user))
     # 5 x 96 MiB of re-allocation (122,880 pages of 4 KiB). Setting a MALLOC_*_ variable fixes
     # glibc's mmap threshold at its 128 KiB default, so every 4 MiB tensor is mmapped and
     # unmapped again and all its pages fault every round; tuned (threshold 32 MiB, trim 1 GiB)
-    # they stay in the heap. glibc's self-adjusting defaults land in between (20-100% of the
-    # pages, depending on what the process freed before), so only the label is checked there.
+    # they stay in the heap. glibc's self-adjusting defaults land in between (depending on what
+    # the process freed before), so only the label is checked there.
     # A ratio, not a count: huge pages or 64 KiB pages change the number of faults.
     assert user["faults"] > max(10 * tuned["faults"], 100)
+    assert user["faults"] > max(10 * cli["faults"], 100)
 
 
 def test_bad_allocator_mode_fails_when_the_env_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,7 +229,7 @@ def test_bad_allocator_mode_fails_when_the_env_is_made(monkeypatch: pytest.Monke
 
 def test_opting_out_after_tuning_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     """malloc settings cannot be undone in a running process: asking for glibc's defaults after
-    a trainer tuned them says so instead of silently keeping them."""
+    the process tuned them says so instead of silently keeping them."""
     monkeypatch.setitem(allocator._state, "result", "tuned")
     monkeypatch.setenv("REWEIGHT_GYM_MALLOC", "default")
     with pytest.warns(UserWarning, match="already tuned in this process"):

@@ -51,12 +51,12 @@ class DDPGConfig(AlgorithmConfig):
     """Configuration of :class:`DDPG`.
 
     ``.training()`` keys beyond ``AlgorithmConfig``'s: ``actor_lr`` (LAW 1e-5), ``critic_lr``
-    (LAW 1e-4), ``tau`` (Polyak coefficient, eq. 13), ``actor_hiddens`` / ``critic_hiddens``
-    (LAW: 4 layers = 3 hidden), ``exploration_noise`` (sigma of the Gaussian action noise in
-    normalised units), ``replay_buffer_config``, ``num_steps_sampled_before_learning_starts``,
-    ``random_warmup`` (uniform random actions until learning starts), ``replay_ratio``
-    (gradient steps per sampled env step, at least one step per iteration),
-    ``store_buffer_in_checkpoints``.
+    (LAW 1e-4), ``tau`` (Polyak coefficient of the target networks; 1.0 = LAW's online TD
+    target), ``actor_hiddens`` / ``critic_hiddens`` (LAW: 4 layers = 3 hidden),
+    ``exploration_noise`` (sigma of the Gaussian action noise in normalised units),
+    ``replay_buffer_config``, ``num_steps_sampled_before_learning_starts``, ``random_warmup``
+    (uniform random actions until learning starts), ``replay_ratio`` (gradient steps per sampled
+    env step, at least one step per iteration), ``store_buffer_in_checkpoints``.
 
     Example::
 

@@ -1,4 +1,7 @@
-"""DDPG's TorchLearner: critic and actor losses (LAW eqs. 10-12) and Polyak targets (eq. 13)."""
+"""DDPG's TorchLearner: the TD target (LAW eq. 12), the critic's TD loss (eq. 11, its gradient
+eq. 10) and the actor's deterministic policy gradient (eq. 13), with DDPG's Polyak-averaged target
+networks (not in LAW, which computes the TD target with the online networks; ``tau=1.0``
+reproduces that)."""
 
 from __future__ import annotations
 
@@ -21,11 +24,11 @@ class DDPGTorchLearner(TorchLearner):
     """Two Adam optimizers (actor: ``actor_lr``, LAW 1e-5; critic: ``critic_lr``, LAW 1e-4).
 
     Per minibatch:
-    - TD target y = r + gamma (1 - terminated) Q'(s', mu'(s'))  (eq. 10);
-    - critic loss mean (Q(s, a) - y)^2  (eq. 11);
-    - actor loss -mean Q(s, mu(s)), the deterministic policy gradient (eq. 12); the critic is
+    - TD target y = r + gamma (1 - terminated) Q'(s', mu'(s'))  (eq. 12, with target networks);
+    - critic TD loss mean (Q(s, a) - y)^2  (eq. 11; its gradient is eq. 10);
+    - actor loss -mean Q(s, mu(s)), the deterministic policy gradient (eq. 13); the critic is
       frozen in that pass, so both losses can be summed and back-propagated once;
-    - after each gradient step, Polyak averaging of the targets with ``tau`` (eq. 13).
+    - after each gradient step, Polyak averaging of the targets with ``tau`` (DDPG's, not LAW's).
     """
 
     def build(self) -> None:
@@ -56,9 +59,9 @@ class DDPGTorchLearner(TorchLearner):
         q = fwd_out[Q_VALUES]
         not_done = 1.0 - batch[Columns.TERMINATEDS].float()
         y = (batch[Columns.REWARDS].float() + config.gamma * not_done * fwd_out[Q_TARGET_NEXT]
-             ).detach()  # eq. 10
+             ).detach()  # eq. 12
         critic_loss = torch.mean((q - y) ** 2)  # eq. 11
-        actor_loss = -torch.mean(fwd_out[Q_OF_ACTOR])  # eq. 12
+        actor_loss = -torch.mean(fwd_out[Q_OF_ACTOR])  # eq. 13
         self.metrics.log_dict(
             {POLICY_LOSS_KEY: actor_loss, QF_LOSS_KEY: critic_loss,
              "q_mean": torch.mean(q), "td_error_mean": torch.mean(torch.abs(q - y))},
@@ -67,7 +70,8 @@ class DDPGTorchLearner(TorchLearner):
         return actor_loss + critic_loss
 
     def apply_gradients(self, gradients_dict: ParamDict) -> None:
-        """Optimizer steps, then Polyak target updates (eq. 13) after every gradient step."""
+        """Optimizer steps (eqs. 10, 13), then the Polyak target updates after every gradient
+        step."""
         super().apply_gradients(gradients_dict)
         for module_id, module in self.module._rl_modules.items():
             unwrapped = module.unwrapped()

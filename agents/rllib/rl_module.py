@@ -2,8 +2,8 @@
 
 - actor mu(s) in [-1, 1] (tanh output; RLlib's ``normalize_actions`` maps it to the env's box);
 - critic Q(s, a);
-- target copies mu', Q' (``TargetNetworkAPI``), updated by Polyak averaging in the learner
-  (LAW eq. 13);
+- target copies mu', Q' (``TargetNetworkAPI``) for the TD target, updated by Polyak averaging in
+  the learner (DDPG's; LAW computes the target with the online networks);
 - exploration: Gaussian noise N(0, sigma^2) added to mu(s) in ``_forward_exploration`` only
   (LAW's exploration noise); ``_forward_inference`` is the noise-free deterministic policy.
 
@@ -42,7 +42,7 @@ def mlp(in_dim: int, hiddens: tuple[int, ...] | list[int], out_dim: int,
 
 
 class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
-    """Deterministic actor + critic (+ targets) for DDPG (LAW eqs. 10-13).
+    """Deterministic actor + critic (+ targets) for DDPG (LAW eqs. 10-13, learner.py).
 
     ``model_config`` keys: ``actor_hiddens``, ``critic_hiddens`` (default 3 x 64, LAW's
     4-layer MLPs) and ``exploration_noise`` (sigma of the Gaussian action noise, in normalised
@@ -86,7 +86,7 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         return [(self.actor, self.target_actor), (self.critic, self.target_critic)]
 
     def forward_target(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Q'(s', mu'(s')) for the TD target (LAW eq. 10)."""
+        """Q'(s', mu'(s')) for the TD target (LAW eq. 12, with target networks)."""
         next_obs = batch[Columns.NEXT_OBS]
         return {Q_TARGET_NEXT: self.q(next_obs, self.target_actor(self._obs(next_obs)),
                                       target=True)}
@@ -112,7 +112,7 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         out: dict[str, Any] = {Q_VALUES: self.q(obs, batch[Columns.ACTIONS])}
         with torch.no_grad():
             out.update(self.forward_target(batch))
-        # Q(s, mu(s)) for the policy gradient (eq. 12): gradients reach the actor only, the
+        # Q(s, mu(s)) for the policy gradient (eq. 13): gradients reach the actor only, the
         # critic's parameters are frozen for this pass (not detached: the path through the
         # critic to the action must stay differentiable).
         params = list(self.critic.parameters())

@@ -7,7 +7,9 @@ interrupted benchmark loses only the runs in progress.
 
 Locally each run executes in a fresh child process (``isolate=True``), so its peak resident
 memory is its own; with ``--ray`` each run is a Ray task with its CPU/GPU request, one task per
-worker process (``max_calls=1``), on a local instance or an existing cluster.
+worker process (``max_calls=1``), on a local instance or an existing cluster. Worker processes
+(child or Ray task) start by tuning their CPU allocator (``reweight_gym/allocator.py``), as the
+``reweight-gym`` command does for a run in its own process.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from reweight_gym.allocator import tune_cpu_allocator
 from reweight_gym.benchmark.methods import method_kind
 from reweight_gym.benchmark.runner import REFERENCE_METHOD, RunSpec, execute
 from reweight_gym.benchmark.store import ResultsStore
@@ -72,10 +75,11 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _child(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
-           tb: str | None, threads: int | None) -> dict[str, Any]:
-    _watch_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+def _worker(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
+            tb: str | None, threads: int | None) -> dict[str, Any]:
+    """A run in a worker process of its own (isolated child or Ray task): the process starts
+    by tuning its allocator and setting its torch threads."""
+    tune_cpu_allocator()
     if threads:
         import torch
 
@@ -83,6 +87,13 @@ def _child(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
     row = execute(spec, reference, progress=progress, tensorboard_dir=tb)
     row["isolated"] = True
     return row
+
+
+def _child(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
+           tb: str | None, threads: int | None) -> dict[str, Any]:
+    _watch_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    return _worker(spec, reference, progress, tb, threads)
 
 
 def run_benchmark(specs: list[RunSpec], out: str | os.PathLike[str], *, isolate: bool = True,
@@ -177,10 +188,4 @@ def _run_ray(waves: list[list[RunSpec]], store: ResultsStore,
 
 def _ray_task(spec: RunSpec, reference: dict[str, Any] | None, tb: str | None,
               threads: int | None) -> dict[str, Any]:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    row = execute(spec, reference, progress=False, tensorboard_dir=tb)
-    row["isolated"] = True
-    return row
+    return _worker(spec, reference, False, tb, threads)

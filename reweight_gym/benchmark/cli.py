@@ -13,9 +13,8 @@ import time
 from typing import Any
 
 from reweight_gym.benchmark.suites import SUITE_NAMES
-from reweight_gym.cli import parse_json_object
-
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
+from reweight_gym.config import DATASETS, PRESET_NAMES
+from reweight_gym.validation import parse_json_object
 
 
 def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
@@ -33,7 +32,7 @@ def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
                    help="comma-separated: uniform, focal, class_balanced, spl, mwnet, gdw, fsr, "
                         "nrt, easy_first, hard_first, random, or checkpoint paths of agents")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
-    p.add_argument("--preset", default="tiny", choices=("tiny", "cpu", "paper"))
+    p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     p.add_argument("--env-kwargs", default="{}",
                    help="JSON object of extra env keywords for every run (e.g. epochs)")
     p.add_argument("--method-kwargs", default="{}",
@@ -96,25 +95,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# The demo's setting: digits with 40% uniform noise, small enough for 10 minutes on 2 cores.
 # The demo's run (also the config of the baselines' accuracy test, tests/test_baselines_accuracy):
-# all 1,097 training digits, 100 epochs of cosine-annealed SGD from lr 0.1 without weight decay.
-# Long enough for plain training to fit part of the 40% wrong labels (final test accuracy below
-# its best epoch, about 6 points below the same run on clean labels), which is the damage the
-# weighting methods exist to prevent; ~2 s per plain run at one thread.
+# digits with 40% uniform noise, all training images, cosine-annealed SGD from lr 0.1 without
+# weight decay, long enough for plain training to fit part of the wrong labels -- the damage the
+# weighting methods exist to prevent (measured: the README's demo section).
 DEMO_ENV: dict[str, Any] = {"preset": "tiny", "noise_rate": 0.4, "epochs": 100, "num_stages": 10,
                             "train_size": None, "lr_schedule": "cosine", "lr": 0.1,
                             "weight_decay": 0.0}
 
-# Method options of the demo. MW-Net's weight net uses Adam 1e-4 instead of the paper's 1e-3:
-# a digits run has ~1,700 iterations (CIFAR: ~60,000), and at 1e-3 Adam's fixed-size steps on
-# the weak meta-gradient of a 100-image meta set let V drift to down-weighting the *easy*
-# samples; at 1e-4 it keeps the monotone loss -> weight shape (noisy/clean weight 0.34/1.35).
+# Method options of the demo. MW-Net's weight net uses Adam 1e-4 instead of the paper's 1e-3: a
+# digits run has ~30x fewer iterations than a CIFAR run, and on the weak meta-gradient of a
+# 100-image meta set Adam's fixed-size steps at 1e-3 let V drift away from its monotone
+# loss -> weight shape.
 DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4}}
 
-
-# LAW-DDPG options that learned within minutes on noisy digits (agents issue): faster learning
-# rates than LAW's 1e-5 / 1e-4, twin critics with target smoothing, a pull towards the zero action.
+# LAW-DDPG options that learn within the demo's budget on noisy digits: faster learning rates
+# than LAW's 1e-5 / 1e-4, twin critics with target smoothing, a pull towards the zero action.
 DEMO_AGENT: dict[str, Any] = {"actor_lr": 1e-4, "critic_lr": 1e-3, "fdu_epochs": 4,
                               "fdu_batch_size": 64, "noise_sigma": 0.2, "n_critics": 2,
                               "target_policy_noise": 0.1, "action_l2": 0.5}
@@ -130,7 +126,7 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
                     "and writes the report and plots.")
     p.add_argument("--out", default="demo-out", help="output directory (default demo-out)")
     p.add_argument("--agent-episodes", type=int, default=120,
-                   help="LAW-DDPG training episodes (default 120: ~3.5 min on 2 cores)")
+                   help="LAW-DDPG training episodes (default 120)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -140,8 +136,8 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
 def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from agents.sb3 import train_sb3
     from reweight_gym.benchmark.bench import build_specs, run_benchmark
+    from reweight_gym.benchmark.methods import TRAIN_SB3, load_attr
     from reweight_gym.benchmark.report import write_report
 
     torch.set_num_threads(1)  # small MLPs: one thread beats two (no OpenMP sync per tiny op)
@@ -152,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stages = env_kwargs["num_stages"]
     print(f"[demo] training SB3 LAW-DDPG on Reweight-Digits-v0 (40% uniform noise) for "
           f"{args.agent_episodes} episodes, 2 parallel searchers -> {agent_dir}", flush=True)
+    train_sb3 = load_attr(TRAIN_SB3)
     train_sb3("Reweight-Digits-v0", {"preset": preset, **env_kwargs}, agent_dir,
               total_steps=args.agent_episodes * stages, algo="ddpg", n_envs=2, seed=0,
               agent_kwargs={**DEMO_AGENT, "learning_starts": 2 * stages})

@@ -1,10 +1,11 @@
 """Method registry of the benchmark: baselines, fixed policies and trained agents by name.
 
-Names map to ``"module:attr"`` strings imported on first use, so the lower layers never import
-``baselines`` or ``agents`` and ``import reweight_gym`` stays light. A *controller* hands the
-trainer a weigher for each weighted stage: a baseline's weigher is the same object for every
-stage (it learns every iteration); a policy or agent picks LAW's θ, b from the observation at
-every stage (3SM).
+What the upper layers (``baselines``, ``agents``) provide is named here as ``"module:attr"``
+strings and imported on first use (:func:`load_attr`), so the lower layers never import them and
+``import reweight_gym`` stays light; the command line reaches them through the same names. A
+*controller* hands the episode a weigher for each weighted stage: a baseline's weigher is the
+same object for every stage (it learns every iteration); a policy or agent picks LAW's θ, b from
+the observation at every stage (3SM).
 """
 
 from __future__ import annotations
@@ -13,37 +14,52 @@ import importlib
 import os
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from reweight_gym.config import EnvConfig
+from reweight_gym.envs.observation import observation_space
+from reweight_gym.training.characteristics import feature_dim, feature_names
 from reweight_gym.training.trainer import DuplicateTrainer
 from reweight_gym.training.weigher import LinearTanhWeigher, Weigher
 
-BASELINES = "baselines:METHOD_NAMES"
-POLICIES = ("easy_first", "hard_first", "random")
+BASELINE_NAMES = "baselines:METHOD_NAMES"
+MAKE_WEIGHER = "baselines:make_weigher"
+POLICY_NAMES = "agents.policies:POLICY_NAMES"
+MAKE_POLICY = "agents.policies:make_policy"
+LOAD_AGENT = "agents.evaluate:load_agent"
+TRAIN_SB3 = "agents.sb3:train_sb3"
 
 
-def _import(spec: str) -> Any:
+def load_attr(spec: str) -> Any:
+    """The object named by ``"module:attr"`` (imported on first use)."""
     module, attr = spec.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
 def baseline_names() -> tuple[str, ...]:
-    return tuple(_import(BASELINES))
+    return tuple(load_attr(BASELINE_NAMES))
+
+
+def policy_names() -> tuple[str, ...]:
+    """The fixed policies that are benchmark methods (``uniform`` is the baseline of the same
+    name)."""
+    baselines = baseline_names()
+    return tuple(n for n in load_attr(POLICY_NAMES) if n not in baselines)
 
 
 def method_kind(name: str) -> str:
     """``baseline``, ``policy`` or ``agent`` (a checkpoint path); ``ValueError`` otherwise."""
     if name in baseline_names():
         return "baseline"
-    if name in POLICIES:
+    if name in policy_names():
         return "policy"
     if os.path.exists(name):
         return "agent"
     if os.sep in name or name.endswith(".zip"):
         raise FileNotFoundError(f"invalid method {name!r}: checkpoint not found")
-    allowed = ", ".join(baseline_names() + POLICIES)
+    allowed = ", ".join(baseline_names() + policy_names())
     raise ValueError(f"invalid method {name!r}: allowed: {allowed}, or a trained agent's "
                      "checkpoint path")
 
@@ -100,23 +116,18 @@ def make_controller(name: str, cfg: EnvConfig, run: DuplicateTrainer,
                     method_kwargs: dict[str, Any] | None = None) -> Controller:
     kind = method_kind(name)
     if kind == "baseline":
-        make_weigher = _import("baselines:make_weigher")
+        make_weigher = load_attr(MAKE_WEIGHER)
         return BaselineController(make_weigher(name, cfg, **(method_kwargs or {})))
-    from reweight_gym.envs.observation import observation_space
-    from reweight_gym.training.characteristics import feature_dim, feature_names
-
     n_f = feature_dim(cfg.features, run.splits.num_classes)
-    import gymnasium as gym
-
     obs_space = observation_space(cfg)
     act_space = gym.spaces.Box(-1.0, 1.0, (n_f + 1,), np.float32)
     if kind == "policy":
-        make_policy = _import("agents.policies:make_policy")
+        make_policy = load_attr(MAKE_POLICY)
         agent = make_policy(name, observation_space=obs_space, action_space=act_space,
                             feature_names=feature_names(cfg.features, run.splits.num_classes),
                             seed=run.seed, **(method_kwargs or {}))
     else:
-        load_agent = _import("agents.evaluate:load_agent")
+        load_agent = load_attr(LOAD_AGENT)
         agent = load_agent(name)
         if getattr(agent, "action_space", act_space).shape != act_space.shape or \
                 getattr(agent, "observation_space", obs_space).shape != obs_space.shape:

@@ -1,14 +1,14 @@
-"""One benchmark run: a method on a setting and seed, through the one training substrate.
+"""One benchmark run: a method on a setting and seed, as one episode of the environment.
 
-Every method — a weighting baseline, a fixed policy or a trained agent — trains the target
-network of a :class:`DuplicateTrainer` built from the same config and seed, so data corruption,
-splits, initial parameters, batch order and augmentation are identical across the rows of a
-setting and seed. The unweighted *reference* network of LAW's duplicate-network reward is the
-``uniform`` run of the same setting and seed: a reference network fed the same batches with
-uniform weights is bit-identical to it (tested against the env), so it is trained once per seed
-instead of once per method, and each method's per-stage reward (LAW eqs. 8-9) is computed against
-its stored per-stage validation accuracies. Policies and agents see exactly the env's observation
-(the shared :class:`StageObserver`) and use the run seed the env derives from ``reset(seed)``.
+Every method — a weighting baseline, a fixed policy or a trained agent — plays one
+:class:`~reweight_gym.envs.episode.Episode` built from the same config and seed, so data
+corruption, splits, initial parameters, batch order and augmentation are identical across the
+rows of a setting and seed, and the stage dynamics are the environment's. The reference of LAW's
+duplicate-network reward (eqs. 8-9) is the stored ``uniform`` row of the same setting and seed
+(a :class:`~reweight_gym.envs.episode.ReferenceTrace`): a reference network fed the same batches
+is bit-identical to that run (tested against the environment), so it is trained once per seed
+instead of once per method. Policies and agents see exactly the environment's observation and use
+the run seed the environment derives from ``reset(seed)``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import torch
 from reweight_gym.benchmark.methods import Controller, make_controller
 from reweight_gym.benchmark.suites import setting_id
 from reweight_gym.config import EnvConfig
-from reweight_gym.envs.observation import StageObserver, episode_seed
-from reweight_gym.envs.reweight_env import stage_reward
-from reweight_gym.training.trainer import DuplicateTrainer, StageStats
-from reweight_gym.training.weigher import UniformWeigher
+from reweight_gym.envs.episode import Episode, ReferenceTrace
+from reweight_gym.envs.observation import episode_seed
+from reweight_gym.training.stats import StageStats, WeightTotals
+from reweight_gym.training.trainer import DuplicateTrainer
 
 REFERENCE_METHOD = "uniform"
 
@@ -97,25 +97,6 @@ def weight_curve(losses: np.ndarray, weights: np.ndarray, bins: int = 12) -> dic
     return {"loss": xs, "weight": ys}
 
 
-class _Totals:
-    def __init__(self, c: int) -> None:
-        self.noisy = [0.0, 0]
-        self.clean = [0.0, 0]
-        self.cls_sum = np.zeros(c)
-        self.cls_cnt = np.zeros(c)
-
-    def add(self, s: StageStats) -> None:
-        self.noisy[0] += s.weight_sum_noisy
-        self.noisy[1] += s.weight_cnt_noisy
-        self.clean[0] += s.weight_sum_clean
-        self.clean[1] += s.weight_cnt_clean
-        self.cls_sum += s.class_weight_sum
-        self.cls_cnt += s.class_weight_cnt
-
-    def mean(self, pair: list) -> float | None:
-        return pair[0] / pair[1] if pair[1] else None
-
-
 def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bool = False,
             tensorboard_dir: str | None = None) -> dict[str, Any]:
     """Run ``spec`` and return its result row (JSON-serialisable).
@@ -127,19 +108,12 @@ def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bo
     is_reference = spec.method == REFERENCE_METHOD
     if not is_reference and reference is None:
         raise ValueError(f"run {spec.key} needs the uniform reference row of the same seed")
-    run = DuplicateTrainer(cfg, seed=episode_seed(spec.seed), with_reference=False)
-    rss_start = _peak_rss_mb()
-    controller: Controller = make_controller(spec.method, cfg, run, spec.method_kwargs)
-    t_start = time.perf_counter()  # data, model and method are built: time the training run
-    observer = StageObserver(cfg)
-    c = run.splits.num_classes
     curve: list[float] = []
     writer = None
     if tensorboard_dir:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(os.path.join(tensorboard_dir, spec.key.replace("|", "_")))
-
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -156,49 +130,40 @@ def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bo
             bar.update(1)
             bar.set_postfix(test_acc=f"{acc:.3f}")
 
-    ref_val = reference["stage_val_acc"] if reference else None
-    ref_loss = reference["stage_train_loss"] if reference else None
+    trace = None if reference is None else ReferenceTrace(reference["stage_val_acc"],
+                                                          reference["stage_train_loss"])
+    episode = Episode(cfg, seed=episode_seed(spec.seed),
+                      reference="none" if is_reference else trace, on_epoch_end=on_epoch_end)
+    run = episode.trainer
+    rss_start = _peak_rss_mb()
+    controller: Controller = make_controller(spec.method, cfg, run, spec.method_kwargs)
+    t_start = time.perf_counter()  # data, model and method are built: time the training run
     stage_val, stage_loss, stage_rewards, stage_gap = [], [], [], []
     stage_noisy, stage_clean, stage_class = [], [], []
-    totals = _Totals(c)
+    totals = WeightTotals.zeros(run.splits.num_classes)
     diverged = False
     last_stats: StageStats | None = None
-    if cfg.warmup_stages == 0:  # the env's initial observation: untrained nets on validation
-        ev = run.evaluate("val")
-        observer.update(ev["acc_target"], ev["acc_target"], 0.0)
-        run.smoothed_loss = ev["loss_target"]
-    uniform = UniformWeigher()
-    for stage in range(cfg.num_stages):
-        weighted = stage >= cfg.warmup_stages
-        weigher = controller.weigher_for_stage(observer.observe(run)) if weighted else uniform
-        stats = run.train_stage(weigher, on_epoch_end=on_epoch_end)
-        if stats.diverged:
+    for result in episode.play(controller.weigher_for_stage):
+        if result.diverged:
             diverged = True
-            stage_rewards.append(cfg.penalty)
+            stage_rewards.append(result.reward)
             break
-        ev = run.evaluate("val")
-        acc = ev["acc_target"]
-        acc_ref = ref_val[stage] if ref_val is not None else acc
-        gap = stats.loss_target - (ref_loss[stage] if ref_loss is not None else stats.loss_target)
-        observer.update(acc, acc_ref, gap)
-        stage_val.append(acc)
+        stats = result.stats
+        stage_val.append(result.acc_target)
         stage_loss.append(stats.loss_target)
-        stage_gap.append(gap)
+        stage_gap.append(result.loss_gap)
         stage_noisy.append(_f(stats.noisy_weight_mean))
         stage_clean.append(_f(stats.clean_weight_mean))
         stage_class.append([_f(v) for v in stats.class_weight_mean])
-        if weighted:
-            r = 0.0 if is_reference else stage_reward(
-                acc, acc_ref, run.iteration / run.iters_per_epoch, cfg.epochs, cfg.reward_k,
-                cfg.reward_scale)
-            stage_rewards.append(r)
+        if result.weighted:
+            stage_rewards.append(result.reward)
             totals.add(stats)
             last_stats = stats
             if writer is not None:
-                writer.add_scalar("stage_reward", r, stage)
+                writer.add_scalar("stage_reward", result.reward, result.stage)
         if writer is not None:
-            writer.add_scalar("val_acc", acc, stage)
-            writer.add_scalar("loss_gap", gap, stage)
+            writer.add_scalar("val_acc", result.acc_target, result.stage)
+            writer.add_scalar("loss_gap", result.loss_gap, result.stage)
     if bar is not None:
         bar.close()
     if writer is not None:
@@ -223,12 +188,11 @@ def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bo
         "stage_rewards": stage_rewards, "cumulative_reward": float(sum(stage_rewards)),
         "stage_noisy_weight_mean": stage_noisy, "stage_clean_weight_mean": stage_clean,
         "stage_class_weight_mean": stage_class,
-        "noisy_weight_mean": _f(totals.mean(totals.noisy)),
-        "clean_weight_mean": _f(totals.mean(totals.clean)),
-        "class_weight_mean": [_f(s / n) if n else None
-                              for s, n in zip(totals.cls_sum, totals.cls_cnt)],
+        "noisy_weight_mean": _f(totals.noisy_weight_mean),
+        "clean_weight_mean": _f(totals.clean_weight_mean),
+        "class_weight_mean": [_f(v) for v in totals.class_weight_mean],
         "class_counts": counts.tolist(), "minority_classes": minority,
-        "weight_auc": _f(run.weight_auc()) if totals.noisy[1] else None,
+        "weight_auc": _f(run.weight_auc()) if totals.weight_cnt_noisy else None,
         "weight_vs_loss": weight_curve(losses, weights),
         "realised_noise_rate": run.splits.realised_noise_rate,
         "diverged": diverged,

@@ -1,4 +1,4 @@
-"""LAW's state s_T = [e_T, l_smooth, acc_smooth] (eq. 5), shared by the env and the benchmark."""
+"""LAW's state s_T = [e_T, l_smooth, acc_smooth] (eq. 5) of an episode (:mod:`.episode`)."""
 
 from __future__ import annotations
 
@@ -36,11 +36,12 @@ def observation_space(cfg: EnvConfig) -> spaces.Box:
 
 
 class StageObserver:
-    """Tracks the smoothed validation accuracy across stages and builds observations.
+    """Tracks LAW's smoothed training loss and validation accuracy and builds observations.
 
-    l_smooth is the run's bias-corrected EMA of the target's batch loss over iterations
-    (``loss_smoothing``); acc_smooth is an EMA over stage-end validation accuracies
-    (``acc_smoothing``), started at the first measured value.
+    l_smooth is a bias-corrected EMA of the target's batch loss over iterations
+    (``loss_smoothing``); before any training it is the untrained target's validation loss.
+    acc_smooth is an EMA over stage-end validation accuracies (``acc_smoothing``), started at the
+    first measured value.
     """
 
     def __init__(self, cfg: EnvConfig) -> None:
@@ -52,8 +53,25 @@ class StageObserver:
         self.acc_smooth: float | None = None
         self.acc_reference = 0.0
         self.loss_gap = 0.0
+        self.smoothed_loss = math.nan
+        self._loss_ema, self._loss_ema_n = 0.0, 0
+
+    def start(self, acc_target: float, acc_reference: float, loss_target: float) -> None:
+        """The state before any training: accuracies and loss of the untrained nets (on the
+        validation split)."""
+        self.smoothed_loss = loss_target
+        self.update(acc_target, acc_reference, 0.0)
+
+    def record_losses(self, batch_losses: list[float]) -> None:
+        """Feed the target's mean batch loss of every iteration of a stage to l_smooth."""
+        beta = self.cfg.loss_smoothing
+        for loss in batch_losses:
+            self._loss_ema = beta * self._loss_ema + (1 - beta) * loss
+            self._loss_ema_n += 1
+            self.smoothed_loss = self._loss_ema / (1 - beta ** self._loss_ema_n)
 
     def update(self, acc_target: float, acc_reference: float, loss_gap: float) -> None:
+        """Stage-end validation accuracies and the target - reference training-loss gap."""
         a = self.cfg.acc_smoothing
         if self.acc_smooth is None:
             self.acc_smooth = acc_target
@@ -63,11 +81,12 @@ class StageObserver:
         self.loss_gap = loss_gap
 
     def observe(self, run: DuplicateTrainer) -> np.ndarray:
+        """The observation before the stage ``run`` trains next."""
         cfg = self.cfg
         obs = np.zeros(self.space.shape, np.float32)
         if run.stage < cfg.num_stages:
             obs[run.stage] = 1.0
-        loss = run.smoothed_loss
+        loss = self.smoothed_loss
         obs[cfg.num_stages] = min(loss, LOSS_BOUND) if math.isfinite(loss) else LOSS_BOUND
         obs[cfg.num_stages + 1] = self.acc_smooth or 0.0
         if cfg.obs_mode == "extended":

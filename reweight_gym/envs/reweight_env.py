@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
@@ -10,21 +9,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from reweight_gym.allocator import allocator_mode
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
-from reweight_gym.envs.observation import StageObserver, episode_seed
-from reweight_gym.training.allocator import allocator_mode
+from reweight_gym.envs.episode import Episode
+from reweight_gym.envs.observation import episode_seed, observation_space
 from reweight_gym.training.characteristics import feature_dim, feature_names
-from reweight_gym.training.trainer import DuplicateTrainer, StageStats
 from reweight_gym.training.weigher import LinearTanhWeigher
-
-
-def stage_reward(acc_target: float, acc_reference: float, epoch: float, total_epochs: float,
-                 k: float, s: float) -> float:
-    """LAW's duplicate-network reward r = r_w (acc_target - acc_reference) (eq. 8) with the
-    stage weight r_w = exp(k * ce / ne) * s (eq. 9), ce / ne = current / total epochs."""
-    r_w = math.exp(k * epoch / total_epochs) * s
-    return r_w * (acc_target - acc_reference)
 
 
 class ReweightEnv(gym.Env):
@@ -85,6 +76,10 @@ class ReweightEnv(gym.Env):
     by observed label), ``theta``, ``bias``, ``diverged``; at the end ``test_acc_target`` and
     ``test_acc_reference``. No wall-clock values (determinism).
 
+    ## Dynamics
+    One :class:`reweight_gym.envs.episode.Episode` per ``reset`` with a live reference network:
+    the same stage dynamics the benchmark runs.
+
     ## Arguments
     All fields of :class:`reweight_gym.config.EnvConfig`, e.g.
     ``gymnasium.make("Reweight-CIFAR-v0", data_root=..., noise_rate=0.4, preset="cpu")``:
@@ -109,14 +104,12 @@ class ReweightEnv(gym.Env):
         self.feature_names = feature_names(cfg.features, c)
         self.n_features = feature_dim(cfg.features, c)
         self.action_space = spaces.Box(-1.0, 1.0, (self.n_features + 1,), np.float32)
-        self.observer = StageObserver(cfg)
-        self.observation_space = self.observer.space
+        self.observation_space = observation_space(cfg)
         self.weigher = LinearTanhWeigher(cfg.features, normalize=cfg.normalize_weights)
-        self.run: DuplicateTrainer | None = None
+        self.episode: Episode | None = None
         self._seeded = False
         self._ended = False
 
-    # ------------------------------------------------------------------ helpers
     def action_to_params(self, action: np.ndarray) -> tuple[np.ndarray, float]:
         """Validate, clip and scale an action to (θ, b)."""
         a = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -128,11 +121,6 @@ class ReweightEnv(gym.Env):
         a = np.clip(a, -1.0, 1.0) * self.config.action_scale
         return a[:-1], float(a[-1])
 
-    def _observe(self) -> np.ndarray:
-        assert self.run is not None
-        return self.observer.observe(self.run)
-
-    # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is None and not self._seeded:
@@ -140,63 +128,35 @@ class ReweightEnv(gym.Env):
         super().reset(seed=seed)
         self._seeded = True
         run_seed = episode_seed(self.np_random)
-        self.run = DuplicateTrainer(self.config, self.splits, seed=run_seed, with_reference=True)
-        self.observer.reset()
+        self.episode = Episode(self.config, self.splits, run_seed, reference="live")
+        self.episode.start()
         self._ended = False
-        info: dict[str, Any] = {"episode_seed": run_seed, "stage": 0}
-        for _ in range(self.config.warmup_stages):
-            stats = self.run.train_stage()
-            self._after_stage(stats)
-        if self.config.warmup_stages == 0:  # untrained nets: loss and accuracy on validation
-            ev = self.run.evaluate("val")
-            self.observer.update(ev["acc_target"], ev["acc_reference"], 0.0)
-            self.run.smoothed_loss = ev["loss_target"]
-        info["stage"] = self.run.stage
-        return self._observe(), info
-
-    def _after_stage(self, stats: StageStats) -> dict[str, float]:
-        run = self.run
-        assert run is not None
-        ev = run.evaluate("val")
-        self.observer.update(ev["acc_target"], ev["acc_reference"],
-                             stats.loss_target - stats.loss_reference)
-        return ev
+        return self.episode.observe(), {"episode_seed": run_seed,
+                                        "stage": self.episode.trainer.stage}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        if self.run is None:
+        if self.episode is None:
             raise RuntimeError("call reset() before step()")
         if self._ended:
             raise RuntimeError("the episode has ended (terminated or truncated); call reset()")
-        cfg = self.config
         theta, bias = self.action_to_params(action)
         self.weigher.set_params(torch.as_tensor(theta, dtype=torch.float32), bias)
-        run = self.run
-        stats = run.train_stage(self.weigher)
+        result = self.episode.step(self.weigher)
+        stats = result.stats
         info: dict[str, Any] = {
-            "stage": run.stage - 1 if not stats.diverged else run.stage,
-            "epoch": run.iteration / run.iters_per_epoch,
+            "stage": result.stage,
+            "epoch": result.epoch,
             "theta": theta.astype(np.float32), "bias": bias,
             "loss_target": stats.loss_target, "loss_reference": stats.loss_reference,
-            "loss_gap": stats.loss_target - stats.loss_reference,
+            "loss_gap": result.loss_gap,
             "noisy_weight_mean": stats.noisy_weight_mean,
             "clean_weight_mean": stats.clean_weight_mean,
             "class_weight_mean": stats.class_weight_mean.astype(np.float32),
-            "diverged": stats.diverged,
+            "diverged": result.diverged,
+            "acc_target": result.acc_target, "acc_reference": result.acc_reference,
         }
-        if stats.diverged:
-            info.update(acc_target=0.0, acc_reference=self.observer.acc_reference)
-            self._ended = True
-            return self._observe(), cfg.penalty, False, True, info
-        ev = self._after_stage(stats)
-        reward = stage_reward(ev["acc_target"], ev["acc_reference"],
-                              run.iteration / run.iters_per_epoch, cfg.epochs,
-                              cfg.reward_k, cfg.reward_scale)
-        info.update(acc_target=ev["acc_target"], acc_reference=ev["acc_reference"])
-        terminated = run.done
-        self._ended = terminated
+        terminated = not result.diverged and self.episode.trainer.done
+        self._ended = result.diverged or terminated
         if terminated:
-            test = run.evaluate("test")
-            info["test_acc_target"] = test["acc_target"]
-            info["test_acc_reference"] = test["acc_reference"]
-            info["weight_auc"] = run.weight_auc()
-        return self._observe(), float(reward), terminated, False, info
+            info.update(self.episode.finish())
+        return self.episode.observe(), float(result.reward), terminated, result.diverged, info

@@ -1,44 +1,27 @@
-"""The training substrate: Trainer, DuplicateTrainer, the Weigher contract, characteristics."""
+"""The training substrate: Trainer, DuplicateTrainer, the Weigher contract, characteristics.
 
-from reweight_gym.training.characteristics import (
-    FEATURE_SETS,
-    SampleHistory,
-    class_mean_loss,
-    class_proportion,
-    density,
-    entropy,
-    feature_dim,
-    feature_names,
-    grad_norm,
-    margin,
-    sample_features,
-    standardize,
-)
-from reweight_gym.training.functional import functional_forward, sgd_lookahead, trainable_params
-from reweight_gym.training.pipeline import BatchPipeline, EpochSampler, MetaSampler
-from reweight_gym.training.schedule import learning_rate
-from reweight_gym.training.trainer import (
-    DuplicateTrainer,
-    StageStats,
-    StepResult,
-    Trainer,
-    resolve_device,
-)
-from reweight_gym.training.weigher import (
-    Batch,
-    LinearTanhWeigher,
-    TrainView,
-    UniformWeigher,
-    WeighContext,
-    Weigher,
-    Weighting,
-)
+The names below are imported on first use, so ``import reweight_gym.training.weigher`` (what
+every weigher does) does not import the trainer.
+"""
 
-__all__ = [
-    "FEATURE_SETS", "Batch", "BatchPipeline", "DuplicateTrainer", "EpochSampler",
-    "LinearTanhWeigher", "MetaSampler", "SampleHistory", "StageStats", "StepResult",
-    "TrainView", "Trainer", "UniformWeigher", "WeighContext", "Weigher", "Weighting",
-    "class_mean_loss", "class_proportion", "density", "entropy", "feature_dim",
-    "feature_names", "functional_forward", "grad_norm", "learning_rate", "margin",
-    "resolve_device", "sample_features", "sgd_lookahead", "standardize", "trainable_params",
-]
+from reweight_gym._lazy import lazy_exports
+
+_MODULES = {
+    "reweight_gym.training.characteristics": (
+        "FEATURE_SETS", "SampleHistory", "class_mean_loss", "class_proportion", "density",
+        "entropy", "feature_dim", "feature_names", "grad_norm", "margin", "sample_features",
+        "standardize"),
+    "reweight_gym.training.functional": ("functional_forward", "trainable_params"),
+    "reweight_gym.training.pipeline": ("BatchPipeline", "EpochSampler", "MetaSampler"),
+    "reweight_gym.training.schedule": ("learning_rate",),
+    "reweight_gym.training.stats": ("StageStats", "WeightTotals"),
+    "reweight_gym.training.trainer": ("DuplicateTrainer", "StepResult", "Trainer",
+                                      "resolve_device"),
+    "reweight_gym.training.weigher": ("Batch", "LinearTanhWeigher", "TrainView",
+                                      "UniformWeigher", "WeighContext", "Weigher", "Weighting"),
+}
+
+__getattr__, __dir__ = lazy_exports(
+    __name__, {name: module for module, names in _MODULES.items() for name in names})
+
+__all__ = sorted(name for names in _MODULES.values() for name in names)

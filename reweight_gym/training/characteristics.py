@@ -132,9 +132,3 @@ class SampleHistory:
         self.weight_prev2.copy_(self.weight_prev1)
         self.weight_prev1.copy_(self.weight_now)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.clone() for k, v in vars(self).items() if isinstance(v, torch.Tensor)}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for k, v in state.items():
-            getattr(self, k).copy_(v)

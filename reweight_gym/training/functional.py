@@ -23,8 +23,3 @@ def functional_forward(model: nn.Module, params: dict[str, torch.Tensor],
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     return functional_call(model, {**buffers, **params}, (x,))
 
-
-def sgd_lookahead(params: dict[str, torch.Tensor], grads: tuple[torch.Tensor, ...],
-                  lr: float) -> dict[str, torch.Tensor]:
-    """w' = w - lr * g (plain SGD, the look-ahead of MW-Net eq. 3)."""
-    return {n: p - lr * g for (n, p), g in zip(params.items(), grads)}

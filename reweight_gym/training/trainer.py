@@ -6,6 +6,7 @@ batch order and augmentation, and a *target* trainer driven by a weigher plus (L
 *reference* trainer with identical architecture, identical copied initial parameters, fed the
 identical augmented batch every iteration with uniform weights. Single-network runs (the
 baselines) use the same class with ``with_reference=False``: same data, init and batches.
+LAW's stages, state and reward on top of a run are :mod:`reweight_gym.envs.episode`'s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,10 +24,10 @@ from torch import nn
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
 from reweight_gym.models import build_model
-from reweight_gym.training.allocator import tune_cpu_allocator
 from reweight_gym.training.characteristics import SampleHistory
 from reweight_gym.training.pipeline import BatchPipeline, EpochSampler, MetaSampler
 from reweight_gym.training.schedule import learning_rate
+from reweight_gym.training.stats import StageStats
 from reweight_gym.training.weigher import (
     Batch,
     TrainView,
@@ -123,48 +124,6 @@ class Trainer:
         return correct / n, total_loss / n
 
 
-@dataclass
-class StageStats:
-    """Aggregates over the iterations of one stage (or any span of iterations)."""
-
-    iterations: int = 0
-    loss_target: float = 0.0  # mean over iterations of the batch mean loss
-    loss_reference: float = 0.0
-    diverged: bool = False
-    reference_diverged: bool = False
-    weight_sum_noisy: float = 0.0
-    weight_cnt_noisy: int = 0
-    weight_sum_clean: float = 0.0
-    weight_cnt_clean: int = 0
-    class_weight_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    class_weight_cnt: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    # per-sample (loss, weight, is_noisy) of every sample seen, for weight-vs-loss curves
-    losses: list[torch.Tensor] = field(default_factory=list, repr=False)
-    weights: list[torch.Tensor] = field(default_factory=list, repr=False)
-    noisy: list[torch.Tensor] = field(default_factory=list, repr=False)
-
-    def loss_weight_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All (loss, weight, is_noisy) triples recorded over the span, as numpy arrays."""
-        if not self.losses:
-            return np.zeros(0), np.zeros(0), np.zeros(0, bool)
-        return (torch.cat(self.losses).cpu().numpy(), torch.cat(self.weights).cpu().numpy(),
-                torch.cat(self.noisy).cpu().numpy())
-
-    @property
-    def noisy_weight_mean(self) -> float:
-        return self.weight_sum_noisy / self.weight_cnt_noisy if self.weight_cnt_noisy else math.nan
-
-    @property
-    def clean_weight_mean(self) -> float:
-        return self.weight_sum_clean / self.weight_cnt_clean if self.weight_cnt_clean else math.nan
-
-    @property
-    def class_weight_mean(self) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.class_weight_cnt > 0,
-                            self.class_weight_sum / np.maximum(self.class_weight_cnt, 1), np.nan)
-
-
 class DuplicateTrainer:
     """A complete seeded training run of a target network (and, optionally, LAW's reference).
 
@@ -180,8 +139,6 @@ class DuplicateTrainer:
         self.splits = splits if splits is not None else build_splits(cfg)
         self.seed = cfg.seed if seed is None else int(seed)
         self.device = resolve_device(cfg.device)
-        # CPU: keep freed activation memory in the heap (allocator.py); records the outcome
-        self.allocator = tune_cpu_allocator() if self.device.type == "cpu" else "not cpu"
         s = self.splits
         dev = self.device
         self.pipeline = BatchPipeline(s.mean, s.std, cfg.crop_padding, cfg.flip, dev,
@@ -208,8 +165,6 @@ class DuplicateTrainer:
         self.total_iterations = cfg.epochs * self.iters_per_epoch
         self.num_stages = cfg.num_stages
         self.iteration = 0
-        self.smoothed_loss = math.nan  # bias-corrected EMA of the target's batch loss
-        self._loss_ema, self._loss_ema_n = 0.0, 0
         self.class_counts = torch.as_tensor(s.class_counts, dtype=torch.float32, device=dev)
         self.history = SampleHistory(len(s.train_y), dev)
         self.last_weight = torch.ones(len(s.train_y), device=dev)
@@ -259,9 +214,6 @@ class DuplicateTrainer:
             meta=self.meta if getattr(weigher, "needs_meta", False) else None,
         )
 
-    def set_weigher(self, weigher: Weigher) -> None:
-        self.weigher = weigher
-
     # ------------------------------------------------------------------ training
     def next_batch(self) -> Batch:
         idx = self.sampler.next().to(self.device)
@@ -280,7 +232,7 @@ class DuplicateTrainer:
             weigher.setup(self.target.model, self.splits.num_classes, self.device)
             self._setup_done.add(id(weigher))
         c = self.splits.num_classes
-        stats = StageStats(class_weight_sum=np.zeros(c), class_weight_cnt=np.zeros(c))
+        stats = StageStats.zeros(c)
         cls_sum = torch.zeros(c, device=self.device)
         cls_cnt = torch.zeros(c, device=self.device)
         noisy_sum = torch.zeros((), device=self.device)
@@ -302,7 +254,7 @@ class DuplicateTrainer:
                 stats.reference_diverged |= not ref.finite
             stats.iterations += 1
             stats.loss_target += res.loss
-            self._smooth_loss(res.loss)
+            stats.batch_losses.append(res.loss)
             w = res.weights.float()
             self.last_weight[batch.index] = w
             self.history.record(batch.index, w, res.losses)
@@ -334,14 +286,6 @@ class DuplicateTrainer:
         stats.class_weight_sum = cls_sum.cpu().numpy().astype(np.float64)
         stats.class_weight_cnt = cls_cnt.cpu().numpy().astype(np.float64)
         return stats
-
-    def _smooth_loss(self, loss: float) -> None:
-        """EMA over iterations with factor ``cfg.loss_smoothing``, bias-corrected (LAW's
-        l_smooth of eq. 5)."""
-        beta = self.cfg.loss_smoothing
-        self._loss_ema = beta * self._loss_ema + (1 - beta) * loss
-        self._loss_ema_n += 1
-        self.smoothed_loss = self._loss_ema / (1 - beta ** self._loss_ema_n)
 
     def train_stage(self, weigher: Weigher | None = None,
                     on_epoch_end: Callable[[DuplicateTrainer], None] | None = None,

@@ -15,8 +15,7 @@ MixUp terms). Weights are treated as constants by the real step (they are detach
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -59,7 +58,6 @@ class WeighContext:
     train: TrainView
     generator: torch.Generator
     meta: MetaSampler | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,12 +87,6 @@ class Weigher:
 
     def on_epoch_end(self, model: nn.Module, ctx: WeighContext) -> None:
         """Called after the last iteration of every epoch."""
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
 
 
 class UniformWeigher(Weigher):
@@ -151,9 +143,3 @@ class LinearTanhWeigher(Weigher):
         with torch.no_grad():
             feats = self.features(logits, batch.y, losses, ctx.class_counts)
             return self.weights_from_features(feats)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"theta": None if self.theta is None else self.theta.clone(), "bias": self.bias}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.theta, self.bias = state["theta"], float(state["bias"])

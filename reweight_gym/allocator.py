@@ -4,27 +4,26 @@ glibc's ``malloc`` serves blocks above a self-adjusting mmap threshold (128 KiB,
 32 MiB as mmapped blocks are freed) with ``mmap``, and returns freed memory at the top of the heap
 to the kernel once it exceeds the trim threshold (twice the mmap threshold). A training iteration
 frees and re-allocates tens of MiB of activations and gradients, so with these defaults every
-iteration page-faults part of them in again: measured here, 0.70 million minor faults in a
-process running ~90 small-CNN iterations (MW-Net and plain), and the zero-fill of one max-pool
-gradient (6.5 MB) took up to 20 ms instead of ~1 ms. Meta-gradient methods, with three passes
-and a retained graph, suffer most.
+iteration page-faults part of them in again; meta-gradient methods, with three passes and a
+retained graph, suffer most (measurements: the README's allocator paragraph).
 
 :func:`tune_cpu_allocator` sets, with ``mallopt``, the mmap threshold to 32 MiB (the ceiling of
 glibc's own adjustment), the trim threshold to 1 GiB and the top pad to 64 MiB -- the same as
 the environment variables ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
 ``MALLOC_TOP_PAD_`` that CPU tuning guides for PyTorch recommend (or an ``LD_PRELOAD`` of
-jemalloc/tcmalloc). Measured in that process: minor faults 0.70 M -> 0.15 M, a plain small-CNN
-iteration 5-15% and an MW-Net iteration 10-25% faster (paired runs vary that much on the shared
-2-core VM), peak RSS +4%.
+jemalloc/tcmalloc). The price is resident memory: up to 1 GiB of freed memory can stay in each
+heap instead of being returned to the kernel.
 
-``DuplicateTrainer`` calls it once per process when it trains on the CPU. The settings are
-process-wide (they apply to every later allocation of the process, not only to training) and
-only affect later allocations; up to 1 GiB of freed memory can stay resident per heap instead of
-being returned to the kernel. Opt out with ``REWEIGHT_GYM_MALLOC=default`` (read at the first
-call; a later change takes effect in a new process). It is also skipped when the user configured
-malloc (any of the three ``MALLOC_*_`` variables, or ``glibc.malloc`` tunables in
-``GLIBC_TUNABLES``), when another allocator is preloaded (``LD_PRELOAD`` naming a ``malloc``
-library: jemalloc, tcmalloc, mimalloc, ...), and when the C library is not glibc.
+The settings are process-wide (every later allocation of the process, not only training), so
+the package never applies them behind a caller's back: the processes it starts call
+:func:`tune_cpu_allocator` first -- the ``reweight-gym`` command (every sub-command), the
+benchmark's worker processes (isolated subprocesses and Ray tasks) and the SB3 subprocess-env
+workers of ``reweight-gym train``. A program that makes environments with ``gymnasium.make``
+opts in with ``reweight_gym.tune_cpu_allocator()``. ``REWEIGHT_GYM_MALLOC=default`` opts out
+(read at the first call; a later change takes effect in a new process). It is also skipped when
+the user configured malloc (any of the three ``MALLOC_*_`` variables, or ``glibc.malloc``
+tunables in ``GLIBC_TUNABLES``), when another allocator is preloaded (``LD_PRELOAD`` naming a
+``malloc`` library: jemalloc, tcmalloc, mimalloc, ...), and when the C library is not glibc.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ _state: dict[str, str] = {}
 
 
 def allocator_mode() -> str:
-    """``REWEIGHT_GYM_MALLOC`` (``tuned`` unless set), validated."""
+    """``REWEIGHT_GYM_MALLOC`` (``tuned`` unless set), validated (the environment calls it
+    when it is made, so a bad value fails early in every process)."""
     mode = os.environ.get(ENV_VAR, "tuned").strip().lower() or "tuned"
     if mode not in MODES:
         raise ValueError(f"invalid environment variable {ENV_VAR}={mode!r}: allowed: "
@@ -62,7 +62,7 @@ def tune_cpu_allocator() -> str:
         _state["result"] = _apply(mode)
     elif mode == "default" and _state["result"] == "tuned":
         warnings.warn(f"{ENV_VAR}=default has no effect: malloc was already tuned in this "
-                      "process; set it before the first trainer is made", stacklevel=2)
+                      "process; set it before the process starts training", stacklevel=2)
     return _state["result"]
 
 

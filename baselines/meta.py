@@ -1,0 +1,289 @@
+"""Meta-gradient machinery shared by MW-Net, GDW and NRT (MW-Net's Algorithm 1).
+
+Every iteration a weight net V(.; Theta) learns on a clean meta batch:
+
+1. look-ahead (MW-Net eq. 3): theta^(Theta) = theta - alpha (1/B) sum_i w_i(Theta) grad l_i,
+   plain SGD with the current learning rate alpha, differentiable in Theta;
+2. meta step (eq. 4): Theta <- Theta - beta grad_Theta L_meta(theta^(Theta));
+3. real step (eq. 5): the trainer updates theta with the weights of the updated V.
+
+How, here:
+
+- The look-ahead reuses the trainer's own forward pass of the training batch (its graph is kept
+  for the real step): one first-order backward gives theta^. The look-ahead parameters are
+  substituted with ``torch.func.functional_call`` (no model copy, no hand-written meta layers);
+  BatchNorm uses batch statistics and the real running statistics are never touched (cloned
+  buffers).
+- The second-order term comes from one Jacobian-vector product of the training logits along
+  grad L_meta(theta^) (:func:`meta_gradient`) instead of a backward through
+  ``autograd.grad(create_graph=True)``: exactly by forward-mode AD (``jvp="forward_ad"``, the
+  numbers of the double backward) or, by default, by one forward difference
+  (``jvp="finite_difference"``, one forward pass without graph). Their error and cost are
+  measured in the README's Baselines section.
+
+:class:`MetaWeigher` is the skeleton of the three weighers: a weight net and its optimiser,
+built seeded at the first iteration, the meta sampler required every iteration, and MW-Net's
+update-then-weigh step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from baselines._common import logit_error, normalise_to_batch
+from reweight_gym.config import EnvConfig
+from reweight_gym.training.functional import functional_forward, trainable_params
+from reweight_gym.training.pipeline import MetaSampler
+from reweight_gym.training.weigher import Batch, WeighContext, Weigher
+from reweight_gym.validation import check_bool, check_choice
+
+JVP_METHODS = ("finite_difference", "forward_ad")
+SETTINGS = ("auto", "noise", "long_tail")
+
+
+class VNet(nn.Module):
+    """The weight net V(x; Theta): in -> hidden (ReLU) -> 1 (sigmoid); MW-Net uses 1-100-1."""
+
+    def __init__(self, in_features: int = 1, hidden: int = 100) -> None:
+        super().__init__()
+        self.linear1 = nn.Linear(in_features, hidden)
+        self.linear2 = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.linear2(F.relu(self.linear1(x)))).squeeze(-1)
+
+
+def lookahead_params(model: nn.Module, losses: torch.Tensor, weights: torch.Tensor,
+                     lr: float) -> dict[str, torch.Tensor]:
+    """theta^ = theta - lr * (1/B) sum_i w_i grad_theta l_i (MW-Net eq. 3) at the current weights.
+
+    ``losses`` carry the graph of the trainer's forward pass at theta (kept for its real step).
+    The result is detached and requires grad, ready for the meta forward. theta^ is linear in w
+    with d theta^/d w_i = -(lr/B) grad l_i, which :func:`meta_gradient` uses instead of
+    differentiating through this gradient.
+    """
+    params = trainable_params(model)
+    names = list(params)
+    inner = (weights.detach() * losses).sum() / losses.shape[0]
+    grads = torch.autograd.grad(inner, [params[n] for n in names], retain_graph=True,
+                                allow_unused=True)
+    return {n: (params[n] if g is None else params[n] - lr * g).detach().requires_grad_()
+            for n, g in zip(names, grads)}
+
+
+def meta_direction(model: nn.Module, params: dict[str, torch.Tensor], x_meta: torch.Tensor,
+                   y_meta: torch.Tensor) -> tuple[dict[str, torch.Tensor], float]:
+    """grad_theta^ L_meta(theta^) on a clean meta batch (functional call: batch statistics, the
+    real running statistics untouched) and the meta loss."""
+    meta_loss = F.cross_entropy(functional_forward(model, params, x_meta), y_meta)
+    grads = torch.autograd.grad(meta_loss, list(params.values()), allow_unused=True)
+    out = {n: torch.zeros_like(p) if g is None else g
+           for (n, p), g in zip(params.items(), grads)}
+    return out, float(meta_loss.detach())
+
+
+def logits_jvp(model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Tensor],
+               method: str = "finite_difference", logits: torch.Tensor | None = None,
+               step: float = 1e-3) -> torch.Tensor:
+    """J_z(theta) v: the directional derivative of the training-batch logits (B, C) along v
+    (train mode: batch statistics; cloned buffers, the real running statistics untouched).
+
+    ``forward_ad``: exact, by forward-mode AD through a functional call (the tangent pass costs
+    more than a plain forward: several products per convolution, BatchNorm's tangent formulas).
+    ``finite_difference`` (default): (z(theta + e v) - z(theta)) / e with e = ``step`` / ||v||,
+    one forward pass without graph; ``logits`` = z(theta) from the trainer's own forward is
+    reused when given. Its error comes from ReLU and max-pool kinks, so a smaller step does not
+    help in float32; it stays far below the sampling noise of a meta batch.
+    """
+    params = trainable_params(model)
+    if method == "forward_ad":
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        with fwAD.dual_level():
+            with warnings.catch_warnings():  # torch's own lazy load of its JVP decompositions
+                warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated",
+                                        FutureWarning)
+                duals = {n: fwAD.make_dual(p.detach(), direction[n]) for n, p in params.items()}
+            out = functional_call(model, {**buffers, **duals}, (x,))
+            tangent = fwAD.unpack_dual(out).tangent
+        return tangent if tangent is not None else torch.zeros_like(out)
+    check_choice("jvp", method, JVP_METHODS)
+    with torch.no_grad():
+        z0 = logits.detach() if logits is not None else functional_forward(model, params, x)
+        norm = float(torch.sqrt(sum((direction[n].double() ** 2).sum() for n in params)))
+        if norm == 0.0:
+            return torch.zeros_like(z0)
+        eps = step / norm
+        shifted = {n: p.detach() + eps * direction[n] for n, p in params.items()}
+        return (functional_forward(model, shifted, x) - z0) / eps
+
+
+def loss_directional_derivative(logits: torch.Tensor, labels: torch.Tensor,
+                                logits_tangent: torch.Tensor) -> torch.Tensor:
+    """<grad_theta l_i, v> = (p_i - y_i) . (J_z v)_i for the cross-entropy l_i."""
+    err = logit_error(logits, labels)
+    return (err * logits_tangent).sum(dim=1)
+
+
+def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor,
+                  losses: torch.Tensor, weight_fn: Callable[[], torch.Tensor],
+                  weight_params: list[torch.Tensor], x_meta: torch.Tensor,
+                  y_meta: torch.Tensor, lr: float, normalize: bool = True,
+                  jvp: str = "finite_difference") -> tuple[list[torch.Tensor], float]:
+    """grad_Theta L_meta(theta^(Theta)) for the weight-function parameters (MW-Net eq. 4).
+
+    By the chain rule through the look-ahead of eq. 3,
+    dL_meta/dw_i = -(lr/B) <grad_theta l_i(theta), grad L_meta(theta^)>, then back through the
+    (optional) normalisation and V to Theta. The per-sample inner products are one JVP of the
+    training batch along grad L_meta(theta^) (:func:`logits_jvp`): the second-order term the
+    reference code gets by differentiating through ``autograd.grad(create_graph=True)``, without
+    BatchNorm's double backward.
+
+    ``x, y, logits, losses``: the training batch and the trainer's forward at theta (graph
+    kept); ``weight_fn()`` returns the weights (B,) differentiably in ``weight_params``.
+    """
+    w = weight_fn()
+    if normalize:
+        w = normalise_to_batch(w)
+    params = lookahead_params(model, losses, w, lr)
+    g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
+    dots = loss_directional_derivative(logits, y, logits_jvp(model, x, g_meta, jvp, logits))
+    d_w = -lr / losses.shape[0] * dots
+    grads = torch.autograd.grad(w, weight_params, grad_outputs=d_w, allow_unused=True)
+    out = [torch.zeros_like(p) if g is None else g for p, g in zip(weight_params, grads)]
+    return out, meta_loss
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+                    grads: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> None:
+    """One optimiser step of the weight net with the given meta-gradients."""
+    for p, g in zip(params, grads):
+        p.grad = g
+    optimizer.step()
+
+
+def meta_step(model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
+              weight_fn: Callable[[], torch.Tensor], net: nn.Module,
+              optimizer: torch.optim.Optimizer, meta: MetaSampler, lr: float,
+              normalize: bool = True, jvp: str = "finite_difference") -> float:
+    """One weight-net update (eq. 4) on the next clean meta batch: the meta-gradient of
+    :func:`meta_gradient` for ``net``'s parameters, then ``optimizer.step()``. Returns the meta
+    loss at the look-ahead parameters."""
+    x_meta, y_meta = meta.next()
+    params = list(net.parameters())
+    grads, meta_loss = meta_gradient(model, batch.x, batch.y, logits, losses, weight_fn, params,
+                                     x_meta, y_meta, lr, normalize, jvp)
+    apply_gradients(optimizer, params, grads)
+    return meta_loss
+
+
+def resolve_setting(setting: str, cfg: EnvConfig | None) -> str:
+    """``auto``: ``long_tail`` for an imbalanced run without label noise, else ``noise``."""
+    if setting != "auto":
+        return setting
+    if cfg is not None and cfg.is_imbalanced and not cfg.is_noisy:
+        return "long_tail"
+    return "noise"
+
+
+def make_meta_optimizer(params: list[nn.Parameter], setting: str, meta_lr: float | None,
+                        cfg: EnvConfig | None) -> torch.optim.Optimizer:
+    """The paper code's weight-net optimiser: Adam(1e-3, wd 1e-4) for noise; SGD(1e-5,
+    momentum 0.9, wd 5e-4, the classifier's momentum / weight decay) for long-tail."""
+    if setting == "long_tail":
+        momentum = cfg.momentum if cfg is not None else 0.9
+        wd = cfg.weight_decay if cfg is not None else 5e-4
+        nesterov = bool(cfg.nesterov) if cfg is not None else False
+        return torch.optim.SGD(params, lr=1e-5 if meta_lr is None else meta_lr,
+                               momentum=momentum, weight_decay=wd, nesterov=nesterov)
+    return torch.optim.Adam(params, lr=1e-3 if meta_lr is None else meta_lr, weight_decay=1e-4)
+
+
+def require_meta(ctx: WeighContext, method: str) -> MetaSampler:
+    """The clean meta sampler, which the trainer supplies only to ``needs_meta`` weighers."""
+    if ctx.meta is None:
+        raise ValueError(f"{method} needs a clean meta set: the run has none (meta_size="
+                         "0?) or the weigher does not declare needs_meta = True")
+    return ctx.meta
+
+
+def draw_seed(generator: torch.Generator) -> int:
+    """A seed for a weigher's own initialisation, drawn from the run's weigher generator."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
+class MetaWeigher(Weigher):
+    """A weigher whose weight net learns by meta-gradient on the clean meta set.
+
+    Subclasses set ``name`` and implement :meth:`meta_weigh`. The net and its optimiser are
+    built at the first iteration, on the batch's device, seeded from the run's weigher generator
+    (a run is deterministic by its seed); by default they are MW-Net's V(l; Theta) of the loss
+    (``hidden`` units) and the paper code's optimiser for ``setting`` (``meta_lr`` overriding
+    its learning rate). ``normalize``: the real step's weights are divided by their batch sum,
+    as the paper code's ``norm_c`` (returned times B, see ``normalise_to_batch``).
+    """
+
+    needs_meta = True
+    hidden: int = 100
+    setting: str = "noise"
+    meta_lr: float | None = None
+
+    def __init__(self, cfg: EnvConfig | None, jvp: str, normalize: bool) -> None:
+        check_choice(f"{self.name} kwarg jvp", jvp, JVP_METHODS)
+        check_bool(f"{self.name} kwarg normalize", normalize)
+        self.cfg = cfg
+        self.jvp = jvp
+        self.normalize = normalize
+        self.net: nn.Module | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.last_meta_loss = float("nan")
+
+    def make_net(self, num_classes: int) -> nn.Module:
+        """The weight net (called under a fixed seed): V(l; Theta), 1 -> hidden -> 1."""
+        return VNet(1, self.hidden)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """The weight net's optimiser (:func:`make_meta_optimizer`)."""
+        assert self.net is not None
+        return make_meta_optimizer(list(self.net.parameters()), self.setting, self.meta_lr,
+                                   self.cfg)
+
+    def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
+                   losses: torch.Tensor, ctx: WeighContext, meta: MetaSampler) -> torch.Tensor:
+        """Update the weight net and return the weights of the real step."""
+        raise NotImplementedError  # abstract
+
+    def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu") -> None:
+        """Create the weight net (seeded by ``seed``) and its optimiser."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = self.make_net(num_classes)
+        self.net = net.to(device)
+        self.optimizer = self.make_optimizer()
+
+    def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
+              ctx: WeighContext) -> torch.Tensor:
+        meta = require_meta(ctx, self.name)
+        if self.net is None:
+            self.build(draw_seed(ctx.generator), logits.shape[1], losses.device)
+        return self.meta_weigh(model, batch, logits, losses, ctx, meta)
+
+    def meta_update(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
+                    losses: torch.Tensor, weight_fn: Callable[[], torch.Tensor],
+                    meta: MetaSampler, lr: float) -> None:
+        """Look-ahead and weight-net step (MW-Net eqs. 3-4) for the weights ``weight_fn()``."""
+        assert self.net is not None and self.optimizer is not None
+        self.last_meta_loss = meta_step(model, batch, logits, losses, weight_fn, self.net,
+                                        self.optimizer, meta, lr, self.normalize, self.jvp)
+
+    def real_weights(self, weight_fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The updated net's weights for the trainer's real step (MW-Net eq. 5)."""
+        with torch.no_grad():
+            w = weight_fn()
+            return normalise_to_batch(w) if self.normalize else w

@@ -1,0 +1,86 @@
+"""What a span of training iterations did: the weights it gave and the losses it saw.
+
+:class:`WeightTotals` sums the weights given, split by noisy / clean label and by observed
+class, and :meth:`WeightTotals.add` accumulates spans (stages, epochs) into a whole run: the
+benchmark's rows and ``baselines.run`` report their mean weights from it. :class:`StageStats`,
+what :meth:`DuplicateTrainer.train_iterations` returns, adds the losses and divergence of its
+span.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T", bound="WeightTotals")
+
+
+@dataclass
+class WeightTotals:
+    """Sums and counts of the per-sample weights over a span of iterations."""
+
+    iterations: int = 0
+    weight_sum_noisy: float = 0.0
+    weight_cnt_noisy: int = 0
+    weight_sum_clean: float = 0.0
+    weight_cnt_clean: int = 0
+    class_weight_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    class_weight_cnt: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def zeros(cls: type[T], num_classes: int) -> T:
+        """Empty totals with one class entry per class."""
+        return cls(class_weight_sum=np.zeros(num_classes), class_weight_cnt=np.zeros(num_classes))
+
+    def add(self, other: WeightTotals) -> None:
+        """Accumulate the totals of another span."""
+        self.iterations += other.iterations
+        self.weight_sum_noisy += other.weight_sum_noisy
+        self.weight_cnt_noisy += other.weight_cnt_noisy
+        self.weight_sum_clean += other.weight_sum_clean
+        self.weight_cnt_clean += other.weight_cnt_clean
+        self.class_weight_sum = self.class_weight_sum + other.class_weight_sum
+        self.class_weight_cnt = self.class_weight_cnt + other.class_weight_cnt
+
+    @property
+    def noisy_weight_mean(self) -> float:
+        """Mean weight of the samples with a corrupted label (NaN if there were none)."""
+        return self.weight_sum_noisy / self.weight_cnt_noisy if self.weight_cnt_noisy else math.nan
+
+    @property
+    def clean_weight_mean(self) -> float:
+        """Mean weight of the samples with a correct label (NaN if there were none)."""
+        return self.weight_sum_clean / self.weight_cnt_clean if self.weight_cnt_clean else math.nan
+
+    @property
+    def class_weight_mean(self) -> np.ndarray:
+        """Mean weight per observed class (NaN for a class without samples)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.class_weight_cnt > 0,
+                            self.class_weight_sum / np.maximum(self.class_weight_cnt, 1), np.nan)
+
+
+@dataclass
+class StageStats(WeightTotals):
+    """One stage (or any span of iterations) of a run: weight totals, losses, divergence."""
+
+    loss_target: float = 0.0  # mean over iterations of the batch mean loss
+    loss_reference: float = 0.0
+    diverged: bool = False
+    reference_diverged: bool = False
+    batch_losses: list[float] = field(default_factory=list)  # the target's, every iteration
+    # per-sample (loss, weight, is_noisy) of every sample seen, for weight-vs-loss curves
+    losses: list[torch.Tensor] = field(default_factory=list, repr=False)
+    weights: list[torch.Tensor] = field(default_factory=list, repr=False)
+    noisy: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    def loss_weight_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All (loss, weight, is_noisy) triples recorded over the span, as numpy arrays."""
+        if not self.losses:
+            return np.zeros(0), np.zeros(0), np.zeros(0, bool)
+        return (torch.cat(self.losses).cpu().numpy(), torch.cat(self.weights).cpu().numpy(),
+                torch.cat(self.noisy).cpu().numpy())
