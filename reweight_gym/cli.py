@@ -11,7 +11,6 @@ with status 2. Every command first tunes the CPU allocator of its process
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -90,9 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--seed", type=int, default=0)
     ep.set_defaults(func=cmd_episode)
     for spec in EXTERNAL_COMMANDS:
-        module, attr = spec.split(":")
         try:
-            adder: Callable[[Any], None] = getattr(importlib.import_module(module), attr)
+            adder: Callable[[Any], None] = load_attr(spec)
         except (ImportError, AttributeError):
             continue  # that layer is not installed in this build
         adder(sub)

@@ -18,6 +18,8 @@ from reweight_gym.validation import parse_json_object
 
 
 def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
+    from reweight_gym.benchmark.methods import baseline_names, policy_names
+
     p = sub.add_parser(
         "benchmark", help="compare methods on a suite of corruption settings",
         description="Run every method x setting x seed through the same DuplicateTrainer; "
@@ -29,8 +31,8 @@ def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--settings", action="append", default=None, metavar="K=V[,K=V]",
                    help="select settings of the suite's grid, e.g. noise_rate=0.4 (repeatable)")
     p.add_argument("--methods", default="uniform,focal,class_balanced,mwnet,gdw,fsr,nrt",
-                   help="comma-separated: uniform, focal, class_balanced, spl, mwnet, gdw, fsr, "
-                        "nrt, easy_first, hard_first, random, or checkpoint paths of agents")
+                   help=f"comma-separated: {', '.join(baseline_names() + policy_names())}, or "
+                        "checkpoint paths of agents")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     p.add_argument("--env-kwargs", default="{}",

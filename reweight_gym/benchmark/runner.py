@@ -105,9 +105,11 @@ def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bo
     required for every other method (its per-stage validation accuracies are the DNR reference).
     """
     cfg = spec.config()
-    is_reference = spec.method == REFERENCE_METHOD
-    if not is_reference and reference is None:
-        raise ValueError(f"run {spec.key} needs the uniform reference row of the same seed")
+    dnr_reference: str | ReferenceTrace = "none"  # the uniform run is its own reference
+    if spec.method != REFERENCE_METHOD:
+        if reference is None:
+            raise ValueError(f"run {spec.key} needs the uniform reference row of the same seed")
+        dnr_reference = ReferenceTrace(reference["stage_val_acc"], reference["stage_train_loss"])
     curve: list[float] = []
     writer = None
     if tensorboard_dir:
@@ -130,10 +132,8 @@ def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bo
             bar.update(1)
             bar.set_postfix(test_acc=f"{acc:.3f}")
 
-    trace = None if reference is None else ReferenceTrace(reference["stage_val_acc"],
-                                                          reference["stage_train_loss"])
-    episode = Episode(cfg, seed=episode_seed(spec.seed),
-                      reference="none" if is_reference else trace, on_epoch_end=on_epoch_end)
+    episode = Episode(cfg, seed=episode_seed(spec.seed), reference=dnr_reference,
+                      on_epoch_end=on_epoch_end)
     run = episode.trainer
     rss_start = _peak_rss_mb()
     controller: Controller = make_controller(spec.method, cfg, run, spec.method_kwargs)
@@ -206,7 +206,7 @@ def execute(spec: RunSpec, reference: dict[str, Any] | None = None, progress: bo
         row["time_overhead"] = seconds / reference["seconds"]
     if reference is not None and reference.get("peak_rss_mb"):
         row["memory_overhead"] = row["peak_rss_mb"] / reference["peak_rss_mb"]
-    if is_reference:
+    if spec.method == REFERENCE_METHOD:
         row["time_overhead"] = 1.0
         row["memory_overhead"] = 1.0
     return row

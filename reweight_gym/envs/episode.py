@@ -110,7 +110,7 @@ class Episode:
         weights (stopping at a divergence), or without warm-up the untrained nets' loss and
         accuracy on the validation split as the first state. Returns the warm-up stages."""
         if self.cfg.warmup_stages == 0:
-            ev = self.trainer.evaluate("val")
+            ev = self.trainer.evaluate("val")  # an untrained reference is the target's copy
             self.observer.start(ev["acc_target"], ev.get("acc_reference", ev["acc_target"]),
                                 ev["loss_target"])
             return []
