@@ -24,6 +24,15 @@ FEATURE_SETS = ("law", "agnostic")
 OBS_MODES = ("law", "extended")
 PRESET_NAMES = ("tiny", "cpu", "paper")
 
+#: LAW's exact formulation of the environment (``gym.make(id, **LAW_FORMULATION)``):
+#: the state features of eq. 6 (loss, entropy, density, label one-hot) and the raw weights
+#: K = 1 + tanh(theta . f + b) of eq. 3. The defaults differ in both, for the agents'
+#: sake (README "Training agents" has the measurements): class-count-free features, which a
+#: policy can carry to a dataset with another number of classes, and weights divided by their batch
+#: mean, which take away the learning-rate shortcut (a constant b < 0 shrinks every weight and with
+#: it the effective learning rate, a reward that has nothing to do with which samples are weighted).
+LAW_FORMULATION: dict[str, Any] = {"features": "law", "normalize_weights": False}
+
 # Presets are data: a base per preset and overrides per dataset family ("digits" or "image").
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {
@@ -92,7 +101,8 @@ class EnvConfig:
     LAW environment: ``num_stages`` (T_max), ``warmup_stages``, ``features`` (``law`` =
     [loss, entropy, density, label one-hot] (eq. 6), ``agnostic`` = class-count independent),
     ``obs_mode``, ``action_scale`` (theta = action * action_scale), ``normalize_weights``
-    (divide K by its batch mean: only relative weights, an extension to LAW), ``reward_k`` and
+    (divide K by its batch mean: only relative weights, an extension to LAW; ``LAW_FORMULATION``
+    gives LAW's exact features and raw weights), ``reward_k`` and
     ``reward_scale`` (k and s of eq. 9), ``divergence_penalty``, ``loss_smoothing``,
     ``acc_smoothing``.
     """
@@ -125,10 +135,10 @@ class EnvConfig:
     lr_gamma: float = 0.1
     crop_padding: int = 4
     flip: bool = True
-    features: str = "law"
+    features: str = "agnostic"
     obs_mode: str = "law"
     action_scale: float = 1.0
-    normalize_weights: bool = False
+    normalize_weights: bool = True
     reward_k: float = 1.0
     reward_scale: float = 100.0
     divergence_penalty: float | None = None

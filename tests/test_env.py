@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import reweight_gym
+from reweight_gym.config import LAW_FORMULATION
 from reweight_gym.envs import stage_reward
 
 
@@ -227,14 +228,16 @@ def _write_cifar100(root) -> None:
 def test_cifar100_and_image_folder_envs(tmp_path) -> None:
     _write_cifar100(tmp_path)
     env = gym.make("Reweight-CIFAR100-v0", data_root=str(tmp_path), noise_rate=0.2,
-                   train_size=1000, val_size=200, meta_size=100, test_size=200)
+                   train_size=1000, val_size=200, meta_size=100, test_size=200,
+                   **LAW_FORMULATION)
     assert env.action_space.shape == (3 + 100 + 1,)  # loss, entropy, density, 100 labels, b
     _, rewards, infos = _rollout(env, easy_first)
     assert len(rewards) == env.unwrapped.config.num_stages and "test_acc_target" in infos[-1]
-    agnostic = gym.make("Reweight-CIFAR100-v0", data_root=str(tmp_path), features="agnostic",
+    agnostic = gym.make("Reweight-CIFAR100-v0", data_root=str(tmp_path),
                         train_size=1000, val_size=200, meta_size=100, test_size=200)
-    digits = gym.make("Reweight-Digits-v0", features="agnostic")
-    assert agnostic.action_space == digits.action_space  # a policy transfers across datasets
+    digits = gym.make("Reweight-Digits-v0")
+    # the default features are class-count free: a policy transfers across datasets
+    assert agnostic.action_space == digits.action_space
     from PIL import Image
 
     for split in ("train", "test"):
