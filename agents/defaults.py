@@ -1,0 +1,59 @@
+"""The agents' settings: the defaults chosen by the evaluation protocol, and LAW's own values.
+
+One home for both, used by SB3's :class:`~agents.sb3.LAWDDPG`, RLlib's ``DDPGConfig`` and
+``reweight-gym train``: a user who trains with the defaults gets the agent that
+``benchmarks/agent_learning.py`` measured; ``LAW_DDPG`` is LAW's DDPG, one argument away
+(``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``, ``reweight-gym train --agent-kwargs law``).
+
+The defaults were chosen on the protocol's *validation* episode seeds (``agents/protocol.py``),
+never on the evaluation seeds; the measurements behind them are in
+``benchmarks/results/agents/`` and the README's "Training agents" section. They were validated
+as one configuration (no part ablated on its own). What they change against LAW:
+
+- learning rates 10x LAW's (actor 1e-4, critic 1e-3), for a search of a few hundred episodes;
+- twin critics with target-policy smoothing (TD3's clipped double Q), for stage rewards measured
+  on a small validation set;
+- FDU (LAW's Algorithm 1) with 2 epochs over the whole buffer in minibatches of 64 after every
+  round of episodes (one episode per parallel searcher), starting after 20 episodes of
+  exploration.
+
+The names are the keyword arguments of :class:`~agents.sb3.LAWDDPG`; RLlib's ``DDPGConfig``
+maps them onto its ``.training()`` keys (``agents/rllib/configs.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The protocol's choice (see the module docstring): what ``LAWDDPG()`` and
+#: ``reweight-gym train`` use unless told otherwise.
+DDPG_DEFAULTS: dict[str, Any] = {
+    "actor_lr": 1e-4,
+    "critic_lr": 1e-3,
+    "net_arch": (64, 64, 64),
+    "noise_sigma": 0.2,
+    "n_critics": 2,
+    "target_policy_noise": 0.1,
+    "target_noise_clip": 0.5,
+    "action_l2": 0.0,
+    "full_data_update": True,
+    "fdu_epochs": 2,
+    "fdu_batch_size": 64,
+    "learning_starts_episodes": 20,
+    "buffer_size": 20_000,
+    "gamma": 0.99,
+    "tau": 0.005,
+}
+
+#: LAW's DDPG (Li et al., AAAI 2020, Sec. 3.3 and Algorithm 1): 4-layer MLPs, Adam 1e-5 (actor)
+#: and 1e-4 (critic), one critic, no target smoothing, FDU. The paper gives no FDU epoch count
+#: or minibatch size; these keep the package's earlier values.
+LAW_DDPG: dict[str, Any] = {
+    **DDPG_DEFAULTS,
+    "actor_lr": 1e-5,
+    "critic_lr": 1e-4,
+    "n_critics": 1,
+    "target_policy_noise": 0.0,
+    "fdu_epochs": 4,
+    "fdu_batch_size": 64,
+}
