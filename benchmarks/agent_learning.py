@@ -1,223 +1,441 @@
-"""Does an RL agent learn a useful weighting policy on Reweight-Digits-v0 (40% uniform noise)?
+"""Do the agents learn? LAW-DDPG against fixed schedules and meta-gradient methods, by protocol.
 
-Trains one agent (SB3 LAW-DDPG, RLlib DDPG or RLlib SAC) with 2 parallel envs (LAW's N_a
-searchers) for a wall-clock budget, checkpointing as it goes (rerunning the same command
-resumes, the budget counts the time already spent), then evaluates it with exploration off for
-``--eval-episodes`` episodes on held-out seeds next to the fixed policies (uniform, random,
-easy_first, hard_first) on the *same* seeds, and reports returns, final test accuracies, mean
-weights of noisy vs clean samples and the learned weight function K = 1 + tanh(theta.f + b)
-(LAW eq. 3) against the batch-standardised loss, per stage. Results go to ``OUT/results.json``.
+The evaluation protocol is ``agents/protocol.py`` (held-out episode seeds and a held-out data
+draw, 3 training seeds, paired comparisons). On the demo's setting (``DEMO_ENV``: digits, 40%
+noise, 100 epochs, 10 stages) with the given corruption, this script
 
-    .venv/bin/python benchmarks/agent_learning.py --lib sb3 --algo ddpg --out runs/learn_sb3
-    .venv/bin/python benchmarks/agent_learning.py --lib rllib --algo ddpg --out runs/learn_rllib
-    .venv/bin/python benchmarks/agent_learning.py --lib rllib --algo sac --out runs/learn_sac
+1. ``train``: trains each library's DDPG with the package defaults (``agents/defaults.py``) for
+   ``--episodes`` episodes per training seed, 2 parallel searchers, checkpointing as it goes;
+2. ``search``: finds the best constant action with the same episode budget
+   (:func:`agents.protocol.constant_action_search`);
+3. ``evaluate``: plays every agent, the fixed policies (easy_first, hard_first, random, the best
+   constant) and the meta-gradient baselines on the evaluation episodes;
+4. ``curves``: plays every saved checkpoint of every agent on the first ``--curve-episodes``
+   evaluation episodes of the training data draw (the learning curve);
+5. ``report``: writes ``OUT/report.md`` (table, paired comparisons) and ``OUT/learning_curve.png``.
+
+Every played episode is appended to ``OUT/episodes.jsonl`` as it finishes; a rerun skips what is
+there (resumable). Steps run in order; ``--steps`` selects some.
+
+    .venv/bin/python benchmarks/agent_learning.py --corruption uniform \\
+        --out benchmarks/results/agents/demo_uniform
+    .venv/bin/python benchmarks/agent_learning.py --corruption pair_flip --libs sb3 \\
+        --out benchmarks/results/agents/demo_pair_flip
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
+import re
+import subprocess
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-import torch
 
-import reweight_gym
-from agents.evaluate import EvalResult, evaluate, weight_vs_loss
-from agents.policies import make_policy
-
+STEPS = ("train", "search", "evaluate", "curves", "report")
+FIXED = ("easy_first", "hard_first", "random")
 ENV_ID = "Reweight-Digits-v0"
-ENV_KWARGS = {"preset": "tiny", "noise_rate": 0.4, "noise_type": "uniform", "seed": 0}
-EVAL_SEED = 10_000  # training episodes draw their seeds from the env RNG, never these
-LOSS_GRID = (-2.0, -1.0, 0.0, 1.0, 2.0)
-
-SB3_DEFAULTS: dict[str, Any] = dict(actor_lr=1e-4, critic_lr=1e-3, fdu_epochs=2,
-                                    fdu_batch_size=64, noise_sigma=0.2, buffer_size=4096,
-                                    learning_starts=64, train_freq=4, gamma=0.99)
-RLLIB_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ddpg": dict(actor_lr=1e-4, critic_lr=1e-3, exploration_noise=0.2, replay_ratio=4.0,
-                 train_batch_size_per_learner=32, num_steps_sampled_before_learning_starts=64),
-    "sac": dict(actor_lr=3e-4, critic_lr=1e-3, num_steps_sampled_before_learning_starts=64),
-}
 
 
-def _progress(out: str) -> dict[str, Any]:
-    path = os.path.join(out, "progress.json")
+def _config(corruption: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The demo's run with ``corruption``; the env formulation spelled out (the defaults:
+    class-count-free features, normalised weights), ``overrides`` last (e.g. LAW_FORMULATION)."""
+    from reweight_gym.benchmark.cli import DEMO_ENV
+
+    cfg = {k: v for k, v in DEMO_ENV.items() if k != "preset"}
+    cfg.update(noise_type=corruption, features="agnostic", normalize_weights=True)
+    cfg.update(overrides)
+    return cfg
+
+
+def _git_commit() -> str | None:
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or None
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------------- episodes store
+def _load_rows(out: str) -> list[dict[str, Any]]:
+    path = os.path.join(out, "episodes.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    return f"{row['method']}|{row['set']}|{row['data_seed']}|{row['reset_seed']}"
+
+
+def _play_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one episode (one torch thread)."""
+    import torch
+
+    import reweight_gym
+    from agents.evaluate import load_agent
+    from agents.protocol import ConstantPolicy, play, spaces
+    from reweight_gym.config import EnvConfig
+    from reweight_gym.data import build_splits
+
+    torch.set_num_threads(1)
+    reweight_gym.tune_cpu_allocator()
+    t0 = time.perf_counter()
+    method: Any = job["method_spec"]
+    if job.get("constant") is not None:
+        cfg = EnvConfig.resolve("digits", "tiny", **job["config"])
+        obs_space, act_space = spaces(cfg, build_splits(cfg).num_classes)
+        method = ConstantPolicy(obs_space, act_space, job["constant"])
+    elif job.get("checkpoint"):
+        method = load_agent(job["checkpoint"])
+    out = play(method, job["config"], job["reset_seed"], method_kwargs=job.get("method_kwargs"),
+               label=job["method"])
+    row = out.to_dict()
+    row.update(method=job["method"], set=job["set"], group=job["group"],
+               training_seed=job.get("training_seed"), episodes_trained=job.get("episodes"),
+               seconds=time.perf_counter() - t0)
+    return row
+
+
+def _run_jobs(out: str, jobs: list[dict[str, Any]], workers: int, commit: str | None) -> None:
+    have = {_row_key(r) for r in _load_rows(out)}
+    todo = [j for j in jobs if f"{j['method']}|{j['set']}|{j['config']['seed']}|"
+            f"{j['reset_seed']}" not in have]
+    print(f"[{len(todo)} episodes to play, {len(jobs) - len(todo)} already done]", flush=True)
+    if not todo:
+        return
+    path = os.path.join(out, "episodes.jsonl")
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for row in pool.map(_play_job, todo):
+            row["git_commit"] = commit
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"  {row['method']:>24s} {row['set']:>16s} seed {row['reset_seed']}: return "
+                  f"{row['episode_return']:8.2f}  test {row['test_acc_target']:.4f} "
+                  f"(ref {row['test_acc_reference']:.4f})  {row['seconds']:.0f}s", flush=True)
+
+
+# ---------------------------------------------------------------------- steps
+def agent_dirs(out: str, libs: list[str], seeds: list[int]) -> dict[str, str]:
+    return {f"{lib}_s{s}": os.path.join(out, "agents", f"{lib}_s{s}") for lib in libs
+            for s in seeds}
+
+
+def step_train(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
+        lib, seed = name.split("_s")
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "reweight_gym.cli", "train", "--lib", lib, "--env", ENV_ID,
+               "--env-kwargs", json.dumps({"preset": "tiny", **cfg}), "--n-envs", "2",
+               "--episodes", str(args.episodes), "--seed", seed, "--out", d]
+        print(f"[train {name}] {' '.join(cmd)}", flush=True)
+        subprocess.run(cmd, check=True)
+        timing = os.path.join(d, "train_time.json")
+        if not os.path.exists(timing):  # the first complete run's wall time
+            with open(timing, "w") as f:
+                json.dump({"seconds": time.perf_counter() - t0, "episodes": args.episodes}, f)
+
+
+def step_search(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    from agents.protocol import TRAIN_DATA_SEED, constant_action_search
+
+    path = os.path.join(args.out, "search.json")
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    return {"elapsed_s": 0.0}
+    t0 = time.perf_counter()
+    res = constant_action_search({**cfg, "seed": TRAIN_DATA_SEED}, args.episodes, seed=0,
+                                 log_path=os.path.join(args.out, "search_episodes.jsonl"))
+    res["seconds"] = time.perf_counter() - t0
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+    return res
 
 
-def _save_progress(out: str, progress: dict[str, Any]) -> None:
-    with open(os.path.join(out, "progress.json"), "w") as f:
-        json.dump(progress, f)
+def _final_checkpoint(d: str) -> str | None:
+    for name in ("final.zip", "checkpoint"):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    return d if os.path.exists(os.path.join(d, "agent.json")) else None
 
 
-def train_sb3(out: str, budget_s: float, n_envs: int, seed: int, kwargs: dict[str, Any]) -> Any:
-    from stable_baselines3.common.callbacks import BaseCallback
+def step_evaluate(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
+    from agents.protocol import evaluation_sets
+    from reweight_gym.benchmark.cli import DEMO_METHOD_KWARGS
 
-    from agents.sb3 import LAWDDPG, load_law_ddpg, make_reweight_vec_env
+    search = step_search(args, cfg) if "constant" in args.fixed else None
+    jobs: list[dict[str, Any]] = []
+    for es in evaluation_sets(cfg):
+        for s in es.reset_seeds:
+            base = {"config": es.config, "reset_seed": s, "set": es.name}
+            for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
+                ckpt = _final_checkpoint(d)
+                if ckpt is None:
+                    print(f"[evaluate] no trained agent in {d}: skipped", flush=True)
+                    continue
+                lib, seed = name.split("_s")
+                jobs.append({**base, "method": f"{lib}_ddpg", "method_spec": None,
+                             "checkpoint": ckpt, "group": "agent",
+                             "training_seed": int(seed), "episodes": args.episodes})
+                jobs[-1]["method"] = f"{lib}_ddpg_s{seed}"
+            for m in args.fixed:
+                if m == "constant":
+                    assert search is not None
+                    jobs.append({**base, "method": "best_constant", "method_spec": None,
+                                 "constant": search["action"], "group": "fixed"})
+                else:
+                    jobs.append({**base, "method": m, "method_spec": m, "group": "fixed"})
+            for m in args.baselines:
+                jobs.append({**base, "method": m, "method_spec": m, "group": "meta",
+                             "method_kwargs": DEMO_METHOD_KWARGS.get(m)})
+    _run_jobs(args.out, jobs, args.workers, commit)
 
-    progress = _progress(out)
-    ckpt, rb = os.path.join(out, "ckpt.zip"), os.path.join(out, "ckpt_replay.pkl")
 
-    class BudgetCheckpoint(BaseCallback):
-        """Checkpoint (model, replay buffer, elapsed time) every ``every`` vec steps; stop
-        when the wall-clock budget is spent."""
+def _checkpoints(d: str) -> list[tuple[int, str]]:
+    """(training episodes, path) of an SB3 run's periodic checkpoints."""
+    meta_path = os.path.join(d, "agent.json")
+    if not os.path.exists(meta_path):
+        return []
+    with open(meta_path) as f:
+        meta = json.load(f)
+    stages = meta.get("episode_steps") or 10
+    found = []
+    for p in glob.glob(os.path.join(d, "*_steps.zip")):
+        m = re.search(r"_(\d+)_steps\.zip$", p)
+        if m:
+            found.append((int(m.group(1)) // stages, p))
+    return sorted(found)
 
-        def __init__(self, start_elapsed: float, every: int = 40) -> None:
-            super().__init__()
-            self.start_elapsed, self.every, self.t0 = start_elapsed, every, time.time()
 
-        def elapsed(self) -> float:
-            return self.start_elapsed + time.time() - self.t0
+def step_curves(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
+    from agents.protocol import evaluation_sets
 
-        def save(self) -> None:
-            self.model.save(ckpt)
-            self.model.save_replay_buffer(rb)
-            _save_progress(out, {"elapsed_s": self.elapsed(),
-                                 "num_timesteps": int(self.model.num_timesteps)})
+    es = evaluation_sets(cfg)[0]
+    jobs = []
+    for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
+        lib, seed = name.split("_s")
+        for episodes, ckpt in _checkpoints(d):
+            for s in es.reset_seeds[:args.curve_episodes]:
+                jobs.append({"config": es.config, "reset_seed": s, "set": "curve",
+                             "method": f"{lib}_ddpg_s{seed}@{episodes}", "method_spec": None,
+                             "checkpoint": ckpt, "group": "curve", "training_seed": int(seed),
+                             "episodes": episodes})
+    _run_jobs(args.out, jobs, args.workers, commit)
 
-        def _on_step(self) -> bool:
-            if self.n_calls % self.every == 0:
-                self.save()
-                print(json.dumps({"elapsed_s": round(self.elapsed()),
-                                  "steps": int(self.model.num_timesteps),
-                                  "fdu_updates": self.model.fdu_updates}), flush=True)
-            return self.elapsed() < budget_s
 
-        def _on_training_end(self) -> None:
-            self.save()
+# ---------------------------------------------------------------------- report
+def _by(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
 
-    venv = make_reweight_vec_env(ENV_ID, ENV_KWARGS, n_envs=n_envs, seed=seed)
-    try:
-        if os.path.exists(ckpt):
-            model = load_law_ddpg(ckpt, env=venv)
-            model.load_replay_buffer(rb)
-            reset = False
+
+def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
+    from agents.protocol import mean_std, paired_comparison
+
+    rows = [r for r in _load_rows(args.out) if r["set"] != "curve"]
+    if not rows:
+        raise SystemExit(f"no evaluated episodes in {args.out}")
+    sets = sorted({r["set"] for r in rows})
+    episodes = sorted({(r["set"], r["reset_seed"]) for r in rows})
+
+    def per_episode(method: str, key: str) -> dict[tuple[str, int], float]:
+        return {(r["set"], r["reset_seed"]): r[key] for r in _by(rows, method=method)}
+
+    reference = {}
+    for r in rows:
+        reference[(r["set"], r["reset_seed"])] = r["test_acc_reference"]
+    methods = sorted({r["method"] for r in rows})
+    agents_by_lib: dict[str, list[str]] = {}
+    for m in methods:
+        g = _by(rows, method=m)[0]["group"]
+        if g == "agent":
+            agents_by_lib.setdefault(m.rsplit("_s", 1)[0], []).append(m)
+    lines = [f"# Agents on the demo setting, {cfg['noise_type']} noise "
+             f"{cfg['noise_rate']:.0%}", "",
+             f"Evaluation: {len(episodes)} episodes ({', '.join(sets)}; "
+             "agents/protocol.py). Agents: mean ± std over training seeds of each seed's mean "
+             "over the episodes; other methods: mean ± std over the episodes. Test accuracy in "
+             "%; Δ = target − uniform reference on the same episode.", "",
+             "| method | training seeds | return | final test acc | Δ test vs uniform | "
+             "w noisy | w clean | each seed's Δ test |", "|---|---|---|---|---|---|---|---|"]
+    summary: dict[str, dict[str, Any]] = {}
+
+    def cell(values: list[float], scale: float = 1.0, fmt: str = "{:.2f}") -> str:
+        m, s = mean_std([v * scale for v in values])
+        return f"{fmt.format(m)} ± {fmt.format(s)}"
+
+    ref_acc = [reference[e] for e in episodes]
+    lines.append(f"| uniform | – | 0.00 ± 0.00 | {cell(ref_acc, 100)} | 0.00 | 1.000 | 1.000 | – |")
+    entries: list[tuple[str, list[str]]] = [(lib, ms) for lib, ms in agents_by_lib.items()]
+    entries += [(m, [m]) for m in methods if _by(rows, method=m)[0]["group"] != "agent"]
+    per_ep_mean: dict[str, dict[tuple[str, int], float]] = {}
+    per_ep_ret: dict[str, dict[tuple[str, int], float]] = {}
+    for label, ms in entries:
+        seed_ret, seed_acc, seed_delta, wn, wc = [], [], [], [], []
+        acc_ep = {e: [] for e in episodes}
+        ret_ep = {e: [] for e in episodes}
+        for m in ms:
+            acc, ret = per_episode(m, "test_acc_target"), per_episode(m, "episode_return")
+            common = [e for e in episodes if e in acc]
+            seed_ret.append(float(np.mean([ret[e] for e in common])))
+            seed_acc.append(float(np.mean([acc[e] for e in common])))
+            seed_delta.append(float(np.mean([acc[e] - reference[e] for e in common])))
+            for e in common:
+                acc_ep[e].append(acc[e])
+                ret_ep[e].append(ret[e])
+            wn += [r["noisy_weight_mean"] for r in _by(rows, method=m) if r["noisy_weight_mean"]]
+            wc += [r["clean_weight_mean"] for r in _by(rows, method=m) if r["clean_weight_mean"]]
+        per_ep_mean[label] = {e: float(np.mean(v)) for e, v in acc_ep.items() if v}
+        per_ep_ret[label] = {e: float(np.mean(v)) for e, v in ret_ep.items() if v}
+        if len(ms) > 1:
+            ret_c, acc_c, d_c = cell(seed_ret), cell(seed_acc, 100), cell(seed_delta, 100)
+            each = ", ".join(f"{100 * d:+.2f}" for d in seed_delta)
         else:
-            model = LAWDDPG("MlpPolicy", venv, seed=seed,
-                            tensorboard_log=os.path.join(out, "tb"), **kwargs)
-            reset = True
-        if progress["elapsed_s"] < budget_s:
-            model.learn(total_timesteps=10**9, callback=BudgetCheckpoint(progress["elapsed_s"]),
-                        reset_num_timesteps=reset)
-        return model
-    finally:
-        venv.close()
+            vals = list(per_ep_ret[label].values())
+            ret_c, acc_c = cell(vals), cell(list(per_ep_mean[label].values()), 100)
+            d_c = cell([per_ep_mean[label][e] - reference[e] for e in per_ep_mean[label]], 100)
+            each = "–"
+        summary[label] = {"return": seed_ret, "test_acc": seed_acc, "delta_test": seed_delta,
+                          "training_seeds": len(ms)}
+        lines.append(f"| {label} | {len(ms) if len(ms) > 1 else '–'} | {ret_c} | {acc_c} | "
+                     f"{d_c} | {np.mean(wn) if wn else float('nan'):.3f} | "
+                     f"{np.mean(wc) if wc else float('nan'):.3f} | {each} |")
+    # paired comparisons: each agent (mean over its training seeds per episode) vs each method
+    lines += ["", "Paired comparisons over the evaluation episodes (agent's per-episode mean over "
+              "its training seeds minus the other method; t-test and sign-test p-values):", "",
+              "| agent | vs | Δ return | Δ test acc (pts) | wins/ties/losses (test) | p (t) | "
+              "p (sign) |", "|---|---|---|---|---|---|---|"]
+    comparisons = {}
+    for lib in agents_by_lib:
+        others = ["uniform"] + [label for label, _ in entries if label != lib]
+        for o in others:
+            common = [e for e in episodes if e in per_ep_mean[lib]
+                      and (o == "uniform" or e in per_ep_mean[o])]
+            a_acc = [per_ep_mean[lib][e] for e in common]
+            b_acc = [reference[e] if o == "uniform" else per_ep_mean[o][e] for e in common]
+            a_ret = [per_ep_ret[lib][e] for e in common]
+            b_ret = [0.0 if o == "uniform" else per_ep_ret[o][e] for e in common]
+            pc_acc, pc_ret = paired_comparison(a_acc, b_acc), paired_comparison(a_ret, b_ret)
+            comparisons[f"{lib}|{o}"] = {"test_acc": pc_acc, "return": pc_ret}
+            lines.append(f"| {lib} | {o} | {pc_ret['mean_diff']:+.2f} | "
+                         f"{100 * pc_acc['mean_diff']:+.2f} ± {100 * pc_acc['std_diff']:.2f} | "
+                         f"{pc_acc['wins']}/{pc_acc['ties']}/{pc_acc['losses']} | "
+                         f"{pc_acc['t_test_p']:.3f} | {pc_acc['sign_test_p']:.3f} |")
+    search_path = os.path.join(args.out, "search.json")
+    if os.path.exists(search_path):
+        with open(search_path) as f:
+            search = json.load(f)
+        lines += ["", f"Best constant action (successive halving, {search['search_episodes']} "
+                  f"episodes, rounds {search['rounds']}): "
+                  f"{[round(a, 3) for a in search['action']]}"]
+    timing = []
+    for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
+        p = os.path.join(d, "train_time.json")
+        if os.path.exists(p):
+            with open(p) as f:
+                timing.append(f"{name} {json.load(f)['seconds'] / 60:.1f} min")
+    if timing:
+        lines += ["", "Agent training wall time (2 searchers, 2 cores): " + ", ".join(timing)]
+    commits = sorted({r.get("git_commit") or "unknown" for r in rows})
+    lines += ["", f"Code: git commit(s) {', '.join(c[:10] for c in commits)}."]
+    curve_png = _plot_curves(args, rows_all=_load_rows(args.out), per_ep_ret=per_ep_ret,
+                             agents=list(agents_by_lib))
+    if curve_png:
+        lines += ["", f"![learning curve]({os.path.basename(curve_png)})"]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump({"config": cfg, "methods": summary, "comparisons": comparisons}, f, indent=1)
+    return text
 
 
-def train_rllib(algo: str, out: str, budget_s: float, n_envs: int, seed: int,
-                kwargs: dict[str, Any]) -> Any:
-    from agents.rllib import make_config
-    from agents.rllib.agent import RLlibAgent, is_rllib_checkpoint
-    from agents.rllib.configs import init_ray
+def _plot_curves(args: argparse.Namespace, rows_all: list[dict[str, Any]],
+                 per_ep_ret: dict[str, dict[tuple[str, int], float]],
+                 agents: list[str]) -> str | None:
+    curve = [r for r in rows_all if r["set"] == "curve"]
+    if not curve:
+        return None
+    import matplotlib
 
-    progress = _progress(out)
-    ckpt = os.path.abspath(os.path.join(out, "checkpoint"))
-    init_ray(num_cpus=max(2, n_envs))
-    config = make_config(algo, ENV_ID, ENV_KWARGS, num_env_runners=n_envs, seed=seed, **kwargs)
-    if algo == "sac":
-        config.store_buffer_in_checkpoints = True
-    algorithm = config.build_algo()
-    try:
-        if is_rllib_checkpoint(ckpt):
-            algorithm.restore_from_path(ckpt)
-        t0, start = time.time(), progress["elapsed_s"]
-        while start + time.time() - t0 < budget_s:
-            res = algorithm.train()
-            if algorithm.iteration % 20 == 0:
-                algorithm.save_to_path(ckpt)
-                _save_progress(out, {"elapsed_s": start + time.time() - t0,
-                                     "iteration": algorithm.iteration})
-                er = res["env_runners"]
-                print(json.dumps({"elapsed_s": round(start + time.time() - t0),
-                                  "episodes": er.get("num_episodes_lifetime"),
-                                  "return_mean": er.get("episode_return_mean")}), flush=True)
-        algorithm.save_to_path(ckpt)
-        _save_progress(out, {"elapsed_s": start + time.time() - t0,
-                             "iteration": algorithm.iteration})
-        return RLlibAgent(algorithm.get_module(), normalize_actions=config.normalize_actions)
-    finally:
-        algorithm.stop()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
-
-def weight_table(res: EvalResult) -> list[dict[str, Any]]:
-    """Per stage: mean action's weight at loss z in LOSS_GRID (LAW eq. 3), theta_loss, b."""
-    acts = np.asarray(res.actions, dtype=np.float64)  # (episodes, stages, action_dim)
-    rows = []
-    names = res.feature_names or []
-    li = names.index("loss") if "loss" in names else 0
-    for stage in range(acts.shape[1]):
-        a = acts[:, stage].mean(axis=0)
-        rows.append({"stage": stage, "theta_loss": float(a[li] * res.action_scale),
-                     "bias": float(a[-1] * res.action_scale),
-                     "weight_at_loss_z": dict(zip([str(z) for z in LOSS_GRID],
-                                                  weight_vs_loss(a, names, res.action_scale,
-                                                                 LOSS_GRID)))})
-    return rows
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    seeds_used = sorted({r["reset_seed"] for r in curve})
+    for lib in sorted({r["method"].split("_ddpg")[0] for r in curve}):
+        by_seed: dict[int, dict[int, list[float]]] = {}
+        for r in curve:
+            if r["method"].startswith(f"{lib}_ddpg"):
+                by_seed.setdefault(r["training_seed"], {}).setdefault(
+                    r["episodes_trained"], []).append(r["episode_return"])
+        xs = sorted(set.intersection(*[set(v) for v in by_seed.values()]))
+        ys = np.array([[np.mean(by_seed[s][x]) for x in xs] for s in by_seed])
+        ax.plot(xs, ys.mean(0), label=f"{lib} LAW-DDPG ({len(by_seed)} seeds)")
+        ax.fill_between(xs, ys.min(0), ys.max(0), alpha=0.2)
+    ax.axhline(0.0, color="k", lw=1, label="uniform")
+    curve_keys = {("heldout_episodes", s) for s in seeds_used}
+    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"][2:])
+    for label, ret in per_ep_ret.items():
+        if label in agents:
+            continue
+        vals = [v for e, v in ret.items() if e in curve_keys]
+        if vals and label in ("mwnet", "gdw", "fsr", "nrt", "best_constant"):
+            ax.axhline(float(np.mean(vals)), ls="--", lw=1, color=next(colors), label=label)
+    ax.set_xlabel("training episodes")
+    ax.set_ylabel(f"return on {len(seeds_used)} held-out episodes")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(args.out, "learning_curve.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--lib", default="sb3", choices=("sb3", "rllib"))
-    p.add_argument("--algo", default="ddpg", choices=("ddpg", "sac"))
+    p.add_argument("--corruption", default="uniform", choices=("uniform", "pair_flip"))
     p.add_argument("--out", required=True)
-    p.add_argument("--minutes", type=float, default=15.0)
-    p.add_argument("--n-envs", type=int, default=2)
-    p.add_argument("--eval-episodes", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--agent-kwargs", default="{}", help="JSON overrides of the defaults")
+    p.add_argument("--env-kwargs", default="{}", help="JSON object of env overrides")
+    p.add_argument("--libs", default="sb3,rllib")
+    p.add_argument("--train-seeds", default="0,1,2")
+    p.add_argument("--episodes", type=int, default=250, help="training episodes per seed")
+    p.add_argument("--fixed", default="easy_first,hard_first,random,constant")
+    p.add_argument("--baselines", default="mwnet,gdw,fsr,nrt")
+    p.add_argument("--curve-episodes", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--steps", default=",".join(STEPS))
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    reweight_gym.tune_cpu_allocator()  # as the reweight-gym command does
+    args.libs = [x for x in args.libs.split(",") if x]
+    args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
+    args.fixed = [x for x in args.fixed.split(",") if x]
+    args.baselines = [x for x in args.baselines.split(",") if x]
+    steps = [s for s in args.steps.split(",") if s]
+    bad = [s for s in steps if s not in STEPS]
+    if bad:
+        p.error(f"unknown --steps {bad}: allowed: {', '.join(STEPS)}")
     os.makedirs(args.out, exist_ok=True)
-    budget = args.minutes * 60.0
-    if args.lib == "sb3":
-        kwargs = {**SB3_DEFAULTS, **json.loads(args.agent_kwargs)}
-        agent = train_sb3(args.out, budget, args.n_envs, args.seed, kwargs)
-    else:
-        kwargs = {**RLLIB_DEFAULTS[args.algo], **json.loads(args.agent_kwargs)}
-        agent = train_rllib(args.algo, args.out, budget, args.n_envs, args.seed, kwargs)
-    progress = _progress(args.out)
-
-    env = gym.make(ENV_ID, **ENV_KWARGS)
-    contenders: dict[str, Any] = {"agent": agent}
-    for name in ("uniform", "random", "easy_first", "hard_first"):
-        contenders[name] = make_policy(name, env, seed=args.seed)
-    results: dict[str, Any] = {"lib": args.lib, "algo": args.algo, "env_id": ENV_ID,
-                               "env_kwargs": ENV_KWARGS, "agent_kwargs": kwargs,
-                               "train_wall_s": progress["elapsed_s"], "progress": progress,
-                               "eval_seeds": [EVAL_SEED + i for i in range(args.eval_episodes)],
-                               "policies": {}}
-    for name, pol in contenders.items():
-        res = evaluate(pol, ENV_ID, ENV_KWARGS, episodes=args.eval_episodes, seed=EVAL_SEED)
-        entry = {"returns": res.returns, **res.summary(),
-                 "test_acc_target": res.test_acc_target,
-                 "test_acc_reference": res.test_acc_reference}
-        if name == "agent":
-            entry["weight_vs_loss_per_stage"] = weight_table(res)
-        results["policies"][name] = entry
-        print(f"{name:10s} mean return {entry['mean_return']:8.3f}  returns "
-              f"{np.round(res.returns, 2).tolist()}  weight noisy {entry['mean_noisy_weight']:.3f}"
-              f" clean {entry['mean_clean_weight']:.3f}  test acc "
-              f"{entry['mean_test_acc_target']:.4f} vs ref "
-              f"{entry['mean_test_acc_reference']:.4f}", flush=True)
-    for row in results["policies"]["agent"]["weight_vs_loss_per_stage"]:
-        print(f"stage {row['stage']}: theta_loss {row['theta_loss']:+.3f} b {row['bias']:+.3f} "
-              f"K(z) at z={list(LOSS_GRID)}: "
-              f"{[round(v, 3) for v in row['weight_at_loss_z'].values()]}")
-    pol = results["policies"]
-    results["agent_beats_uniform_and_random"] = bool(
-        pol["agent"]["mean_return"] > pol["uniform"]["mean_return"]
-        and pol["agent"]["mean_return"] > pol["random"]["mean_return"])
-    print(f"agent beats uniform and random: {results['agent_beats_uniform_and_random']}")
-    with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    cfg = _config(args.corruption, json.loads(args.env_kwargs))
+    commit = _git_commit()
+    if "train" in steps:
+        step_train(args, cfg)
+    if "search" in steps and "constant" in args.fixed:
+        step_search(args, cfg)
+    if "evaluate" in steps:
+        step_evaluate(args, cfg, commit)
+    if "curves" in steps:
+        step_curves(args, cfg, commit)
+    if "report" in steps:
+        print(step_report(args, cfg))
     return 0
 
 

@@ -1,0 +1,244 @@
+"""The evaluation protocol of learned weighting policies (DESIGN.md, "Judging a policy").
+
+Every agent number of the package (``benchmarks/agent_learning.py``, the README's agent table)
+follows it:
+
+- **Training** episodes run on the training data draw (config ``seed`` = ``TRAIN_DATA_SEED``),
+  with episode seeds drawn from the environment's own generator.
+- **Validation** (choosing hyperparameters, environment options, the search's winner):
+  ``VALIDATION_SEEDS`` episode seeds on the training data draw. Never the evaluation seeds.
+- **Evaluation** (the reported numbers): ``EVALUATION_SEEDS`` episode seeds (initialisation,
+  batch order) on the training data draw *and* on a held-out data draw (``HELDOUT_DATA_SEED``:
+  another corruption and split), i.e. :func:`evaluation_sets`.
+- ``TRAINING_SEEDS`` (3) training runs per agent; mean ± std over them.
+- Every policy is played on the same episodes, so the weighted target net of every policy starts
+  from the same parameters as the same unweighted reference, and differences are paired
+  (:func:`paired_comparison`); uniform weighting's reward is exactly 0.
+
+:func:`play` runs any weighting method (a baseline name, a fixed policy name, an agent with SB3's
+``predict``, a constant action) for one episode with LAW's duplicate-network reward (eqs. 8-9)
+against a live reference, exactly as ``gymnasium.make(id, **config).reset(seed=reset_seed)``
+would. :func:`constant_action_search` is the strongest fixed-schedule baseline: the best
+constant action found by successive halving with the same episode budget as an agent's training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.policies import FixedPolicy
+from reweight_gym.benchmark.methods import PolicyController, make_controller
+from reweight_gym.config import EnvConfig
+from reweight_gym.envs.episode import Episode
+from reweight_gym.envs.observation import episode_seed, observation_space
+from reweight_gym.training.characteristics import feature_dim
+from reweight_gym.validation import check_number
+
+TRAIN_DATA_SEED = 0
+HELDOUT_DATA_SEED = 1
+TRAINING_SEEDS: tuple[int, ...] = (0, 1, 2)
+VALIDATION_SEEDS: tuple[int, ...] = tuple(range(5000, 5006))
+EVALUATION_SEEDS: tuple[int, ...] = tuple(range(10_000, 10_005))
+#: episode seeds of the constant-action search: disjoint from validation and evaluation
+SEARCH_SEED_RANGE = (0, 5000)
+
+
+@dataclass(frozen=True)
+class EpisodeSet:
+    """Episodes to play: a config (with its data ``seed``) and the reset seeds."""
+
+    name: str
+    config: dict[str, Any]
+    reset_seeds: tuple[int, ...]
+
+
+def validation_set(config: dict[str, Any]) -> EpisodeSet:
+    """The episodes on which settings are chosen (training data draw)."""
+    return EpisodeSet("validation", {**config, "seed": TRAIN_DATA_SEED}, VALIDATION_SEEDS)
+
+
+def evaluation_sets(config: dict[str, Any]) -> list[EpisodeSet]:
+    """The reported episodes: held-out episode seeds on the training data draw, and the same
+    seeds on the held-out data draw."""
+    return [EpisodeSet("heldout_episodes", {**config, "seed": TRAIN_DATA_SEED}, EVALUATION_SEEDS),
+            EpisodeSet("heldout_data", {**config, "seed": HELDOUT_DATA_SEED}, EVALUATION_SEEDS)]
+
+
+class ConstantPolicy(FixedPolicy):
+    """The same action ``[theta..., b]`` at every stage (a fixed, stage-independent schedule)."""
+
+    name = "constant"
+
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space,
+                 action: Sequence[float]) -> None:
+        super().__init__(observation_space, action_space)
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != action_space.shape or not np.all(np.isfinite(a)) or np.abs(a).max() > 1:
+            raise ValueError(f"invalid action={list(a)}: need {action_space.shape[0]} finite "
+                             "values in [-1, 1]")
+        self.action = a.astype(action_space.dtype)
+
+    def _action(self) -> np.ndarray:
+        return self.action.copy()
+
+
+def spaces(cfg: EnvConfig, num_classes: int) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+    """The observation and action spaces of the env of ``cfg``."""
+    n_f = feature_dim(cfg.features, num_classes)
+    return observation_space(cfg), gym.spaces.Box(-1.0, 1.0, (n_f + 1,), np.float32)
+
+
+@dataclass
+class Outcome:
+    """One episode of one method: LAW's return (sum of eq. 8 rewards), final test accuracies of
+    the weighted target and the uniform reference (the same for every method on an episode), mean
+    weights of noisy and clean samples, the actions of a policy."""
+
+    method: str
+    reset_seed: int
+    data_seed: int
+    episode_return: float
+    test_acc_target: float
+    test_acc_reference: float
+    noisy_weight_mean: float | None
+    clean_weight_mean: float | None
+    diverged: bool
+    actions: list[list[float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def play(method: str | Any, config: dict[str, Any], reset_seed: int, *, dataset: str = "digits",
+         preset: str = "tiny", method_kwargs: dict[str, Any] | None = None,
+         label: str | None = None) -> Outcome:
+    """Play one episode of ``method`` (a baseline or fixed-policy name, a checkpoint path, or an
+    object with SB3's ``predict``) on the env of ``config``, reset with ``reset_seed``."""
+    cfg = EnvConfig.resolve(dataset, preset, **config)
+    episode = Episode(cfg, seed=episode_seed(reset_seed), reference="live")
+    if isinstance(method, str):
+        controller = make_controller(method, cfg, episode.trainer, method_kwargs)
+        name = label or method
+    else:
+        controller = PolicyController(method, cfg)
+        name = label or type(method).__name__
+    total, noisy, clean = 0.0, [], []
+    for result in episode.play(controller.weigher_for_stage):
+        if result.weighted or result.diverged:
+            total += result.reward
+        if result.weighted and not result.diverged:
+            noisy.append(result.stats.noisy_weight_mean)
+            clean.append(result.stats.clean_weight_mean)
+    final = episode.finish()
+    return Outcome(name, int(reset_seed), int(cfg.seed), float(total),
+                   float(final["test_acc_target"]), float(final["test_acc_reference"]),
+                   _mean(noisy), _mean(clean), bool(episode.diverged),
+                   list(getattr(controller, "actions", [])))
+
+
+# ---------------------------------------------------------------------- statistics
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    x = np.asarray(values, dtype=np.float64)
+    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """``a - b`` over paired episodes: mean and std of the differences, wins/ties/losses, the
+    two-sided paired t-test and the exact two-sided sign test p-values."""
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"paired_comparison needs two equal-length 1-D sequences, got shapes "
+                         f"{x.shape} and {y.shape}")
+    d = x - y
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    n_signed = wins + losses
+    sign_p = (float(stats.binomtest(wins, n_signed, 0.5).pvalue) if n_signed else 1.0)
+    if len(d) > 1 and d.std(ddof=1) > 0:
+        t_p = float(stats.ttest_1samp(d, 0.0).pvalue)
+    else:
+        t_p = 1.0 if np.all(d == 0) else 0.0
+    m, s = mean_std(d)
+    return {"n": len(d), "mean_diff": m, "std_diff": s, "wins": wins,
+            "ties": int(len(d) - n_signed), "losses": losses, "t_test_p": t_p,
+            "sign_test_p": sign_p}
+
+
+# ---------------------------------------------------------------------- constant-action search
+def constant_action_search(config: dict[str, Any], budget_episodes: int, seed: int = 0, *,
+                           dataset: str = "digits", preset: str = "tiny", eta: int = 4,
+                           log_path: str | None = None,
+                           play_fn: Callable[..., Outcome] = play) -> dict[str, Any]:
+    """The best constant action with ``budget_episodes`` episodes (successive halving).
+
+    The budget is cut into R equal rounds (R as large as leaves at least 2 candidates in the
+    last). Round 0 samples ``budget // R`` candidates uniformly from the action box and plays each
+    for one episode; each later round keeps the best ``1/eta`` by mean return so far and plays
+    each on ``budget // R // n_kept`` new episodes; the winner has the best mean return over all
+    its episodes. Episode seeds come from ``SEARCH_SEED_RANGE`` (never validation or evaluation
+    seeds), each candidate in a round on the same seeds (paired). Finished episodes are appended to
+    ``log_path`` (JSON lines) and reused on a rerun: the search resumes.
+    """
+    check_number("budget_episodes", budget_episodes, 2, integer=True)
+    check_number("eta", eta, 2, integer=True)
+    cfg = EnvConfig.resolve(dataset, preset, **config)
+    from reweight_gym.data import build_splits
+
+    num_classes = build_splits(cfg).num_classes
+    obs_space, act_space = spaces(cfg, num_classes)
+    rng = np.random.default_rng(seed)
+    # the plan: R rounds of budget // R episodes each; round r keeps n0 // eta**r candidates
+    # (at least 2 in the last round, so that the last round still chooses)
+    n_rounds = 1
+    while (budget_episodes // (n_rounds + 1)) // eta ** n_rounds >= 2:
+        n_rounds += 1
+    per_round = budget_episodes // n_rounds
+    rounds = [(max(2, per_round // eta ** r), 0) for r in range(n_rounds)]
+    rounds = [(n, max(1, per_round // n)) for n, _ in rounds]
+    candidates = rng.uniform(-1.0, 1.0, size=(rounds[0][0], act_space.shape[0]))
+    done: dict[tuple[int, int], float] = {}
+    if log_path and os.path.exists(log_path):
+        with open(log_path) as f:
+            for line in f:
+                row = json.loads(line)
+                done[(row["candidate"], row["reset_seed"])] = row["episode_return"]
+    returns: dict[int, list[float]] = {i: [] for i in range(len(candidates))}
+    alive = list(range(len(candidates)))
+    low, high = SEARCH_SEED_RANGE
+    for r, (n_keep, per) in enumerate(rounds):
+        if r > 0:
+            alive = sorted(alive, key=lambda i: -float(np.mean(returns[i])))[:n_keep]
+        seeds = [int(s) for s in rng.integers(low, high, size=per)]
+        for i in alive:
+            for s in seeds:
+                if (i, s) not in done:
+                    policy = ConstantPolicy(obs_space, act_space, candidates[i])
+                    out = play_fn(policy, config, s, dataset=dataset, preset=preset,
+                                  label=f"constant{i}")
+                    done[(i, s)] = out.episode_return
+                    if log_path:
+                        with open(log_path, "a") as f:
+                            f.write(json.dumps({"candidate": i, "reset_seed": s, "round": r,
+                                                "action": candidates[i].tolist(),
+                                                "episode_return": out.episode_return}) + "\n")
+                returns[i].append(done[(i, s)])
+    best = max(alive, key=lambda i: float(np.mean(returns[i])))
+    return {"action": candidates[best].tolist(), "candidate": int(best),
+            "mean_search_return": float(np.mean(returns[best])),
+            "search_episodes": int(sum(len(v) for v in returns.values())),
+            "rounds": [list(x) for x in rounds]}
