@@ -63,8 +63,8 @@ def cmd_episode(args: argparse.Namespace) -> int:
         print(f"{info['stage']:>5} {r:>9.3f} {info['acc_target']:>10.4f} "
               f"{info['acc_reference']:>8.4f} {f(info['noisy_weight_mean']):>8} "
               f"{f(info['clean_weight_mean']):>8}")
-    if trunc:
-        print(f"diverged: episode truncated, return {total:.3f}")
+    if info["diverged"]:
+        print(f"diverged: episode terminated, return {total:.3f}")
     else:
         print(f"return {total:.3f}  test acc target {info['test_acc_target']:.4f}  "
               f"reference {info['test_acc_reference']:.4f}")

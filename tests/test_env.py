@@ -147,11 +147,13 @@ def test_actions_are_validated_and_clipped() -> None:
     assert np.array_equal(clipped[2][0]["theta"], unit[2][0]["theta"])
 
 
-def test_divergence_truncates_with_the_documented_penalty() -> None:
+def test_divergence_terminates_with_the_documented_penalty() -> None:
+    """A diverged run is a terminal state (terminated, not truncated), so SB3 and RLlib do not
+    bootstrap a value past it."""
     env = gym.make("Reweight-Digits-v0", lr=1e12, momentum=0.0, reward_scale=10.0)
     env.reset(seed=0)
     obs, r, term, trunc, info = env.step(zero(env))
-    assert trunc and not term and info["diverged"]
+    assert term and not trunc and info["diverged"]
     assert r == -10.0  # default penalty: -reward_scale
     assert env.observation_space.contains(obs)
     with pytest.raises(RuntimeError, match="reset"):

@@ -98,7 +98,9 @@ class Episode:
 
     @property
     def over(self) -> bool:
-        """Every stage trained, or the target diverged."""
+        """Every stage trained, or the target diverged: both are terminal states (a diverged
+        training run has no future to bootstrap a value from), so the environment reports them
+        as ``terminated`` and never as ``truncated``."""
         return self.diverged or self.trainer.done
 
     def observe(self) -> np.ndarray:

@@ -56,7 +56,7 @@ class ReweightEnv(gym.Env):
     (eq. 8), r_w = exp(k · ce/ne) · s (eq. 9) with ce/ne the fraction of epochs done,
     k = ``reward_k`` (default 1) and s = ``reward_scale`` (default 100, so the gain is in
     percentage points at the first stage). Uniform weights give exactly 0. If the target's
-    loss becomes non-finite the episode is truncated with reward ``divergence_penalty``
+    loss becomes non-finite the episode terminates with reward ``divergence_penalty``
     (default -reward_scale).
 
     ## Starting State
@@ -66,8 +66,10 @@ class ReweightEnv(gym.Env):
     the state before the first weighted stage.
 
     ## Episode End
-    Terminated after the last stage (``num_stages - warmup_stages`` steps); truncated on
-    divergence. At the final step ``info`` also holds the test accuracies of both networks.
+    Terminated after the last stage (``num_stages - warmup_stages`` steps), and on divergence: a
+    diverged training run is a terminal state (``Episode.over``), so an agent does not bootstrap
+    a value past it. Never truncated. At the last stage ``info`` also holds the test accuracies
+    of both networks.
 
     ## Info
     ``stage``, ``epoch``, ``acc_target``, ``acc_reference`` (validation), ``loss_target``,
@@ -155,8 +157,8 @@ class ReweightEnv(gym.Env):
             "diverged": result.diverged,
             "acc_target": result.acc_target, "acc_reference": result.acc_reference,
         }
-        terminated = not result.diverged and self.episode.trainer.done
-        self._ended = result.diverged or terminated
-        if terminated:
+        terminated = self.episode.over  # the last stage, or a divergence (a terminal state)
+        self._ended = terminated
+        if terminated and not result.diverged:
             info.update(self.episode.finish())
-        return self.episode.observe(), float(result.reward), terminated, result.diverged, info
+        return self.episode.observe(), float(result.reward), terminated, False, info
