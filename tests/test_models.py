@@ -66,3 +66,25 @@ def test_bad_names_and_kwargs() -> None:
         build_model("resnet32", 10, (3, 32, 32), depth=33)
     with pytest.raises(ValueError, match=r"depth=27.*6n \+ 4"):
         build_model("wrn28_10", 10, (3, 32, 32), depth=27)
+
+
+def test_seeded_dropout_masks_follow_the_seed() -> None:
+    from reweight_gym.models import SeededDropout, dropout_seed
+
+    model = build_model("wrn28_10", 10, (3, 8, 8), depth=10, widen=1, dropout=0.5).train()
+    x = torch.randn(4, 3, 8, 8)
+    with dropout_seed(model, 7):
+        a, b = model(x), model(x)
+    with dropout_seed(model, 8):
+        c = model(x)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert all(m.seed is None for m in model.modules() if isinstance(m, SeededDropout))
+    drop = SeededDropout(0.5)
+    drop.seed = 3
+    ones = torch.ones(1000)
+    out = drop(ones)
+    assert set(out.unique().tolist()) == {0.0, 2.0}  # inverted dropout: kept units times 1/(1-p)
+    assert 400 < int((out == 0).sum()) < 600
+    assert torch.equal(drop.eval()(ones), ones)
+    with pytest.raises(ValueError, match=r"dropout=1.0.*\[0, 1\)"):
+        SeededDropout(1.0)

@@ -238,3 +238,41 @@ def test_opting_out_after_tuning_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tune_cpu_allocator() == "tuned"
+
+
+def test_dropout_keeps_target_and_reference_identical_under_uniform_weights() -> None:
+    """WRN's dropout draws its masks from the iteration's seed, the same for both networks, so
+    LAW's duplicate-network identity holds with dropout > 0 (the ``paper`` WRN setting)."""
+    cfg = EnvConfig.resolve("digits", "tiny", noise_rate=0.4, epochs=2, num_stages=2,
+                            train_size=200, model="wrn28_10",
+                            model_kwargs={"depth": 10, "widen": 1, "dropout": 0.3})
+    run = DuplicateTrainer(cfg, seed=1)
+    assert run.has_dropout
+    w = LinearTanhWeigher("law")
+    w.set_params(torch.zeros(13), 0.0)
+    torch.manual_seed(0)  # the global RNG differs between the two networks' steps below
+    run.train_iterations(3, w)
+    for a, b in zip(run.target.model.state_dict().values(),
+                    run.reference.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # the masks are really drawn: another iteration's seed gives another network
+    other = DuplicateTrainer(cfg, seed=1, with_reference=False)
+    other.dropout_base += 1
+    other.train_iterations(3, w)
+    assert not torch.equal(other.target.model.fc.weight, run.target.model.fc.weight)
+
+
+def test_request_determinism_sets_cudnn_flags_for_cuda_only() -> None:
+    from reweight_gym.training.trainer import request_determinism
+
+    old = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+        request_determinism(torch.device("cpu"))
+        assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) == (False,
+                                                                                        True)
+        request_determinism(torch.device("cuda"))
+        assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) == (True,
+                                                                                        False)
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old

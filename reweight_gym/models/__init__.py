@@ -7,7 +7,15 @@ from typing import Any
 
 from torch import nn
 
-from reweight_gym.models.nets import MLP, CifarResNet, SmallCNN, WideResNet
+from reweight_gym.models.nets import (
+    MLP,
+    CifarResNet,
+    SeededDropout,
+    SmallCNN,
+    WideResNet,
+    dropout_seed,
+    set_dropout_seed,
+)
 
 
 def _resnet32(num_classes: int, image_shape: tuple[int, int, int], **kw: Any) -> nn.Module:
@@ -49,5 +57,5 @@ def build_model(name: str, num_classes: int, image_shape: tuple[int, int, int],
         raise ValueError(f"invalid model_kwargs={kwargs!r} for model {name!r}: {e}") from None
 
 
-__all__ = ["MLP", "MODELS", "MODEL_NAMES", "CifarResNet", "SmallCNN", "WideResNet",
-           "build_model"]
+__all__ = ["MLP", "MODELS", "MODEL_NAMES", "CifarResNet", "SeededDropout", "SmallCNN",
+           "WideResNet", "build_model", "dropout_seed", "set_dropout_seed"]

@@ -2,9 +2,18 @@
 
 Every model exposes ``features(x)`` (the penultimate representation) and ``fc`` (the final
 linear layer), so methods that work on the last layer only (FSR's feature sharing) can use them.
+
+Dropout (WRN's ``dropout``) is :class:`SeededDropout`: its masks are a function of a seed that the
+trainer sets every iteration (:func:`set_dropout_seed`), not of the global RNG. LAW's target and
+reference networks then see the same masks (the duplicate-network identity, eq. 8, holds with
+dropout), and every forward pass of one iteration (the trainer's, a meta method's look-ahead and
+its finite-difference JVP) sees the same ones: the JVP differentiates one function.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +28,48 @@ class _Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))
+
+
+class SeededDropout(nn.Module):
+    """Dropout with probability ``p`` whose mask is drawn from ``seed`` when one is set.
+
+    With ``seed`` set, the mask of an input is a function of the seed and the input's shape: two
+    networks (or two forward passes) with the same seed drop the same units. Without a seed it is
+    ``F.dropout`` on the global RNG. Identity in eval mode or at ``p = 0``.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"invalid dropout={p!r}: must be in [0, 1)")
+        self.p = float(p)
+        self.seed: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.seed is None:
+            return F.dropout(x, self.p, True)
+        g = torch.Generator(device=x.device).manual_seed(self.seed)
+        keep = torch.rand(x.shape, generator=g, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1.0 - self.p)
+
+
+def set_dropout_seed(model: nn.Module, seed: int | None) -> None:
+    """Seed every :class:`SeededDropout` of ``model`` (each module its own stream, derived from
+    ``seed`` and its position); ``None`` returns them to the global RNG."""
+    for i, m in enumerate(m for m in model.modules() if isinstance(m, SeededDropout)):
+        m.seed = None if seed is None else (int(seed) + 1_000_003 * i) % (2**63 - 1)
+
+
+@contextmanager
+def dropout_seed(model: nn.Module, seed: int | None) -> Iterator[None]:
+    """``set_dropout_seed(model, seed)`` for the duration of the block, then unseeded."""
+    set_dropout_seed(model, seed)
+    try:
+        yield
+    finally:
+        set_dropout_seed(model, None)
 
 
 def _init(module: nn.Module) -> None:
@@ -81,7 +132,7 @@ class _WideBlock(nn.Module):
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.dropout = dropout
+        self.dropout = SeededDropout(dropout)
         self.shortcut: nn.Module | None = None
         if stride != 1 or cin != cout:
             self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
@@ -89,10 +140,7 @@ class _WideBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o = F.relu(self.bn1(x))
         y = self.conv1(o)
-        y = F.relu(self.bn2(y))
-        if self.dropout > 0:
-            y = F.dropout(y, self.dropout, self.training)
-        y = self.conv2(y)
+        y = self.conv2(self.dropout(F.relu(self.bn2(y))))
         return y + (self.shortcut(o) if self.shortcut is not None else x)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,7 @@ from torch import nn
 
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
-from reweight_gym.models import build_model
+from reweight_gym.models import SeededDropout, build_model, dropout_seed
 from reweight_gym.training.characteristics import SampleHistory
 from reweight_gym.training.pipeline import BatchPipeline, EpochSampler, MetaSampler
 from reweight_gym.training.schedule import learning_rate
@@ -42,6 +43,20 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def request_determinism(device: torch.device) -> None:
+    """On CUDA, ask cuDNN for deterministic kernels and no autotuning (process-wide flags).
+
+    LAW's reward (eqs. 8-9) compares a target with a reference network fed identical batches:
+    with uniform weights the two must stay bit-identical, so the reward is exactly 0. cuDNN's
+    default convolution backward kernels accumulate with atomics (run-to-run different sums) and
+    its autotuner may pick different algorithms for the two networks; both break the identity.
+    On the CPU the kernels are deterministic already and nothing is changed.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 @dataclass
@@ -128,9 +143,11 @@ class DuplicateTrainer:
     """A complete seeded training run of a target network (and, optionally, LAW's reference).
 
     The run is fixed by ``cfg`` (data, corruption and splits by ``cfg.seed``) and by ``seed``
-    (initial parameters, batch order, augmentation, weigher randomness). The reference network
-    is a ``deepcopy`` of the target at initialisation (copied, not re-seeded) and is fed the same
-    augmented tensor at every iteration with uniform weights.
+    (initial parameters, batch order, augmentation, weigher randomness, dropout masks). The
+    reference network is a ``deepcopy`` of the target at initialisation (copied, not re-seeded)
+    and is fed the same augmented tensor at every iteration with uniform weights; with dropout
+    both draw the iteration's masks from the same seed (``reweight_gym.models.SeededDropout``).
+    On CUDA, cuDNN is asked for deterministic kernels (:func:`request_determinism`).
     """
 
     def __init__(self, cfg: EnvConfig, splits: DataSplits | None = None, seed: int | None = None,
@@ -139,6 +156,7 @@ class DuplicateTrainer:
         self.splits = splits if splits is not None else build_splits(cfg)
         self.seed = cfg.seed if seed is None else int(seed)
         self.device = resolve_device(cfg.device)
+        request_determinism(self.device)
         s = self.splits
         dev = self.device
         self.pipeline = BatchPipeline(s.mean, s.std, cfg.crop_padding, cfg.flip, dev,
@@ -146,12 +164,16 @@ class DuplicateTrainer:
         gens = [torch.Generator().manual_seed(int(v)) for v in
                 np.random.SeedSequence([self.seed, 7]).generate_state(4)]
         self.order_gen, self.aug_gen, self.weigher_gen, meta_gen = gens
+        # dropout masks of iteration t come from seed dropout_base + t (a stream of its own, so
+        # the other streams are the same with and without dropout)
+        self.dropout_base = int(np.random.SeedSequence([self.seed, 8]).generate_state(1)[0])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = build_model(cfg.model, s.num_classes, s.image_shape, **cfg.model_kwargs)
         model = model.to(dev)
         if cfg.channels_last and len(s.image_shape) == 3 and s.image_shape[1] > 1:
             model = model.to(memory_format=torch.channels_last)
+        self.has_dropout = any(isinstance(m, SeededDropout) and m.p > 0 for m in model.modules())
         self.target = Trainer(model, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov)
         self.reference: Trainer | None = None
         if with_reference:
@@ -220,6 +242,12 @@ class DuplicateTrainer:
         x = self.pipeline.augment(self.train_x[idx], self.aug_gen)
         return Batch(x, self.train_y[idx], idx)
 
+    def _dropout_masks(self, model: nn.Module) -> AbstractContextManager[None]:
+        """The current iteration's dropout seed on ``model`` (shared by target and reference)."""
+        if not self.has_dropout:
+            return nullcontext()
+        return dropout_seed(model, self.dropout_base + self.iteration)
+
     def train_iterations(self, n: int, weigher: Weigher | None = None,
                          on_epoch_end: Callable[[DuplicateTrainer], None] | None = None,
                          ) -> StageStats:
@@ -246,10 +274,12 @@ class DuplicateTrainer:
             self.target.set_lr(lr)
             batch = self.next_batch()
             ctx = self.context(weigher)
-            res = self.target.step(batch, weigher, ctx)
+            with self._dropout_masks(self.target.model):
+                res = self.target.step(batch, weigher, ctx)
             if self.reference is not None:
                 self.reference.set_lr(lr)
-                ref = self.reference.step(batch, None, None)
+                with self._dropout_masks(self.reference.model):
+                    ref = self.reference.step(batch, None, None)
                 stats.loss_reference += ref.loss
                 stats.reference_diverged |= not ref.finite
             stats.iterations += 1
