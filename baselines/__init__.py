@@ -25,6 +25,7 @@ METHODS: dict[str, str] = {
     "mwnet": "baselines.mwnet:MWNetWeigher",
     "gdw": "baselines.gdw:GDWWeigher",
     "fsr": "baselines.fsr:FSRWeigher",
+    "fsr_relabel_mixup": "baselines.fsr:FSRRelabelMixupWeigher",
     "nrt": "baselines.nrt:NRTWeigher",
 }
 METHOD_NAMES = tuple(METHODS)
@@ -38,9 +39,18 @@ def weigher_class(name: str) -> type[Weigher]:
 
 
 def method_kwarg_names(name: str) -> tuple[str, ...]:
-    """The keyword arguments a method accepts (besides the config)."""
-    sig = inspect.signature(weigher_class(name).__init__)
-    return tuple(p for p in sig.parameters if p not in ("self", "cfg"))
+    """The keyword arguments a method accepts (besides the config); a weigher whose
+    ``__init__`` passes ``**kwargs`` on also accepts those of its base class."""
+    names: list[str] = []
+    for cls in weigher_class(name).__mro__:
+        if "__init__" not in cls.__dict__:
+            continue
+        params = inspect.signature(cls.__dict__["__init__"]).parameters.values()
+        names += [p.name for p in params if p.name not in ("self", "cfg", *names)
+                  and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return tuple(names)
 
 
 def make_weigher(name: str, cfg: EnvConfig | None = None, **method_kwargs: Any) -> Weigher:

@@ -6,12 +6,18 @@ import torch
 import torch.nn.functional as F
 
 
-def logit_error(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def logit_error(logits: torch.Tensor, labels: torch.Tensor,
+                smoothing: float = 0.0) -> torch.Tensor:
     """p - y: the gradient of the cross-entropy with respect to the logits, as a constant (no
     graph). The per-sample factor of every closed-form meta-gradient here (MW-Net's JVP inner
-    products, GDW's logit-gradient weights, FSR's last-layer gradients)."""
+    products, GDW's logit-gradient weights, FSR's last-layer gradients). With label
+    ``smoothing`` a, y is the smoothed target (1 - a) one_hot + a / C."""
     with torch.no_grad():
-        return torch.softmax(logits, 1) - F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+        c = logits.shape[1]
+        y = F.one_hot(labels, c).to(logits.dtype)
+        if smoothing:
+            y = (1.0 - smoothing) * y + smoothing / c
+        return torch.softmax(logits, 1) - y
 
 
 def normalise_to_batch(w: torch.Tensor) -> torch.Tensor:

@@ -22,29 +22,52 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   optimiser belongs to the trainer; mu = the run's momentum), the derivative of the reward-set
   loss L_R(W') with respect to eps_i has the closed form
   dL_R/d eps_i = -alpha <grad_W l_i, grad_W L_R(W')> = -alpha (p_i - y_i)^T (G_W h_i + G_b),
-  where G = grad L_R at W' (``last_layer_weight_gradient``); a probe batch of R only needs one
+  where G = grad L_R at W' (``last_layer_weight_gradient``) on a probe batch of q samples of R
+  (``probe_batch_size``, the paper's q: 200 for noise, 800 for long tail), which needs one
   forward of the backbone, without backward.
-- Weights: raw = eps - dL_R/d eps; for label noise w = max(raw, 0) = max(eps - dL_R/d eps, 0)
-  (``clip``, the paper's rule), for long-tail w = raw - min(raw) + eps (``shift``, every sample
-  keeps a positive weight); then normalised to sum 1, returned multiplied by B for the trainer's
-  (1/B) sum_i w_i l_i. ``clip_code`` is the reference code's variant max(raw - eps, 0) =
-  max(-dL_R/d eps, 0) (L2R's rule): it zeroes every sample with a positive meta-gradient, about
-  half of each batch, and concentrates the weight on a few samples; with ``clip`` the eps floor
-  keeps weights near uniform where the meta-gradient is small.
+- Look-ahead step alpha (``lookahead_lr``): the paper (Table 4) and its code use a fixed
+  eta = 0.1; by default (``None``) alpha is the run's current learning rate, which is 0.1 at the
+  start of a run with lr 0.1 and decays with the schedule, so the weights return towards uniform
+  as training converges. Decided by measurement (README "Baselines", the ``fsr-*`` labels of
+  ``benchmarks/results/method_defaults.jsonl``): on noisy digits with the fixed eta = 0.1 the
+  reweighting goes on through the late, memorising epochs, where the proxy dictionary is no
+  purer than the data, and FSR ends several points below plain training. ``lookahead_lr=0.1``
+  is the paper's setting.
+- Weights (the paper's eq. for label noise): raw = eps - dL_R/d eps, w = max(raw, 0) =
+  max(eps - dL_R/d eps, 0) (``clip``, the written rule, the default for noise); for long tail
+  w = raw - min(raw) + eps (``shift``, every sample keeps a positive weight); then normalised
+  to sum 1, returned multiplied by B for the trainer's (1/B) sum_i w_i l_i. ``clip_code`` is
+  the reference code's rule max(raw - eps, 0) = max(-dL_R/d eps, 0) (L2R's): it zeroes every
+  sample with a positive meta-gradient, 35-60% of a batch here as in the paper's Fig. 6, and
+  puts 10-20x the mean weight on the best-aligned samples. The paper's text and its code (and
+  figure) disagree here; measured (same sources as above): with ``clip_code`` a small network
+  without BatchNorm trained at lr 0.1 takes amplified steps along the proxy gradient, and FSR
+  ends 7-30 points below plain training on the ``cpu`` and demo digits runs with noisy samples
+  weighted *above* clean ones; with ``clip`` the eps floor keeps the weights near uniform where
+  the meta-gradient is small, noisy samples are weighted below clean ones and FSR stays level
+  with plain training. ``rule="clip_code"`` is the paper's behaviour.
 - Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
   dictionary scores are still updated.
-- Optional, for label noise as in the paper: momentum re-labelling (``relabel``): an EMA of each
-  sample's predicted distribution (momentum ``relabel_momentum``) is a pseudo label and
-  ``relabel_weight`` (p = 2) times the mean cross-entropy to it is added after warm-up; and
-  MixUp (``mixup``): the weighted loss is computed on a MixUp of the batch
-  (lambda ~ Beta(a, a)) with the same sample weights. MixUp needs a forward of the mixed batch;
-  here it is returned as an extra loss sum_i w_i (l~_i - l_i)/B whose gradient cancels the
-  trainer's un-mixed term, so the update is exactly that of the mixed weighted loss (at the cost
-  of the extra forward/backward). The mixed forward uses batch statistics without touching the
-  BatchNorm running statistics (cloned buffers), so they are updated once per iteration.
+- Long tail: the code trains with label smoothing 0.1 (``label_smoothing``, default 0.1 for an
+  imbalanced run without noise, 0 otherwise): the training loss, the look-ahead, the reward
+  loss and the meta-margin use the smoothed targets (1 - a) y + a / C; the trainer's plain
+  cross-entropy is topped up by the extra loss sum_i w_i (l^a_i - l_i) / B.
+- For label noise, the paper's full FSR (the registered method ``fsr_relabel_mixup``; ``fsr``
+  alone is its FSR-Raw): momentum re-labelling (``relabel``): each sample's pseudo label is the
+  EMA of its predicted distribution, y^ <- beta y^ + (1 - beta) p (eq. 7, beta =
+  ``relabel_momentum`` = 0.1, the paper's and the code's), and ``relabel_weight`` (p = 2) times
+  the mean cross-entropy to it is added after warm-up; and MixUp (``mixup``): the weighted loss
+  is computed on a MixUp of the batch (lambda ~ Beta(a, a)) with the same sample weights. MixUp
+  needs a forward of the mixed batch; here it is returned as an extra loss
+  sum_i w_i (l~_i - l_i)/B whose gradient cancels the trainer's un-mixed term, so the update is
+  exactly that of the mixed weighted loss (at the cost of the extra forward/backward). The mixed
+  forward uses batch statistics without touching the BatchNorm running statistics (cloned
+  buffers), so they are updated once per iteration.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,13 +85,14 @@ MARGINS = ("leave_one_out", "full")
 
 def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
                                g_w: torch.Tensor, g_b: torch.Tensor | None,
-                               lr: float) -> torch.Tensor:
+                               lr: float, smoothing: float = 0.0) -> torch.Tensor:
     """dL_R/d eps_i = -lr <grad_(W,b) l_i, (G_W, G_b)> = -lr (p_i - y_i)^T (G_W h_i + G_b).
 
     The closed form of the gradient of the reward loss after a last-layer look-ahead with
-    respect to the per-sample weights eps (FSR's feature sharing).
+    respect to the per-sample weights eps (FSR's feature sharing); y_i label-smoothed by
+    ``smoothing``.
     """
-    err = logit_error(logits, labels)
+    err = logit_error(logits, labels, smoothing)
     proj = h @ g_w.T
     if g_b is not None:
         proj = proj + g_b
@@ -76,10 +100,10 @@ def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: to
 
 
 def last_layer_grad(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
-                    eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    eps: torch.Tensor, smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i eps_i (p_i - y_i) h_i^T, sum_i eps_i (p_i - y_i)): the last layer's gradient of
-    the eps-weighted loss."""
-    err = logit_error(logits, labels)
+    the eps-weighted loss (y_i label-smoothed by ``smoothing``)."""
+    err = logit_error(logits, labels, smoothing)
     werr = err * eps[:, None]
     return werr.T @ h, werr.sum(0)
 
@@ -87,10 +111,11 @@ def last_layer_grad(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
 def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
                          labels: torch.Tensor, eps: torch.Tensor, lr: float,
                          momentum: float = 0.0, buffer: tuple[torch.Tensor, torch.Tensor] | None
-                         = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                         = None, smoothing: float = 0.0
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """W' = W - lr (mu buf_W + sum_i eps_i (p_i - y_i) h_i^T), b' likewise: a momentum-SGD
     look-ahead of the last layer (the FSR code adds the optimiser's momentum buffer)."""
-    g_w, g_b = last_layer_grad(h, logits, labels, eps)
+    g_w, g_b = last_layer_grad(h, logits, labels, eps, smoothing)
     if buffer is not None and momentum > 0:
         g_w, g_b = g_w + momentum * buffer[0], g_b + momentum * buffer[1]
     w = fc.weight - lr * g_w
@@ -99,7 +124,8 @@ def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
 
 
 def self_influence(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
-                   eps: torch.Tensor, lr: float, bias: bool = True) -> torch.Tensor:
+                   eps: torch.Tensor, lr: float, bias: bool = True,
+                   smoothing: float = 0.0) -> torch.Tensor:
     """The part of each sample's own look-ahead logits that its own gradient contributed:
     lr eps_i (||h_i||^2 + 1) (p_i - y_i) (exact for the last layer, ``+ 1`` for the bias).
 
@@ -107,13 +133,14 @@ def self_influence(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
     W'_(-i) = W' + lr eps_i grad_W l_i, so the meta-margin measures how much the rest of the
     batch (and the momentum) lowers the sample's loss.
     """
-    err = logit_error(logits, labels)
+    err = logit_error(logits, labels, smoothing)
     sq = (h * h).sum(1) + (1.0 if bias else 0.0)
     return (lr * eps * sq)[:, None] * err
 
 
 class FSRWeigher(Weigher):
-    """Fast Sample Re-weighting with a class-balanced proxy dictionary (no meta set)."""
+    """Fast Sample Re-weighting with a class-balanced proxy dictionary (no meta set): the paper's
+    FSR-Raw by default (no re-labelling, no MixUp; ``fsr_relabel_mixup`` is the full FSR)."""
 
     name = "fsr"
     needs_meta = False
@@ -122,31 +149,39 @@ class FSRWeigher(Weigher):
                  probe_batch_size: int | None = None, score_momentum: float = 0.9,
                  warmup_epochs: int | None = None, rule: str = "auto",
                  lookahead_lr: float | None = None, relabel: bool = False,
-                 relabel_weight: float = 2.0, relabel_momentum: float = 0.9,
+                 relabel_weight: float = 2.0, relabel_momentum: float = 0.1,
                  mixup: bool = False, mixup_alpha: float = 1.0,
-                 meta_momentum: float | None = None, margin: str = "leave_one_out") -> None:
-        check_choice("fsr kwarg margin", margin, MARGINS)
-        check_number("fsr kwarg meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True,
+                 meta_momentum: float | None = None, margin: str = "leave_one_out",
+                 label_smoothing: float | None = None) -> None:
+        check_choice(f"{self.name} kwarg margin", margin, MARGINS)
+        check_number(f"{self.name} kwarg meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True,
                      optional=True)
-        check_number("fsr kwarg dictionary_size", dictionary_size, 1, integer=True, optional=True)
-        check_number("fsr kwarg probe_batch_size", probe_batch_size, 1, integer=True,
+        check_number(f"{self.name} kwarg dictionary_size", dictionary_size, 1, integer=True,
                      optional=True)
-        check_number("fsr kwarg score_momentum", score_momentum, 0.0, 1.0, hi_open=True)
-        check_number("fsr kwarg warmup_epochs", warmup_epochs, 0, integer=True, optional=True)
-        check_choice("fsr kwarg rule", rule, RULES)
-        check_number("fsr kwarg lookahead_lr", lookahead_lr, 0.0, lo_open=True, optional=True)
-        check_bool("fsr kwarg relabel", relabel)
-        check_number("fsr kwarg relabel_weight", relabel_weight, 0.0)
-        check_number("fsr kwarg relabel_momentum", relabel_momentum, 0.0, 1.0, hi_open=True)
-        check_bool("fsr kwarg mixup", mixup)
-        check_number("fsr kwarg mixup_alpha", mixup_alpha, 0.0, lo_open=True)
+        check_number(f"{self.name} kwarg probe_batch_size", probe_batch_size, 1, integer=True,
+                     optional=True)
+        check_number(f"{self.name} kwarg score_momentum", score_momentum, 0.0, 1.0, hi_open=True)
+        check_number(f"{self.name} kwarg warmup_epochs", warmup_epochs, 0, integer=True,
+                     optional=True)
+        check_choice(f"{self.name} kwarg rule", rule, RULES)
+        check_number(f"{self.name} kwarg lookahead_lr", lookahead_lr, 0.0, lo_open=True,
+                     optional=True)
+        check_bool(f"{self.name} kwarg relabel", relabel)
+        check_number(f"{self.name} kwarg relabel_weight", relabel_weight, 0.0)
+        check_number(f"{self.name} kwarg relabel_momentum", relabel_momentum, 0.0, 1.0,
+                     hi_open=True)
+        check_bool(f"{self.name} kwarg mixup", mixup)
+        check_number(f"{self.name} kwarg mixup_alpha", mixup_alpha, 0.0, lo_open=True)
+        check_number(f"{self.name} kwarg label_smoothing", label_smoothing, 0.0, 1.0,
+                     hi_open=True, optional=True)
         self.margin = margin
         imbalanced = cfg is not None and cfg.is_imbalanced and not cfg.is_noisy
         self.requested_size = dictionary_size if dictionary_size is not None else (
             3000 if imbalanced else 2000)
         self.explicit_size = dictionary_size is not None
+        # the paper's probe batch q (Table 4 / the code's queue_bs): 200 noise, 800 long tail
         self.probe_batch_size = probe_batch_size if probe_batch_size is not None else (
-            cfg.batch_size if cfg is not None else 100)
+            800 if imbalanced else 200)
         self.score_momentum = float(score_momentum)
         self.warmup_epochs = warmup_epochs if warmup_epochs is not None else (
             max(1, round(0.1 * cfg.epochs)) if cfg is not None else 1)
@@ -155,6 +190,9 @@ class FSRWeigher(Weigher):
         self.relabel, self.relabel_weight = relabel, float(relabel_weight)
         self.relabel_momentum = float(relabel_momentum)
         self.mixup, self.mixup_alpha = mixup, float(mixup_alpha)
+        # the long-tail script of the code trains with label smoothing 0.1 (loss and reward loss)
+        self.smoothing = float(label_smoothing if label_smoothing is not None else (
+            0.1 if imbalanced else 0.0))
         self.meta_momentum = meta_momentum if meta_momentum is not None else (
             cfg.momentum if cfg is not None else 0.9)
         self.buffer: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -218,10 +256,11 @@ class FSRWeigher(Weigher):
             self.pseudo = torch.full((n, ctx.num_classes), 1.0 / ctx.num_classes, device=device)
 
     def probe_batch(self, ctx: WeighContext) -> tuple[torch.Tensor, torch.Tensor]:
-        """A class-balanced random batch of the dictionary R (augmented like training)."""
+        """A class-balanced random batch of the dictionary R (augmented like training): q / C
+        per class, at most the dictionary's own per-class size."""
         assert self.dictionary is not None
         labels = ctx.train.y[self.dictionary]
-        per_class = max(1, self.probe_batch_size // ctx.num_classes)
+        per_class = max(1, min(self.probe_batch_size, len(self.dictionary)) // ctx.num_classes)
         pick = self._draw_class_balanced(labels, None, per_class, ctx.num_classes, ctx.generator)
         idx = self.dictionary[pick]
         x = ctx.train.pipeline.augment(ctx.train.x[idx.to(ctx.train.x.device)], ctx.generator)
@@ -238,13 +277,14 @@ class FSRWeigher(Weigher):
         z = logits.detach()
         y = batch.y
         b = len(y)
+        a = self.smoothing
         lr = self.lookahead_lr if self.lookahead_lr is not None else ctx.lr
         fc: nn.Linear = model.fc  # type: ignore[assignment]
         eps = torch.full((b,), 1.0 / b, device=z.device, dtype=z.dtype)
         with torch.no_grad():
-            # Look-ahead of the last layer with eps = 1/B (feature sharing).
+            # Look-ahead of the last layer with eps = 1/B and step eta (feature sharing).
             w_la, b_la = last_layer_lookahead(fc, h, z, y, eps, lr, self.meta_momentum,
-                                              self.buffer)
+                                              self.buffer, a)
             # Reward loss on a probe batch of the dictionary at W' (one backbone forward;
             # batch statistics, running statistics untouched).
             xp, yp = self.probe_batch(ctx)
@@ -252,55 +292,64 @@ class FSRWeigher(Weigher):
             functional_forward(model, params, xp)
             hp = self._features.detach()
             zp = F.linear(hp, w_la, b_la)
-            errp = logit_error(zp, yp) / len(yp)
+            errp = logit_error(zp, yp, a) / len(yp)
             g_w = errp.T @ hp
             g_b = errp.sum(0) if b_la is not None else None
-            grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr)
+            grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr, a)
             raw = eps - grad_eps
-            if self.rule == "clip":  # the paper: w = max(eps - dL_R/d eps, 0)
+            if self.rule == "clip":  # the paper's written rule: max(eps - dL_R/d eps, 0)
                 w = raw.clamp_min(0.0)
-            elif self.rule == "clip_code":  # the reference code: max(-dL_R/d eps, 0)
+            elif self.rule == "clip_code":  # its code's (and Fig. 6's): max(-dL_R/d eps, 0)
                 w = (raw - eps).clamp_min(0.0)
-            else:
+            else:  # shift (long tail): every sample keeps a positive weight
                 w = raw - raw.min() + eps
             w = normalise_to_batch(w)
             # Meta-margin (eq. 5) of the training samples under the look-ahead, momentum score.
             z_after = F.linear(h, w_la, b_la)
             if self.margin == "leave_one_out":
-                z_after = z_after + self_influence(h, z, y, eps, lr, b_la is not None)
-            loss_after = F.cross_entropy(z_after, y, reduction="none")
-            margin = losses.detach() - loss_after
+                z_after = z_after + self_influence(h, z, y, eps, lr, b_la is not None, a)
+            loss_before = F.cross_entropy(z, y, reduction="none", label_smoothing=a)
+            loss_after = F.cross_entropy(z_after, y, reduction="none", label_smoothing=a)
             m = self.score_momentum
-            self.scores[batch.index] = m * self.scores[batch.index] + (1 - m) * margin
+            self.scores[batch.index] = (m * self.scores[batch.index]
+                                        + (1 - m) * (loss_before - loss_after))
         self._features = None
         if ctx.epoch < self.warmup_epochs:
             w = torch.ones_like(w)
         with torch.no_grad():  # momentum buffer of the real step's last-layer gradient
-            g_w, g_b = last_layer_grad(h, z, y, w / b)
+            g_w, g_b = last_layer_grad(h, z, y, w / b, a)
             self.buffer = (g_w, g_b) if self.buffer is None else (
                 self.meta_momentum * self.buffer[0] + g_w,
                 self.meta_momentum * self.buffer[1] + g_b)
-        if ctx.epoch < self.warmup_epochs:
-            return w
         extra: torch.Tensor | None = None
+        base = losses  # the per-sample loss the trainer's term plus ``extra`` minimise so far
+        if a > 0:  # label smoothing: sum_i w_i (l^a_i - l_i) / B on top of the trainer's term
+            base = F.cross_entropy(logits, y, reduction="none", label_smoothing=a)
+            extra = (w * (base - losses)).sum() / b
+        if ctx.epoch < self.warmup_epochs:
+            return Weighting(w, extra) if extra is not None else w
         if self.relabel:
             assert self.pseudo is not None
-            with torch.no_grad():
+            with torch.no_grad():  # eq. 7: y^ <- beta y^ + (1 - beta) p, beta = 0.1
                 mr = self.relabel_momentum
                 self.pseudo[batch.index] = (mr * self.pseudo[batch.index]
                                             + (1 - mr) * torch.softmax(z, 1))
             target = self.pseudo[batch.index]
             soft_ce = -(target * F.log_softmax(logits, 1)).sum(1).mean()
-            extra = self.relabel_weight * soft_ce
+            extra = self._add(extra, self.relabel_weight * soft_ce)
         if self.mixup:
-            mix = self._mixup_term(model, batch, losses, w, ctx)
-            extra = mix if extra is None else extra + mix
+            extra = self._add(extra, self._mixup_term(model, batch, base, w, ctx))
         return Weighting(w, extra) if extra is not None else w
+
+    @staticmethod
+    def _add(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
+        return b if a is None else a + b
 
     def _mixup_term(self, model: nn.Module, batch: Batch, losses: torch.Tensor,
                     w: torch.Tensor, ctx: WeighContext) -> torch.Tensor:
-        """sum_i w_i (l~_i - l_i) / B: with the trainer's sum_i w_i l_i / B the update is that of
-        the weighted MixUp loss sum_i w_i l~_i / B (l~ on x~ = lam x + (1-lam) x_perm)."""
+        """sum_i w_i (l~_i - l_i) / B: added to the sum_i w_i l_i / B minimised so far, the update
+        is that of the weighted MixUp loss sum_i w_i l~_i / B (l~ on
+        x~ = lam x + (1-lam) x_perm, label-smoothed as the rest)."""
         beta = torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator)))
@@ -311,8 +360,10 @@ class FSRWeigher(Weigher):
         # iteration (by the trainer's forward), not twice
         zm = functional_forward(model, dict(model.named_parameters()), xm)
         self._features = None
-        lm = (lam * F.cross_entropy(zm, batch.y, reduction="none")
-              + (1 - lam) * F.cross_entropy(zm, batch.y[perm], reduction="none"))
+        a = self.smoothing
+        lm = (lam * F.cross_entropy(zm, batch.y, reduction="none", label_smoothing=a)
+              + (1 - lam) * F.cross_entropy(zm, batch.y[perm], reduction="none",
+                                            label_smoothing=a))
         return (w * (lm - losses)).sum() / len(w)
 
     def on_epoch_end(self, model: nn.Module, ctx: WeighContext) -> None:
@@ -323,3 +374,14 @@ class FSRWeigher(Weigher):
         self.dictionary = self._draw_class_balanced(ctx.train.y, self.scores, per_class,
                                                     ctx.num_classes, ctx.generator)
 
+
+
+class FSRRelabelMixupWeigher(FSRWeigher):
+    """The paper's full FSR for label noise: :class:`FSRWeigher` with momentum re-labelling
+    (eq. 7) and MixUp on by default (``fsr`` alone is the paper's FSR-Raw)."""
+
+    name = "fsr_relabel_mixup"
+
+    def __init__(self, cfg: EnvConfig | None = None, relabel: bool = True, mixup: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(cfg, relabel=relabel, mixup=mixup, **kwargs)

@@ -34,6 +34,7 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
     of the samples over all iterations of the run), the same over the last epoch
     (``last_epoch_*``), ``weight_auc`` (ROC AUC of each training sample's last weight for
     telling clean from noisy; ``None`` without noise), ``realised_noise_rate``, ``diverged``,
+    ``zero_weight_share`` (share of training samples whose last weight is zero),
     ``seconds`` (wall time of the run) and ``train_seconds`` (without evaluation).
     """
     cfg = EnvConfig.resolve(dataset, preset, **env_kwargs)
@@ -75,6 +76,7 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
         "last_epoch_clean_weight_mean": _safe(last.clean_weight_mean),
         "last_epoch_class_weight_mean": [_safe(v) for v in last.class_weight_mean],
         "weight_auc": _safe(trainer.weight_auc()),
+        "zero_weight_share": float((trainer.last_weight == 0).float().mean()),
         "realised_noise_rate": trainer.splits.realised_noise_rate,
         "diverged": diverged,
         "iterations": total.iterations,

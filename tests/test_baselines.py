@@ -46,7 +46,7 @@ def tiny_cfg(**kw) -> EnvConfig:
 # ---------------------------------------------------------------------------- registry, run
 def test_registry_names_and_errors():
     assert set(baselines.METHODS) == {"uniform", "focal", "class_balanced", "spl", "mwnet",
-                                      "gdw", "fsr", "nrt"}
+                                      "gdw", "fsr", "fsr_relabel_mixup", "nrt"}
     cfg = tiny_cfg()
     with pytest.raises(ValueError, match=r"method='nope'.*allowed: uniform"):
         baselines.make_weigher("nope", cfg)
@@ -284,26 +284,28 @@ def test_gdw_without_class_step_is_instance_weighting_by_v():
 
 
 # ---------------------------------------------------------------------------- FSR
-def test_fsr_closed_form_equals_autograd_through_last_layer():
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_fsr_closed_form_equals_autograd_through_last_layer(smoothing):
     torch.manual_seed(0)
     model = MLP(4, in_features=6, hidden=(7,)).double()
     x, y = torch.randn(9, 6, dtype=torch.float64), torch.randint(0, 4, (9,))
     xp, yp = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 4, (8,))
-    lr = 0.3
+    lr, a = 0.3, smoothing
     h, hp = model.features(x).detach(), model.features(xp).detach()
     z = model.fc(h).detach()
     eps = torch.full((9,), 1 / 9, dtype=torch.float64)
-    w_la, b_la = last_layer_lookahead(model.fc, h, z, y, eps, lr)
-    errp = (F.softmax(F.linear(hp, w_la, b_la), 1) - F.one_hot(yp, 4)) / 8
-    closed = last_layer_weight_gradient(h, z, y, errp.T @ hp, errp.sum(0), lr)
-    # autograd: eps -> W'(eps) -> L_R(W')
+    w_la, b_la = last_layer_lookahead(model.fc, h, z, y, eps, lr, smoothing=a)
+    errp = (F.softmax(F.linear(hp, w_la, b_la), 1) - (1 - a) * F.one_hot(yp, 4) - a / 4) / 8
+    closed = last_layer_weight_gradient(h, z, y, errp.T @ hp, errp.sum(0), lr, a)
+    # autograd: eps -> W'(eps) -> L_R(W'), label-smoothed losses throughout
     e = eps.clone().requires_grad_()
     wt, bt = model.fc.weight.detach().requires_grad_(), model.fc.bias.detach().requires_grad_()
-    inner = (e * F.cross_entropy(F.linear(h, wt, bt), y, reduction="none")).sum()
+    inner = (e * F.cross_entropy(F.linear(h, wt, bt), y, reduction="none",
+                                 label_smoothing=a)).sum()
     gw, gb = torch.autograd.grad(inner, [wt, bt], create_graph=True)
-    reward = F.cross_entropy(F.linear(hp, wt - lr * gw, bt - lr * gb), yp)
+    reward = F.cross_entropy(F.linear(hp, wt - lr * gw, bt - lr * gb), yp, label_smoothing=a)
     (auto,) = torch.autograd.grad(reward, e)
-    torch.testing.assert_close(closed, auto, atol=1e-12, rtol=1e-9)
+    torch.testing.assert_close(closed, auto, atol=1e-12, rtol=1e-6)
 
 
 def test_fsr_leave_one_out_margin_equals_a_lookahead_without_the_sample():
@@ -345,6 +347,49 @@ def test_fsr_clip_rule_keeps_the_eps_floor():
     zero = {r: float((w == 0).float().mean()) for r, w in weights.items()}
     assert zero["clip"] < zero["clip_code"]
     assert float(weights["clip"].max()) < float(weights["clip_code"].max())
+
+
+def test_fsr_paper_settings_by_setting():
+    """q = 200 (noise) / 800 (long tail), eq. 7's beta = 0.1, label smoothing 0.1 for long tail;
+    ``fsr_relabel_mixup`` is FSR with re-labelling and MixUp, ``fsr`` alone FSR-Raw."""
+    noise = tiny_cfg()
+    long_tail = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
+    raw = baselines.make_weigher("fsr", noise)
+    assert (raw.probe_batch_size, raw.smoothing, raw.rule, raw.relabel, raw.mixup) == (
+        200, 0.0, "clip", False, False)
+    assert raw.relabel_momentum == 0.1 and raw.lookahead_lr is None
+    lt = baselines.make_weigher("fsr", long_tail)
+    assert (lt.probe_batch_size, lt.smoothing, lt.rule, lt.requested_size) == (800, 0.1, "shift",
+                                                                                3000)
+    full = baselines.make_weigher("fsr_relabel_mixup", noise, rule="clip_code")
+    assert (full.relabel, full.mixup, full.rule, full.name) == (True, True, "clip_code",
+                                                                "fsr_relabel_mixup")
+    assert baselines.make_weigher("fsr_relabel_mixup", noise, mixup=False).mixup is False
+    with pytest.raises(ValueError, match=r"fsr_relabel_mixup kwarg 'rul'.*allowed: relabel, "
+                                         r"mixup, dictionary_size"):
+        baselines.make_weigher("fsr_relabel_mixup", noise, rul="clip")
+    with pytest.raises(ValueError, match=r"fsr kwarg label_smoothing=1.5"):
+        baselines.make_weigher("fsr", noise, label_smoothing=1.5)
+
+
+def test_fsr_label_smoothing_trains_on_the_smoothed_loss():
+    """The extra loss tops the trainer's (1/B) sum_i w_i l_i up to the label-smoothed loss, and
+    the probe batch never exceeds the dictionary (sampling without duplicates)."""
+    cfg = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
+    fsr = FSRWeigher(cfg, warmup_epochs=0)
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
+    model = tr.target.model
+    fsr.setup(model, 10, tr.device)
+    batch = tr.next_batch()
+    logits = model(batch.x)
+    losses = F.cross_entropy(logits, batch.y, reduction="none")
+    out = fsr.weigh(model, batch, logits, losses, tr.context())
+    total = (out.weights * losses).sum() / len(losses) + out.extra_loss
+    want = (out.weights * F.cross_entropy(logits, batch.y, reduction="none",
+                                          label_smoothing=0.1)).sum() / len(losses)
+    torch.testing.assert_close(total, want)
+    xp, _ = fsr.probe_batch(tr.context())
+    assert len(xp) <= len(fsr.dictionary) < 800
 
 
 def test_fsr_dictionary_balanced_fixed_size_and_no_meta_set():
