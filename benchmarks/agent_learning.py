@@ -12,7 +12,10 @@ noise, 100 epochs, 10 stages) with the given corruption, this script
    constant) and the meta-gradient baselines on the evaluation episodes;
 4. ``curves``: plays every saved checkpoint of every agent on the first ``--curve-episodes``
    evaluation episodes of the training data draw (the learning curve);
-5. ``report``: writes ``OUT/report.md`` (table, paired comparisons) and ``OUT/learning_curve.png``.
+5. ``transfer``: plays each trained agent for one episode (its own evaluation seed) on CIFAR-10,
+   ``cpu`` preset, with the same corruption at 40% (LAW's transfer from a small proxy; the
+   features are class-count free);
+6. ``report``: writes ``OUT/report.md`` (table, paired comparisons) and ``OUT/learning_curve.png``.
 
 Every played episode is appended to ``OUT/episodes.jsonl`` as it finishes; a rerun skips what is
 there (resumable). Steps run in order; ``--steps`` selects some.
@@ -38,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-STEPS = ("train", "search", "evaluate", "curves", "report")
+STEPS = ("train", "search", "evaluate", "curves", "transfer", "report")
 FIXED = ("easy_first", "hard_first", "random")
 ENV_ID = "Reweight-Digits-v0"
 
@@ -87,7 +90,7 @@ def _play_job(job: dict[str, Any]) -> dict[str, Any]:
     from reweight_gym.config import EnvConfig
     from reweight_gym.data import build_splits
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(job.get("threads", 1))
     reweight_gym.tune_cpu_allocator()
     t0 = time.perf_counter()
     method: Any = job["method_spec"]
@@ -98,7 +101,8 @@ def _play_job(job: dict[str, Any]) -> dict[str, Any]:
     elif job.get("checkpoint"):
         method = load_agent(job["checkpoint"])
     out = play(method, job["config"], job["reset_seed"], method_kwargs=job.get("method_kwargs"),
-               label=job["method"])
+               label=job["method"], dataset=job.get("dataset", "digits"),
+               preset=job.get("preset", "tiny"))
     row = out.to_dict()
     row.update(method=job["method"], set=job["set"], group=job["group"],
                training_seed=job.get("training_seed"), episodes_trained=job.get("episodes"),
@@ -233,6 +237,26 @@ def step_curves(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     _run_jobs(args.out, jobs, args.workers, commit)
 
 
+def step_transfer(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
+    from agents.protocol import EVALUATION_SEEDS, TRAIN_DATA_SEED
+
+    tcfg = {"noise_rate": 0.4, "noise_type": cfg["noise_type"], "features": cfg["features"],
+            "normalize_weights": cfg["normalize_weights"], "data_root": args.cifar_root,
+            "seed": TRAIN_DATA_SEED}
+    jobs = []
+    for k, (name, d) in enumerate(agent_dirs(args.out, args.libs, args.train_seeds).items()):
+        ckpt = _final_checkpoint(d)
+        if ckpt is None:
+            continue
+        lib, seed = name.split("_s")
+        jobs.append({"config": tcfg, "reset_seed": EVALUATION_SEEDS[k % len(EVALUATION_SEEDS)],
+                     "set": "transfer_cifar10_cpu", "method": f"{lib}_ddpg_s{seed}",
+                     "method_spec": None, "checkpoint": ckpt, "group": "transfer",
+                     "training_seed": int(seed), "episodes": args.episodes,
+                     "dataset": "cifar10", "preset": "cpu", "threads": args.transfer_threads})
+    _run_jobs(args.out, jobs, 1, commit)
+
+
 # ---------------------------------------------------------------------- report
 def _by(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
     return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
@@ -241,7 +265,8 @@ def _by(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
 def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
     from agents.protocol import mean_std, paired_comparison
 
-    rows = [r for r in _load_rows(args.out) if r["set"] != "curve"]
+    rows = [r for r in _load_rows(args.out) if r["group"] not in ("curve", "transfer")]
+    transfer = [r for r in _load_rows(args.out) if r["group"] == "transfer"]
     if not rows:
         raise SystemExit(f"no evaluated episodes in {args.out}")
     sets = sorted({r["set"] for r in rows})
@@ -345,6 +370,21 @@ def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
                 timing.append(f"{name} {json.load(f)['seconds'] / 60:.1f} min")
     if timing:
         lines += ["", "Agent training wall time (2 searchers, 2 cores): " + ", ".join(timing)]
+    if transfer:
+        lines += ["", "Transfer: each agent trained on digits plays one episode of CIFAR-10 "
+                  "(`cpu` preset, 40% noise, its own evaluation seed; the reference is uniform "
+                  "weighting on the same episode):", "",
+                  "| agent | episode seed | return | test acc | uniform test acc | Δ (pts) |",
+                  "|---|---|---|---|---|---|"]
+        for r in sorted(transfer, key=lambda r: r["method"]):
+            lines.append(f"| {r['method']} | {r['reset_seed']} | {r['episode_return']:.2f} | "
+                         f"{100 * r['test_acc_target']:.2f} | {100 * r['test_acc_reference']:.2f}"
+                         f" | {100 * (r['test_acc_target'] - r['test_acc_reference']):+.2f} |")
+        d = [r["test_acc_target"] - r["test_acc_reference"] for r in transfer]
+        m, s = mean_std([100 * x for x in d])
+        rm, rs = mean_std([r["episode_return"] for r in transfer])
+        lines.append(f"| mean ± std | | {rm:.2f} ± {rs:.2f} | | | {m:+.2f} ± {s:.2f} |")
+        summary["transfer"] = {"delta_test": d, "return": [r["episode_return"] for r in transfer]}
     commits = sorted({r.get("git_commit") or "unknown" for r in rows})
     lines += ["", f"Code: git commit(s) {', '.join(c[:10] for c in commits)}."]
     curve_png = _plot_curves(args, rows_all=_load_rows(args.out), per_ep_ret=per_ep_ret,
@@ -413,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baselines", default="mwnet,gdw,fsr,nrt")
     p.add_argument("--curve-episodes", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--cifar-root", default=os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets",
+        "cifar10-jpeg"), help="CIFAR-10 for the transfer step")
+    p.add_argument("--transfer-threads", type=int, default=2)
     p.add_argument("--steps", default=",".join(STEPS))
     args = p.parse_args(argv)
     args.libs = [x for x in args.libs.split(",") if x]
@@ -423,6 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in steps if s not in STEPS]
     if bad:
         p.error(f"unknown --steps {bad}: allowed: {', '.join(STEPS)}")
+    import torch
+
+    import reweight_gym
+
+    torch.set_num_threads(1)  # small MLPs: one thread each, parallelism across episodes
+    reweight_gym.tune_cpu_allocator()
     os.makedirs(args.out, exist_ok=True)
     cfg = _config(args.corruption, json.loads(args.env_kwargs))
     commit = _git_commit()
@@ -434,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         step_evaluate(args, cfg, commit)
     if "curves" in steps:
         step_curves(args, cfg, commit)
+    if "transfer" in steps:
+        step_transfer(args, cfg, commit)
     if "report" in steps:
         print(step_report(args, cfg))
     return 0
