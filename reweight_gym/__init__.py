@@ -20,8 +20,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "EnvConfig": "reweight_gym.config",
     "PRESETS": "reweight_gym.config",
     "ReweightEnv": "reweight_gym.envs.reweight_env",
+    "RecordEpisode": "reweight_gym.envs.record",
     "tune_cpu_allocator": "reweight_gym.allocator",
 })
 
-__all__ = ["ENV_IDS", "PRESETS", "EnvConfig", "ReweightEnv", "__version__", "register_envs",
-           "tune_cpu_allocator"]
+__all__ = ["ENV_IDS", "PRESETS", "EnvConfig", "RecordEpisode", "ReweightEnv", "__version__",
+           "register_envs", "tune_cpu_allocator"]

@@ -9,10 +9,11 @@ load and cut off before the next append, so the file never stays corrupt.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
+
+from reweight_gym.jsonable import jsonable
 
 
 class ResultsStore:
@@ -48,7 +49,9 @@ class ResultsStore:
         return self.rows.get(key)
 
     def append(self, row: dict[str, Any]) -> None:
-        line = (json.dumps(_clean(row), allow_nan=False, default=_default) + "\n").encode()
+        """Write ``row`` (as strict JSON: NaN becomes null) and keep that same form in memory."""
+        row = jsonable(row)
+        line = (json.dumps(row, allow_nan=False) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
@@ -56,27 +59,6 @@ class ResultsStore:
         finally:
             os.close(fd)
         self.rows[row["key"]] = row
-
-
-def _clean(o: Any) -> Any:
-    """NaN and infinities become ``null`` (strict JSON)."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    return o
-
-
-def _default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def load_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:

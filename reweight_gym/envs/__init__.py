@@ -28,6 +28,7 @@ def register_envs() -> None:
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "ReweightEnv": "reweight_gym.envs.reweight_env",
+    "RecordEpisode": "reweight_gym.envs.record",
     "Episode": "reweight_gym.envs.episode",
     "ReferenceTrace": "reweight_gym.envs.episode",
     "StageResult": "reweight_gym.envs.episode",
@@ -37,5 +38,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "observation_space": "reweight_gym.envs.observation",
 })
 
-__all__ = ["ENTRY_POINT", "ENV_IDS", "Episode", "ReferenceTrace", "ReweightEnv", "StageObserver",
-           "StageResult", "episode_seed", "observation_space", "register_envs", "stage_reward"]
+__all__ = ["ENTRY_POINT", "ENV_IDS", "Episode", "RecordEpisode", "ReferenceTrace", "ReweightEnv",
+           "StageObserver", "StageResult", "episode_seed", "observation_space", "register_envs",
+           "stage_reward"]
