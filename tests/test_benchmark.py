@@ -19,8 +19,10 @@ from reweight_gym.benchmark import ResultsStore, build_specs, run_benchmark, sel
 from reweight_gym.benchmark.report import write_report
 
 FAST = {"epochs": 4, "num_stages": 2, "train_size": 400}
+# what differs between identical runs: timing, memory, where it ran, and the provenance (a git
+# dirty flag can change while the suite runs)
 TIMING = {"seconds", "peak_rss_mb", "peak_rss_start_mb", "time_overhead", "memory_overhead",
-          "isolated", "torch_threads"}
+          "isolated", "torch_threads", "provenance"}
 
 
 def _strip(row: dict) -> dict:
@@ -38,7 +40,10 @@ def test_three_methods_two_seeds_and_report_matches_store(tmp_path: Path) -> Non
     assert len(rows) == 6 and {r["method"] for r in rows} == {"uniform", "focal", "easy_first"}
     for r in rows:
         assert len(r["test_acc_curve"]) == 4 and r["final_test_acc"] == r["test_acc_curve"][-1]
-        assert r["best_test_acc"] == max(r["test_acc_curve"])
+        assert len(r["val_acc_curve"]) == 4
+        assert r["best_val_epoch"] == r["val_acc_curve"].index(max(r["val_acc_curve"])) + 1
+        assert r["test_acc_at_best_val"] == r["test_acc_curve"][r["best_val_epoch"] - 1]
+        assert r["provenance"]["torch_threads"] == r["torch_threads"]
         assert len(r["stage_rewards"]) == 2
         if r["method"] == "uniform":
             assert r["cumulative_reward"] == 0.0 and r["noisy_weight_mean"] == 1.0
@@ -90,6 +95,57 @@ def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -
     assert rewards == easy["stage_rewards"]
     assert info["test_acc_target"] == easy["final_test_acc"]
     assert info["test_acc_reference"] == easy["reference_final_test_acc"]
+
+
+def test_best_epoch_is_chosen_on_validation_without_the_test_set(tmp_path: Path) -> None:
+    """The same run scored on two test sets: the validation curve and the chosen epoch do not
+    move; on the small test set the test-best epoch is another one, and the row reports the test
+    accuracy at the validation-best epoch, not the (higher) oracle maximum."""
+    kw = {"epochs": 8, "num_stages": 2, "train_size": 400, "lr_schedule": "constant",
+          "weight_decay": 0.0}
+    rows = {}
+    for test_size in (400, 40):
+        specs = build_specs("digits", "uniform-noise", ["uniform"], [0], "tiny",
+                            settings=["noise_rate=0.4"],
+                            env_overrides={**kw, "test_size": test_size})
+        rows[test_size] = run_benchmark(specs, tmp_path / str(test_size), isolate=False,
+                                        progress=False)[0]
+    big, small = rows[400], rows[40]
+    assert big["test_acc_curve"] != small["test_acc_curve"]
+    assert big["val_acc_curve"] == small["val_acc_curve"]
+    val = big["val_acc_curve"]
+    assert big["best_val_epoch"] == small["best_val_epoch"] == val.index(max(val)) + 1
+    for r in (big, small):
+        assert r["test_acc_at_best_val"] == r["test_acc_curve"][r["best_val_epoch"] - 1]
+    test = small["test_acc_curve"]
+    assert test.index(max(test)) + 1 != small["best_val_epoch"]
+    assert small["test_acc_at_best_val"] < max(test)
+    assert "oracle" not in json.dumps(small) and "best_test_acc" not in small
+
+
+def test_report_states_versions_and_warns_when_a_table_mixes_them(tmp_path: Path) -> None:
+    rows = run_benchmark(_specs(["uniform", "focal"], seeds=1), tmp_path, isolate=False,
+                         progress=False)
+    prov = rows[0]["provenance"]
+    for key in ("package_version", "torch", "numpy", "gymnasium", "torch_threads", "device"):
+        assert key in prov
+    md = write_report(str(tmp_path), plots=False)["markdown"]
+    assert f"torch {prov['torch']}, numpy {prov['numpy']}" in md
+    assert "different code or library versions" not in md
+    # one row from another torch, one without provenance (written before it was recorded)
+    other = dict(rows[1], provenance={**prov, "torch": "0.0.0"})
+    legacy = {k: v for k, v in rows[1].items() if k not in ("provenance", "val_acc_curve")}
+    legacy.update(key=legacy["key"].replace("|0", "|1"), seed=1)
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps(rows[0]) + "\n" + json.dumps(other) + "\n"
+                       + json.dumps(legacy) + "\n")
+    md = write_report(str(tmp_path), plots=False)["markdown"]
+    assert "different code or library versions" in md
+    assert "torch 0.0.0" in md and "unknown (written before versions were recorded)" in md
+    with open(tmp_path / "results.csv") as fh:
+        software = {row["method"]: row["software"] for row in csv.DictReader(fh)}
+    assert software["uniform"].startswith("reweight-gym")
+    assert software["focal"].startswith("mixed:")
 
 
 def test_suites_and_bad_input(tmp_path: Path) -> None:

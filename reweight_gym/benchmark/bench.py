@@ -5,6 +5,10 @@ duplicate-network reference of the others), then every other method. Each finish
 appended to ``OUT/results.jsonl`` at once; rerunning the same command skips finished runs, so an
 interrupted benchmark loses only the runs in progress.
 
+With ``record`` (``--record DIR``) every run's trajectory file (:func:`runner.trajectory`, the
+format of :mod:`reweight_gym.envs.record`) is written to ``DIR/<run key>.json`` as the run finishes
+(and for finished runs that lack one), for ``reweight-gym replay``.
+
 Locally each run executes in a fresh child process (``isolate=True``), so its peak resident
 memory is its own; with ``--ray`` each run is a Ray task with its CPU/GPU request, one task per
 worker process (``max_calls=1``), on a local instance or an existing cluster. Worker processes
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -26,10 +31,11 @@ from typing import Any
 
 from reweight_gym.allocator import tune_cpu_allocator
 from reweight_gym.benchmark.methods import method_kind
-from reweight_gym.benchmark.runner import REFERENCE_METHOD, RunSpec, execute
+from reweight_gym.benchmark.runner import REFERENCE_METHOD, RunSpec, execute, trajectory
 from reweight_gym.benchmark.store import ResultsStore
 from reweight_gym.benchmark.suites import select_settings
 from reweight_gym.config import EnvConfig
+from reweight_gym.envs.record import write_trajectory
 
 
 def build_specs(dataset: str, suite: str, methods: Iterable[str], seeds: int | Iterable[int],
@@ -60,6 +66,11 @@ def build_specs(dataset: str, suite: str, methods: Iterable[str], seeds: int | I
         EnvConfig.resolve(dataset, preset, **{**overrides, **setting,
                                               **({"data_root": data_root} if data_root else {})})
     return specs
+
+
+def trajectory_path(directory: str | os.PathLike[str], key: str) -> Path:
+    """Where ``--record DIR`` writes the trajectory of the run ``key``."""
+    return Path(directory) / (re.sub(r"[^A-Za-z0-9_.=,-]+", "_", key) + ".json")
 
 
 def _watch_parent() -> None:
@@ -100,8 +111,10 @@ def run_benchmark(specs: list[RunSpec], out: str | os.PathLike[str], *, isolate:
                   ray_address: str | None = None, use_ray: bool = False, progress: bool = True,
                   tensorboard: bool = False, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
                   threads: int | None = None,
-                  on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run every spec not yet in ``OUT/results.jsonl``; return all rows of the specs."""
+                  on_row: Callable[[dict[str, Any]], None] | None = None,
+                  record: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Run every spec not yet in ``OUT/results.jsonl``; return all rows of the specs. With
+    ``record``, write each run's trajectory file there (module docstring)."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -124,8 +137,19 @@ def run_benchmark(specs: list[RunSpec], out: str | os.PathLike[str], *, isolate:
 
         bar = tqdm(total=total, desc="runs", unit="run", position=0)
 
+    def write_record(row: dict[str, Any]) -> None:
+        if record is not None:
+            write_trajectory(trajectory_path(record, row["key"]),
+                             trajectory(row, store.get(RunSpec(**row["spec"]).reference_key)))
+
+    for done in specs:  # finished earlier, recorded now
+        if record is not None and done.key in store and \
+                not trajectory_path(record, done.key).exists():
+            write_record(store.rows[done.key])
+
     def finish(row: dict[str, Any]) -> None:
         store.append(row)
+        write_record(store.rows[row["key"]])
         if on_row is not None:
             on_row(row)
         if bar is not None:

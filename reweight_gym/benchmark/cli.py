@@ -50,6 +50,8 @@ def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help="write every run's trajectory file to DIR (for `reweight-gym replay`)")
     p.set_defaults(func=cmd_benchmark)
     return p
 
@@ -68,7 +70,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                          use_ray=args.ray is not None, ray_address=args.ray or None,
                          progress=not args.quiet, tensorboard=args.tensorboard,
                          cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-                         threads=args.threads)
+                         threads=args.threads, record=args.record)
     if not args.no_report:
         from reweight_gym.benchmark.report import write_report
 

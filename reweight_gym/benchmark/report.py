@@ -1,9 +1,13 @@
 """Tables and plots from a results directory: Markdown, CSV and PNG figures.
 
 - ``report.md`` / ``results.csv``: per setting, one row per method with mean ± std over seeds of
-  final and best-epoch test accuracy, cumulative duplicate-network reward, noisy / clean mean
-  weight, ROC AUC of the weights for detecting noisy labels, time and memory overhead relative
-  to the uniform run; the best value of each ranked column is marked in bold.
+  final test accuracy, test accuracy at the epoch of best *validation* accuracy (the test set
+  chooses nothing; rows written before the validation curve was recorded show "–"), cumulative
+  duplicate-network reward, noisy / clean mean weight, ROC AUC of the weights for detecting noisy
+  labels, time and memory overhead relative to the uniform run; the best value of each ranked
+  column is marked in bold. Under each table, the code and library versions, thread counts and
+  devices of its rows (:mod:`reweight_gym.provenance`), with a note when its rows come from
+  different code or library versions; the CSV has the versions of each method's rows.
 - ``curves_<setting>.png``: test accuracy per epoch (mean over seeds), per method.
 - ``weight_vs_loss_<setting>.png``: learned weight as a function of the loss in the last
   weighted stage (MW-Net Fig. 1 style).
@@ -25,11 +29,12 @@ from typing import Any
 import numpy as np
 
 from reweight_gym.benchmark.store import load_rows
+from reweight_gym.provenance import UNKNOWN, code_identity, describe, row_provenance
 
 # (column, title, direction for "best": +1 higher is better, -1 lower, 0 unranked, percent?)
 COLUMNS: list[tuple[str, str, int, bool]] = [
     ("final_test_acc", "final test acc (%)", 1, True),
-    ("best_test_acc", "best-epoch test acc (%)", 1, True),
+    ("test_acc_at_best_val", "test acc at best-val epoch (%)", 1, True),
     ("cumulative_reward", "cum. DNR reward", 1, False),
     ("noisy_weight_mean", "w noisy", 0, False),
     ("clean_weight_mean", "w clean", 0, False),
@@ -100,6 +105,41 @@ def markdown_table(table: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def provenance_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines on the software of ``rows``: the code and library versions (a note when
+    they are not all the same), the torch thread counts and devices."""
+    by_identity: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_identity[code_identity(row_provenance(r))].append(r)
+
+    def values(name: str) -> str:
+        seen = sorted({str(row_provenance(r).get(name, UNKNOWN)) for r in rows})
+        return ", ".join(seen)
+
+    extra = f"torch threads {values('torch_threads')}; device {values('device')}"
+    if len(by_identity) == 1:
+        lines = [f"Software: {describe(next(iter(by_identity)))}; {extra}."]
+    else:
+        lines = ["**Note: the rows of this table come from different code or library "
+                 "versions**; compare them with care:"]
+        for ident, rs in sorted(by_identity.items()):
+            runs = ", ".join(sorted({f"{_label(r['method'])} s{r['seed']}" for r in rs}))
+            lines.append(f"- {describe(ident)}: {runs}")
+        lines.append(f"\n{extra[0].upper()}{extra[1:]}.")
+    if any("val_acc_curve" not in r for r in rows):
+        lines.append("\n\"–\" at best-val epoch: rows written before the validation curve was "
+                     "recorded (their former best-epoch figure chose the epoch on the test set, "
+                     "an oracle, and is not shown).")
+    return lines
+
+
+def _software(rows: list[dict[str, Any]]) -> str:
+    """One CSV cell: the code and library versions of ``rows`` (``mixed: a | b`` if several)."""
+    idents = sorted({code_identity(row_provenance(r)) for r in rows})
+    text = " | ".join(describe(i) for i in idents)
+    return text if len(idents) == 1 else f"mixed: {text}"
+
+
 def _order(table: dict[str, Any]) -> list[str]:
     return sorted(table, key=lambda m: (m != "uniform", m))
 
@@ -120,25 +160,29 @@ def write_report(directory: str, plots: bool = True) -> dict[str, Any]:
     summary = summarize(rows)
     files: list[str] = []
     md = ["# reweight-gym benchmark report", ""]
+    by_group: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_group[(r["dataset"], r["preset"], r["suite"], r["setting_id"])].append(r)
     with open(d / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["dataset", "preset", "suite", "setting", "method", "seeds"]
-                   + [f"{c}_{k}" for c, _, _, _ in COLUMNS for k in ("mean", "std")])
+                   + [f"{c}_{k}" for c, _, _, _ in COLUMNS for k in ("mean", "std")]
+                   + ["software"])
         for (dataset, preset, suite, sid), table in sorted(summary.items()):
             for method in _order(table):
                 s = table[method]
                 vals: list[Any] = []
                 for col, _, _, _ in COLUMNS:
                     vals += list(s[col]) if s.get(col) is not None else ["", ""]
-                w.writerow([dataset, preset, suite, sid, _label(method), s["n"]] + vals)
+                mine = [r for r in by_group[(dataset, preset, suite, sid)]
+                        if r["method"] == method]
+                w.writerow([dataset, preset, suite, sid, _label(method), s["n"]] + vals
+                           + [_software(mine)])
     files.append(str(d / "results.csv"))
-    by_group: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_group[(r["dataset"], r["preset"], r["suite"], r["setting_id"])].append(r)
     for g in sorted(summary):
         dataset, preset, suite, sid = g
         md += [f"## {dataset} · {suite} · {sid} · preset {preset}", "",
-               markdown_table(summary[g]), ""]
+               markdown_table(summary[g]), "", *provenance_lines(by_group[g]), ""]
         if plots:
             for f in _plots(d, _slug(f"{dataset}_{suite}_{sid}"), by_group[g]):
                 files.append(str(f))
