@@ -1,10 +1,12 @@
 """The ``reweight-gym`` command.
 
 Sub-commands: ``episode`` (one episode with a fixed policy, per-stage rewards and accuracies),
-``demo`` (the main job of ``make demo``), and, from the agents and benchmark layers, ``train``,
-``evaluate``, ``benchmark``, ``report``. Bad arguments (``ValueError`` / ``OSError`` from any
-layer, whose messages name the field, the value and what is allowed) print one line and exit
-with status 2. Every command first tunes the CPU allocator of its process
+``replay`` (re-run a recorded trajectory and compare), ``validate`` (re-run a sample of a
+benchmark's rows and compare), ``demo`` (the main job of ``make demo``), and, from the agents and
+benchmark layers, ``train``, ``evaluate``, ``benchmark``, ``report``. ``replay`` and ``validate``
+exit with status 1 when a value differs beyond the tolerance. Bad arguments (``ValueError`` /
+``OSError`` from any layer, whose messages name the field, the value and what is allowed) print
+one line and exit with status 2. Every command first tunes the CPU allocator of its process
 (``reweight_gym/allocator.py``; ``REWEIGHT_GYM_MALLOC=default`` opts out).
 """
 
@@ -71,6 +73,47 @@ def cmd_episode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Re-run the recorded actions of a trajectory file on a fresh environment made from its
+    recorded config and seed, print the per-stage differences of rewards and info values, and
+    exit with status 1 on a mismatch."""
+    from reweight_gym.replay import replay
+
+    report = replay(args.file, tolerance=args.tolerance, value_tolerance=args.value_tolerance,
+                    threads=args.threads)
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Re-run a seeded sample of the rows of a benchmark results directory and compare each with
+    its stored values; exit with status 1 if any row differs beyond the tolerance."""
+    from reweight_gym.replay import validate_results
+
+    reports = validate_results(args.dir, sample=args.sample, seed=args.seed,
+                               tolerance=args.tolerance, value_tolerance=args.value_tolerance,
+                               threads=args.threads)
+    for report in reports:
+        print("\n".join(report.lines()))
+    bad = [r.source for r in reports if not r.ok]
+    print(f"validated {len(reports)} row(s): {len(reports) - len(bad)} match"
+          + (f", {len(bad)} differ: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+def _add_tolerance_args(p: argparse.ArgumentParser) -> None:
+    from reweight_gym.replay import DEFAULT_TOLERANCE, DEFAULT_VALUE_TOLERANCE
+
+    p.add_argument("--tolerance", type=float, default=None, metavar="X",
+                   help="largest allowed reward difference (default: 0 on the recording's "
+                        f"platform and thread count, else {DEFAULT_TOLERANCE:g}, measured)")
+    p.add_argument("--value-tolerance", type=float, default=None, metavar="Y",
+                   help="the same for every other recorded float (default: 0 on the "
+                        f"recording's platform and thread count, else {DEFAULT_VALUE_TOLERANCE:g})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the re-run (default: the recording's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reweight_gym.benchmark.methods import POLICY_NAMES, load_attr
 
@@ -88,6 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"a fixed policy: {', '.join(load_attr(POLICY_NAMES))}")
     ep.add_argument("--seed", type=int, default=0)
     ep.set_defaults(func=cmd_episode)
+    rp = sub.add_parser("replay", help="re-run a recorded trajectory file and compare",
+                        description=cmd_replay.__doc__)
+    rp.add_argument("file", help="a trajectory JSON file (RecordEpisode, evaluate --record or "
+                                 "benchmark --record)")
+    _add_tolerance_args(rp)
+    rp.set_defaults(func=cmd_replay)
+    va = sub.add_parser("validate", help="re-run a sample of a benchmark's rows and compare",
+                        description=cmd_validate.__doc__)
+    va.add_argument("dir", help="a benchmark output directory (results.jsonl)")
+    va.add_argument("--sample", type=int, default=3,
+                    help="rows to re-run, drawn with --seed (default 3; at least the number of "
+                         "rows re-runs every row)")
+    va.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    _add_tolerance_args(va)
+    va.set_defaults(func=cmd_validate)
     for spec in EXTERNAL_COMMANDS:
         try:
             adder: Callable[[Any], None] = load_attr(spec)
