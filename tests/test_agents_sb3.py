@@ -15,6 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import reweight_gym  # noqa: F401
 from agents.cli import add_evaluate_parser, add_train_parser
+from agents.defaults import DDPG_DEFAULTS, LAW_DDPG
 from agents.evaluate import evaluate, load_agent
 from agents.sb3 import (
     LAWDDPG,
@@ -31,18 +32,34 @@ KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
 EP_LEN = 4  # tiny digits: 4 stages, no warm-up
 
 
-def test_law_defaults_and_architecture() -> None:
-    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=1)
+def test_defaults_are_the_protocols_and_law_one_argument_away() -> None:
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, subprocess=False)
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0)
-        assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
-        assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+        assert model.actor.optimizer.param_groups[0]["lr"] == DDPG_DEFAULTS["actor_lr"]
+        assert model.critic.optimizer.param_groups[0]["lr"] == DDPG_DEFAULTS["critic_lr"]
         assert isinstance(model.actor.optimizer, th.optim.Adam)
         linear = [m for m in model.actor.mu if isinstance(m, th.nn.Linear)]
         assert len(linear) == 4  # LAW: 4-layer actor
-        qf = model.critic.q_networks
-        assert len(qf) == 1 and len([m for m in qf[0] if isinstance(m, th.nn.Linear)]) == 4
+        assert len(model.critic.q_networks) == DDPG_DEFAULTS["n_critics"] == 2
+        assert model.target_policy_noise == DDPG_DEFAULTS["target_policy_noise"]
         assert model.full_data_update and model.action_noise is not None
+        assert model.fdu.epochs == DDPG_DEFAULTS["fdu_epochs"]
+        assert model.fdu.batch_size == DDPG_DEFAULTS["fdu_batch_size"]
+        assert model.replay_buffer.buffer_size * 2 == DDPG_DEFAULTS["buffer_size"]
+        # the schedule in episodes, in SB3's steps: one round = EP_LEN vec steps, learning
+        # starts after 20 episodes = 20 * EP_LEN transitions
+        assert model.train_freq.frequency == EP_LEN and model.train_freq.unit.value == "step"
+        assert model.learning_starts == DDPG_DEFAULTS["learning_starts_episodes"] * EP_LEN
+        law = LAWDDPG("MlpPolicy", venv, seed=0, **LAW_DDPG)
+        assert law.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+        assert law.critic.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+        qf = law.critic.q_networks
+        assert len(qf) == 1 and len([m for m in qf[0] if isinstance(m, th.nn.Linear)]) == 4
+        assert law.target_policy_noise == 0.0 and law.fdu.epochs == LAW_DDPG["fdu_epochs"]
+        # explicit step counts (the measured runs' spelling) override the episode schedule
+        steps = LAWDDPG("MlpPolicy", venv, seed=0, train_freq=10, learning_starts=200)
+        assert steps.train_freq.frequency == 10 and steps.learning_starts == 200
     finally:
         venv.close()
 
@@ -62,6 +79,43 @@ def test_fdu_visits_every_buffered_transition_each_epoch() -> None:
         assert model._n_updates == minibatches
     finally:
         venv.close()
+
+
+def test_fdu_after_every_round_once_learning_started() -> None:
+    """LAW's Algorithm 1 in episodes: random actions for the first 2 episodes, an update after
+    every round (one episode per env) once more than 2 episodes are in."""
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, subprocess=False)
+    try:
+        model = LAWDDPG("MlpPolicy", venv, seed=0, fdu_epochs=2, fdu_batch_size=6,
+                        learning_starts_episodes=2)
+        model.learn(total_timesteps=4 * 2 * EP_LEN)  # 4 rounds, 8 episodes
+        # rounds end with 2, 4, 6, 8 episodes: updates after the last three
+        assert model.fdu_updates == 3
+        assert model.last_fdu_visits.shape == (4 * EP_LEN, 2)
+        assert np.all(model.last_fdu_visits == 2)
+        assert model._n_updates == sum(model.fdu.num_minibatches(n) for n in (16, 24, 32))
+    finally:
+        venv.close()
+
+
+def _trained_params(seed: int) -> dict[str, np.ndarray]:
+    venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, subprocess=False, seed=seed)
+    try:
+        model = LAWDDPG("MlpPolicy", venv, seed=seed, learning_starts_episodes=2,
+                        fdu_batch_size=5)
+        model.learn(total_timesteps=3 * 2 * EP_LEN)
+        return {k: v.numpy().copy() for k, v in model.policy.state_dict().items()}
+    finally:
+        venv.close()
+
+
+def test_seeded_run_reproduces_bit_for_bit() -> None:
+    a, b = _trained_params(0), _trained_params(0)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    c = _trained_params(1)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)  # the seed matters
 
 
 def test_td3_options_and_action_l2_pull_to_uniform() -> None:
@@ -108,9 +162,9 @@ def test_end_to_end_two_subprocess_envs_save_load_predict(tmp_path) -> None:
     assert isinstance(venv, SubprocVecEnv) and venv.num_envs == 2
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0, tensorboard_log=str(tmp_path / "tb"),
-                        fdu_epochs=2)
+                        fdu_epochs=2, learning_starts_episodes=0)
         model.learn(total_timesteps=2 * EP_LEN * 2)
-        assert model.num_timesteps == 16 and model.fdu_updates == 8
+        assert model.num_timesteps == 16 and model.fdu_updates == 2  # one per round
         path = str(tmp_path / "agent.zip")
         model.save(path)
         obs = venv.reset()
@@ -118,7 +172,8 @@ def test_end_to_end_two_subprocess_envs_save_load_predict(tmp_path) -> None:
     finally:
         venv.close()
     loaded = load_law_ddpg(path)
-    assert loaded.fdu_epochs == 2 and loaded.actor_lr == pytest.approx(1e-5)
+    assert loaded.fdu_epochs == 2 and loaded.actor_lr == DDPG_DEFAULTS["actor_lr"]
+    assert loaded.fdu.get_state() == model.fdu.get_state()  # the permutation generator too
     got, _ = loaded.predict(obs, deterministic=True)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     res = evaluate(loaded, ENV_ID, KW, episodes=1)
@@ -146,7 +201,9 @@ def test_checkpoints_and_resume(tmp_path) -> None:
     ckpts = sorted(glob.glob(os.path.join(out, "law_ddpg_*_steps.zip")))
     assert [os.path.basename(c) for c in ckpts] == ["law_ddpg_4_steps.zip",
                                                     "law_ddpg_8_steps.zip"]
-    assert os.path.exists(os.path.join(out, "law_ddpg_replay_buffer_8_steps.pkl"))
+    # the replay buffer of the newest checkpoint only (buffers are large)
+    assert [os.path.basename(p) for p in glob.glob(os.path.join(out, "*_replay_buffer_*"))] == [
+        "law_ddpg_replay_buffer_8_steps.pkl"]
     assert latest_checkpoint(out).endswith("final.zip")
     resumed = train_law_ddpg(ENV_ID, KW, out, total_steps=12, n_envs=1, checkpoint_every=4,
                              subprocess=False)

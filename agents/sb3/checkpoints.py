@@ -1,5 +1,11 @@
-"""Checkpoints of the SB3 agents: periodic saves (model and replay buffer), finding the
-newest one, loading."""
+"""Checkpoints of the SB3 agents: periodic atomic saves (model and replay buffer), finding the
+newest one, loading.
+
+A checkpoint is ``<prefix>_<steps>_steps.zip`` (the model; every one is kept, for learning
+curves) and ``<prefix>_replay_buffer_<steps>_steps.pkl`` (kept for the newest checkpoint only:
+buffers are large). Both are written atomically (``agents/runs.py``), the replay buffer first, so
+the newest model file always has a complete buffer beside it and a killed run resumes from it.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ import re
 from typing import Any
 
 import gymnasium as gym
-from stable_baselines3.common.callbacks import CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.runs import atomic_file
 from agents.sb3.ddpg import LAWDDPG
 
 CHECKPOINT_PREFIX = "law_ddpg"
@@ -40,13 +47,48 @@ def _prefix(algo: str) -> str:
     return CHECKPOINT_PREFIX if algo.lower() == "ddpg" else f"sb3_{algo.lower()}"
 
 
-def checkpoint_callback(out_dir: str, save_freq_steps: int, n_envs: int = 1,
-                        algo: str = "ddpg") -> CheckpointCallback:
-    """Save model *and* replay buffer every ``save_freq_steps`` environment steps (summed over
-    the ``n_envs`` parallel envs) to ``out_dir`` (``law_ddpg_<steps>_steps.zip``)."""
-    return CheckpointCallback(save_freq=max(1, save_freq_steps // max(1, n_envs)),
-                              save_path=out_dir, name_prefix=_prefix(algo),
-                              save_replay_buffer=algo.lower() != "ppo", verbose=0)
+def save_atomic(model: Any, path: str, replay_path: str | None = None) -> None:
+    """Save ``model`` to ``path`` (and its replay buffer to ``replay_path``), each through a
+    temporary file renamed into place; the buffer first."""
+    if replay_path is not None and getattr(model, "replay_buffer", None) is not None:
+        with atomic_file(replay_path) as tmp:
+            model.save_replay_buffer(tmp)
+    with atomic_file(path) as tmp:
+        model.save(tmp)
+
+
+class AtomicCheckpointCallback(BaseCallback):
+    """Save model and replay buffer atomically whenever the env steps (summed over the envs)
+    pass a multiple of ``every_steps``; keep the replay buffer of the newest checkpoint only."""
+
+    def __init__(self, out_dir: str, every_steps: int, algo: str = "ddpg") -> None:
+        super().__init__()
+        self.out_dir, self.every, self.algo = out_dir, max(1, int(every_steps)), algo.lower()
+        self._last = -1
+        self.saved_steps: int | None = None
+
+    def _init_callback(self) -> None:
+        self._last = int(self.model.num_timesteps) // self.every
+
+    def _on_step(self) -> bool:
+        mark = int(self.model.num_timesteps) // self.every
+        if mark > self._last:
+            self._last = mark
+            self.save()
+        return True
+
+    def save(self) -> str:
+        steps = int(self.model.num_timesteps)
+        prefix = _prefix(self.algo)
+        path = os.path.join(self.out_dir, f"{prefix}_{steps}_steps.zip")
+        replay = (os.path.join(self.out_dir, f"{prefix}_replay_buffer_{steps}_steps.pkl")
+                  if self.algo != "ppo" else None)
+        save_atomic(self.model, path, replay)
+        self.saved_steps = steps
+        for old in glob.glob(os.path.join(self.out_dir, f"{prefix}_replay_buffer_*_steps.pkl")):
+            if old != replay:
+                os.remove(old)
+        return path
 
 
 def latest_checkpoint(out_dir: str, algo: str = "ddpg") -> str | None:

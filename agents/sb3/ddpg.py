@@ -2,22 +2,24 @@
 
 LAW (Li et al., AAAI 2020) searches the weighting policy with DDPG:
 
-- eq. 12: TD target ``y = r + gamma * (1 - done) * Q(s', mu(s'))``;
+- eq. 12: the TD target ``y = r + gamma * (1 - done) * Q(s', mu(s'))``, with the online networks;
 - eq. 11: the critic's TD loss ``L(phi) = mean (y - Q(s, a))^2``, and eq. 10 its gradient;
 - eq. 13: the actor's deterministic policy gradient
   ``grad J = mean grad_a Q(s, a)|_{a = mu(s)} grad mu(s)``.
 
-LAW computes the TD target with the online networks. Here, as in DDPG (Lillicrap et al., 2016)
-and SB3, it uses target networks Q', mu', soft-updated after every gradient step
-(``phi' <- tau phi + (1 - tau) phi'``): a standard deviation that stabilises the bootstrapped
-target; ``tau=1.0`` recovers LAW's online target.
+A documented deviation: LAW has no target networks. Here, as in DDPG (Lillicrap et al., 2016) and
+SB3, the TD target uses target networks Q', mu', soft-updated after every gradient step
+(``phi' <- tau phi + (1 - tau) phi'``), which stabilises the bootstrapped target; ``tau=1.0``
+recovers LAW's online target.
 
-LAW's own choices, the defaults here: actor and critic are MLPs with 4 layers (3 hidden layers
-and the output layer), Adam with learning rate 1e-5 for the actor and 1e-4 for the critic,
-Gaussian exploration noise on the action, N_a parallel searchers (here: the N environments of a
-``VecEnv``, each a complete training run) that feed one shared strategy model, and the *Full Data
-Update* (FDU, Algorithm 1): at each update the networks are trained for ``fdu_epochs`` epochs over
-*all* transitions in the buffer instead of on one sampled minibatch. Everything is configurable;
+LAW's strategy model: actor and critic are MLPs with 4 layers (3 hidden layers and the output
+layer), Adam, Gaussian exploration noise on the action, N_a parallel searchers (here: the N
+environments of a ``VecEnv``, each a complete training run) feeding one shared model, and the
+*Full Data Update* (FDU, Algorithm 1): after every round of episodes the networks are trained for
+``fdu_epochs`` epochs over *all* transitions in the buffer instead of on one sampled minibatch.
+The schedule (rounds, exploration episodes, minibatch order) is :mod:`agents.fdu`, shared with
+RLlib's DDPG. The defaults are ``agents.defaults.DDPG_DEFAULTS`` (the evaluation protocol's
+choice); LAW's own values are ``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``.
 ``full_data_update=False`` gives SB3's plain DDPG update.
 """
 
@@ -36,17 +38,16 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
+from agents.defaults import DDPG_DEFAULTS
+from agents.fdu import FDUSchedule, episode_length, visits
 from agents.sb3.callbacks import LAWInfoCallback
 from reweight_gym.validation import check_number
 
-#: LAW's actor/critic: 4 linear layers = 3 hidden layers + output layer.
-LAW_NET_ARCH: tuple[int, ...] = (64, 64, 64)
-LAW_ACTOR_LR = 1e-5
-LAW_CRITIC_LR = 1e-4
+_D = DDPG_DEFAULTS
 
 
 class LAWDDPG(DDPG):
-    """DDPG with LAW's Full Data Update and LAW's defaults (eqs. 10-13, Algorithm 1).
+    """DDPG with LAW's Full Data Update (eqs. 10-13, Algorithm 1), the protocol's defaults.
 
     The TD target (eq. 12) uses target networks updated by Polyak averaging with ``tau``, as in
     DDPG; LAW computes it with the online networks, which ``tau=1.0`` reproduces.
@@ -54,24 +55,30 @@ class LAWDDPG(DDPG):
     Args:
         policy: SB3 policy name or class (``"MlpPolicy"``).
         env: a Gymnasium env, a ``VecEnv`` (N parallel searchers, LAW's N_a) or an env id.
-        actor_lr: Adam learning rate of the actor (LAW: 1e-5).
-        critic_lr: Adam learning rate of the critic (LAW: 1e-4).
+        actor_lr, critic_lr: Adam learning rates of the actor and the critic.
         net_arch: hidden sizes of actor and critic (LAW: 4 layers, i.e. 3 hidden layers).
         noise_sigma: standard deviation of the Gaussian exploration noise added to the action
             (in units of half the action range); ignored when ``action_noise`` is given.
         n_critics, target_policy_noise, target_noise_clip: TD3's clipped double-Q and target
-            policy smoothing, off by default (1 critic, no smoothing: LAW's DDPG).
+            policy smoothing (LAW's DDPG: 1 critic, no smoothing).
         action_l2: weight of an ``||mu(s)||^2`` term in the actor loss pulling towards the
-            zero action (uniform weights); 0 by default.
+            zero action (uniform weights).
         full_data_update: train with FDU (``True``, LAW) or with SB3's sampled minibatches.
         fdu_epochs: epochs over all buffered transitions at each FDU update.
         fdu_batch_size: minibatch size inside an FDU epoch (``None``: ``batch_size``).
-        train_freq, gradient_steps, batch_size, tau, gamma, learning_starts, buffer_size, ...:
-            as in :class:`stable_baselines3.DDPG`; with FDU ``gradient_steps`` is unused.
+        learning_starts_episodes: episodes (summed over the envs) of uniform random actions
+            before the first update (:mod:`agents.fdu`).
+        learning_starts: the same in SB3's transitions; ``None`` (default) derives it from
+            ``learning_starts_episodes`` and the env's episode length, a number overrides it.
+        train_freq: SB3's training frequency; ``None`` (default) is one round of episodes
+            (one episode per env) with FDU, every step (SB3's DDPG) without.
+        buffer_size, batch_size, tau, gamma, gradient_steps, ...: as in
+            :class:`stable_baselines3.DDPG`; with FDU ``gradient_steps`` is unused.
 
     After every FDU update, ``last_fdu_visits`` holds, for each buffered transition (shape
     ``(n_buffered_steps, n_envs)``), how many times it entered a minibatch; ``fdu_updates`` counts
-    FDU updates.
+    FDU updates. ``fdu`` is the schedule (:class:`agents.fdu.FDUSchedule`), its permutation
+    generator seeded with ``seed`` and saved with the model.
     """
 
     def __init__(
@@ -79,23 +86,24 @@ class LAWDDPG(DDPG):
         policy: str | type = "MlpPolicy",
         env: gym.Env | VecEnv | str | None = None,
         *,
-        actor_lr: float = LAW_ACTOR_LR,
-        critic_lr: float = LAW_CRITIC_LR,
-        net_arch: Sequence[int] = LAW_NET_ARCH,
-        noise_sigma: float = 0.2,
-        n_critics: int = 1,
-        target_policy_noise: float = 0.0,
-        target_noise_clip: float = 0.5,
-        action_l2: float = 0.0,
-        full_data_update: bool = True,
-        fdu_epochs: int = 4,
-        fdu_batch_size: int | None = None,
-        buffer_size: int = 100_000,
-        learning_starts: int = 0,
+        actor_lr: float = _D["actor_lr"],
+        critic_lr: float = _D["critic_lr"],
+        net_arch: Sequence[int] = _D["net_arch"],
+        noise_sigma: float = _D["noise_sigma"],
+        n_critics: int = _D["n_critics"],
+        target_policy_noise: float = _D["target_policy_noise"],
+        target_noise_clip: float = _D["target_noise_clip"],
+        action_l2: float = _D["action_l2"],
+        full_data_update: bool = _D["full_data_update"],
+        fdu_epochs: int = _D["fdu_epochs"],
+        fdu_batch_size: int | None = _D["fdu_batch_size"],
+        learning_starts_episodes: int = _D["learning_starts_episodes"],
+        buffer_size: int = _D["buffer_size"],
+        learning_starts: int | None = None,
         batch_size: int = 64,
-        tau: float = 0.005,
-        gamma: float = 0.99,
-        train_freq: int | tuple[int, str] = 1,
+        tau: float = _D["tau"],
+        gamma: float = _D["gamma"],
+        train_freq: int | tuple[int, str] | None = None,
         gradient_steps: int = 1,
         action_noise: Any = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -114,6 +122,8 @@ class LAWDDPG(DDPG):
         check_number("fdu_epochs", fdu_epochs, 1, integer=True)
         check_number("fdu_batch_size", fdu_batch_size, 1, integer=True, optional=True)
         check_number("n_critics", n_critics, 1, integer=True)
+        check_number("learning_starts_episodes", learning_starts_episodes, 0, integer=True)
+        check_number("learning_starts", learning_starts, 0, integer=True, optional=True)
         space = getattr(env, "action_space", None)
         if space is not None and not isinstance(space, gym.spaces.Box):
             raise ValueError(f"incompatible spaces: LAWDDPG needs a continuous Box action "
@@ -124,6 +134,8 @@ class LAWDDPG(DDPG):
         self.full_data_update = bool(full_data_update)
         self.fdu_epochs = int(fdu_epochs)
         self.fdu_batch_size = fdu_batch_size
+        self.learning_starts_episodes = int(learning_starts_episodes)
+        self.fdu: FDUSchedule | None = None
         self.fdu_updates = 0
         self.last_fdu_visits: np.ndarray | None = None
         self.action_l2 = float(action_l2)
@@ -135,11 +147,11 @@ class LAWDDPG(DDPG):
             env=env,  # type: ignore[arg-type]
             learning_rate=self.critic_lr,
             buffer_size=buffer_size,
-            learning_starts=learning_starts,
+            learning_starts=learning_starts,  # type: ignore[arg-type]  # None: set up below
             batch_size=batch_size,
             tau=tau,
             gamma=gamma,
-            train_freq=train_freq,
+            train_freq=train_freq,  # type: ignore[arg-type]
             gradient_steps=gradient_steps,
             action_noise=action_noise,
             policy_kwargs=policy_kwargs,
@@ -158,6 +170,10 @@ class LAWDDPG(DDPG):
 
     # ------------------------------------------------------------------ setup
     def _setup_model(self) -> None:
+        if self.fdu is None:
+            self.fdu = FDUSchedule(self.fdu_epochs, self.fdu_batch_size or self.batch_size,
+                                   self.learning_starts_episodes, seed=self.seed)
+        self._episode_steps()
         super()._setup_model()
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(
@@ -171,6 +187,23 @@ class LAWDDPG(DDPG):
             )
         self._set_learning_rates()
 
+    def _episode_steps(self) -> None:
+        """``train_freq`` and ``learning_starts`` in SB3's steps from the schedule in episodes
+        (:meth:`agents.fdu.FDUSchedule.sb3_steps`), where they were not given."""
+        if self.train_freq is not None and self.learning_starts is not None:
+            return
+        assert self.fdu is not None
+        length = episode_length(self.env) if self.env is not None else None
+        if length is None:
+            raise ValueError("cannot tell the episode length of this env (not a Reweight env, "
+                             "no max_episode_steps): give LAWDDPG train_freq and "
+                             "learning_starts in steps")
+        round_steps, starts = self.fdu.sb3_steps(length)
+        if self.learning_starts is None:
+            self.learning_starts = starts
+        if self.train_freq is None:
+            self.train_freq = round_steps if self.full_data_update else 1
+
     def _set_learning_rates(self) -> None:
         for group in self.actor.optimizer.param_groups:
             group["lr"] = self.actor_lr
@@ -178,7 +211,7 @@ class LAWDDPG(DDPG):
             group["lr"] = self.critic_lr
 
     def _update_learning_rate(self, optimizers: Any) -> None:
-        """Separate constant learning rates for actor and critic (LAW: 1e-5 / 1e-4)."""
+        """Separate constant learning rates for actor and critic."""
         self._set_learning_rates()
         self.logger.record("train/actor_lr", self.actor_lr)
         self.logger.record("train/critic_lr", self.critic_lr)
@@ -193,7 +226,7 @@ class LAWDDPG(DDPG):
         its gradient step (eq. 10), the actor's deterministic policy gradient step (eq. 13),
         then the soft target updates (DDPG's, not in LAW).
 
-        Options (off by default, i.e. LAW's DDPG): ``n_critics=2`` takes the minimum of two
+        Options (off in LAW's DDPG): ``n_critics=2`` takes the minimum of two
         target critics in eq. 12 and ``target_policy_noise`` smooths the target action (TD3's
         remedies for Q over-estimation); ``action_l2`` adds ``action_l2 * ||mu(s)||^2`` to the
         actor loss, a pull towards the zero action (uniform weights)."""
@@ -252,13 +285,14 @@ class LAWDDPG(DDPG):
         }
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """One update. With FDU (LAW Algorithm 1): ``fdu_epochs`` epochs, each a random
-        permutation of *all* buffered transitions cut into minibatches, one DDPG step
+        """One update. With FDU (LAW Algorithm 1): the minibatches of
+        :meth:`agents.fdu.FDUSchedule.minibatches` over *all* buffered transitions, one DDPG step
         (:meth:`_ddpg_step`) per minibatch. Without FDU: SB3's DDPG update on sampled
         minibatches."""
         if not self.full_data_update:
             super().train(gradient_steps=gradient_steps, batch_size=batch_size)
             return
+        assert self.fdu is not None
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
         data = self._buffered()
@@ -268,22 +302,17 @@ class LAWDDPG(DDPG):
             return
         tensors = {k: th.as_tensor(v, dtype=th.float32, device=self.device)
                    for k, v in data.items()}
-        mb = self.fdu_batch_size or batch_size
-        visits = np.zeros(n, dtype=np.int64)
-        actor_losses, critic_losses = [], []
-        for _ in range(self.fdu_epochs):
-            perm = np.random.permutation(n)
-            for start in range(0, n, mb):
-                idx = perm[start:start + mb]
-                visits[idx] += 1
-                ti = th.as_tensor(idx, device=self.device)
-                a_loss, c_loss = self._ddpg_step(
-                    tensors["obs"][ti], tensors["actions"][ti], tensors["next_obs"][ti],
-                    tensors["dones"][ti], tensors["rewards"][ti],
-                )
-                actor_losses.append(a_loss)
-                critic_losses.append(c_loss)
-        self.last_fdu_visits = visits.reshape(upper, n_envs)
+        actor_losses, critic_losses, used = [], [], []
+        for idx in self.fdu.minibatches(n):
+            used.append(idx)
+            ti = th.as_tensor(idx, device=self.device)
+            a_loss, c_loss = self._ddpg_step(
+                tensors["obs"][ti], tensors["actions"][ti], tensors["next_obs"][ti],
+                tensors["dones"][ti], tensors["rewards"][ti],
+            )
+            actor_losses.append(a_loss)
+            critic_losses.append(c_loss)
+        self.last_fdu_visits = visits(used, n).reshape(upper, n_envs)
         self.fdu_updates += 1
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/fdu_updates", self.fdu_updates)

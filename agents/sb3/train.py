@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.fdu import episode_length
+from agents.runs import remove_stale_temps, write_agent_meta, write_json_atomic
 from agents.sb3.callbacks import LAWInfoCallback
-from agents.sb3.checkpoints import algo_class, checkpoint_callback, latest_checkpoint, load_sb3
+from agents.sb3.checkpoints import (
+    AtomicCheckpointCallback,
+    algo_class,
+    latest_checkpoint,
+    load_sb3,
+    save_atomic,
+)
 from agents.sb3.ddpg import LAWDDPG
 from agents.sb3.envs import make_reweight_vec_env
 
@@ -33,19 +40,27 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
               checkpoint_every: int | None = None, agent_kwargs: dict[str, Any] | None = None,
               subprocess: bool | None = None, verbose: int = 0) -> Any:
     """Train (or resume from the newest checkpoint in ``out_dir``) until ``total_steps``
-    environment steps; checkpoints every ``checkpoint_every`` steps, TensorBoard logs in
-    ``out_dir/tb``, the final model in ``out_dir/final.zip`` (+ replay buffer) and
-    ``out_dir/agent.json`` describing the run."""
+    environment steps (summed over the ``n_envs`` parallel envs).
+
+    ``agent_kwargs`` are the algorithm's keyword arguments (for ``ddpg``, :class:`LAWDDPG`'s,
+    whose defaults are ``agents.defaults.DDPG_DEFAULTS``). Checkpoints (model and replay buffer,
+    written atomically) every ``checkpoint_every`` env steps (default: a tenth of the run), and
+    at the end, also as ``out_dir/final.zip``; TensorBoard logs in ``out_dir/tb``;
+    ``out_dir/agent.json`` describes the run. A run killed at any moment resumes from its newest
+    checkpoint, losing the steps since. The resumed model's ``resumed_from`` is the checkpoint
+    it started from (``None`` for a fresh run)."""
     algo = algo.lower()
     algo_class(algo)
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "agent.json"), "w") as f:
-        json.dump({"lib": "sb3", "algo": algo, "env_id": env_id,
-                   "env_kwargs": env_kwargs or {}, "n_envs": n_envs, "seed": seed}, f)
+    remove_stale_temps(out_dir)
     venv = make_reweight_vec_env(env_id, env_kwargs, n_envs=n_envs, seed=seed,
                                  subprocess=subprocess)
     tb = os.path.join(out_dir, "tb")
     try:
+        write_agent_meta(out_dir, {
+            "lib": "sb3", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs or {},
+            "n_envs": n_envs, "seed": seed, "episode_steps": episode_length(venv),
+            "agent_kwargs": agent_kwargs or {}})
         last = latest_checkpoint(out_dir, algo)
         if last is not None:
             model = load_sb3(last, algo, env=venv)
@@ -54,19 +69,23 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
         else:
             model = _new_model(algo, venv, seed, verbose, tb, agent_kwargs or {})
             reset = True
+        model.resumed_from = last
         remaining = total_steps - int(model.num_timesteps)
         if remaining > 0:
             every = checkpoint_every or max(n_envs, total_steps // 10)
-            callbacks: list[BaseCallback] = [checkpoint_callback(out_dir, every, n_envs, algo)]
+            ckpt = AtomicCheckpointCallback(out_dir, every, algo)
+            callbacks: list[BaseCallback] = [ckpt]
             if not isinstance(model, LAWDDPG):
                 callbacks.append(LAWInfoCallback())
             model.learn(total_timesteps=remaining, callback=callbacks,
                         reset_num_timesteps=reset, tb_log_name=algo.upper())
-            model.save(os.path.join(out_dir, "final.zip"))
-            if hasattr(model, "save_replay_buffer"):
-                model.save_replay_buffer(os.path.join(out_dir, "final_replay_buffer.pkl"))
-            with open(os.path.join(out_dir, "final.json"), "w") as f:
-                json.dump({"num_timesteps": int(model.num_timesteps)}, f)
+            if ckpt.saved_steps != int(model.num_timesteps):  # the end is a checkpoint too
+                ckpt.save()
+            save_atomic(model, os.path.join(out_dir, "final.zip"),
+                        os.path.join(out_dir, "final_replay_buffer.pkl")
+                        if algo != "ppo" else None)
+            write_json_atomic(os.path.join(out_dir, "final.json"),
+                              {"num_timesteps": int(model.num_timesteps)})
         return model
     finally:
         venv.close()

@@ -1,0 +1,100 @@
+"""A training run's output directory, written so that a kill at any moment leaves it usable.
+
+``reweight-gym train`` (SB3 and RLlib) writes ``agent.json`` (what was trained, on which env) and
+checkpoints into ``--out`` and resumes from the newest checkpoint there. Every file and
+checkpoint directory is written under a temporary name (``.tmp-...`` beside it), flushed to disk,
+then renamed into place (``os.replace``, atomic on POSIX): a process killed mid-write leaves the
+previous checkpoint intact and at worst a ``.tmp-`` leftover, which :func:`remove_stale_temps`
+deletes when the run restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from agents.evaluate import AGENT_META
+
+TMP_PREFIX = ".tmp-"
+
+
+def _tmp_name(path: str) -> str:
+    head, tail = os.path.split(os.path.abspath(path))
+    return os.path.join(head, f"{TMP_PREFIX}{os.getpid()}-{tail}")
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_file(path: str) -> Iterator[str]:
+    """Yield a temporary path (same directory and suffix) to write ``path``'s content to; it
+    replaces ``path`` when the block ends without an exception, else it is removed."""
+    tmp = _tmp_name(path)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextmanager
+def atomic_dir(path: str) -> Iterator[str]:
+    """Yield a temporary directory to write a checkpoint directory into; renamed to ``path``
+    when the block ends without an exception (an existing ``path`` is replaced), else removed."""
+    tmp = _tmp_name(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        for root, _, files in os.walk(tmp):
+            for name in files:
+                _fsync(os.path.join(root, name))
+        if os.path.exists(path):  # rename the old one away first: a directory is not replaced
+            old = _tmp_name(path) + ".old"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """``json.dump`` to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1)
+
+
+def write_agent_meta(out_dir: str, meta: dict[str, Any]) -> None:
+    """``out_dir/agent.json``: what ``load_agent`` and ``reweight-gym evaluate`` read."""
+    write_json_atomic(os.path.join(out_dir, AGENT_META), meta)
+
+
+def remove_stale_temps(out_dir: str) -> list[str]:
+    """Delete the ``.tmp-`` leftovers of a killed run in ``out_dir``; returns their names."""
+    removed = []
+    if not os.path.isdir(out_dir):
+        return removed
+    for name in sorted(os.listdir(out_dir)):
+        if name.startswith(TMP_PREFIX):
+            p = os.path.join(out_dir, name)
+            if os.path.isdir(p):
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                os.remove(p)
+            removed.append(name)
+    return removed
