@@ -89,9 +89,12 @@ class EnvConfig:
     class incl. the true one as in MW-Net's code, ``uniform_other`` = to another class,
     ``pair_flip`` = c -> c+1, ``flip2`` = MW-Net's two random similar classes), ``noise_rate``,
     ``imbalance_type`` (``long_tail``: n_i = n_max * mu^(i/(C-1)) with mu = 1/imbalance_factor;
-    ``step``: the last ``step_minority_classes`` classes cut by ``imbalance_factor``),
+    ``step``: the last ``step_minority_classes`` classes cut by ``imbalance_factor``; by default
+    LAW's, 2 of 10 classes or 10 of 100, see ``reweight_gym.data.corruption.step_counts``),
     ``imbalance_factor`` (n_max / n_min, >= 1), sizes ``train_size``, ``val_size`` (clean,
-    for the reward), ``meta_size`` (clean, balanced; for meta baselines), ``test_size``.
+    for the reward), ``meta_size`` (clean, balanced; for meta baselines; ``None``: the papers'
+    1,000, or 10 per class for an imbalanced run without noise -- which :meth:`resolve` also
+    uses instead of the preset's size unless ``meta_size`` is passed), ``test_size``.
 
     Training: ``model`` (+ ``model_kwargs``), ``epochs``, ``batch_size``, ``lr``, ``momentum``,
     ``weight_decay``, ``nesterov``, ``lr_schedule`` (``step`` with ``lr_milestones`` as fractions
@@ -174,6 +177,10 @@ class EnvConfig:
                               "a sequence of fractions") from None
         values["model_kwargs"] = dict(values.get("model_kwargs") or {})
         cfg = cls(**values)
+        if "meta_size" not in overrides and cfg.is_imbalanced and not cfg.is_noisy:
+            # the papers' long-tail meta set (MW-Net: 10 clean images per class), not the
+            # preset's noise-setting size; an explicit meta_size keyword wins
+            cfg = dataclasses.replace(cfg, meta_size=None)
         cfg.validate()
         return cfg
 

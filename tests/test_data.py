@@ -13,6 +13,7 @@ from PIL import Image
 from reweight_gym.config import EnvConfig
 from reweight_gym.data import (
     build_splits,
+    default_meta_size,
     corrupt_labels,
     load_cifar,
     load_dataset,
@@ -100,6 +101,36 @@ def test_image_folder_with_trusted_val_feeds_val_and_meta(tmp_path: Path) -> Non
     assert set(np.bincount(s.meta_y.numpy()).tolist()) == {2}
 
 
+def test_small_trusted_val_is_split_in_proportion(tmp_path: Path) -> None:
+    """A val/ smaller than val_size + meta_size: its images are shared between validation and
+    meta in the proportion val_size : meta_size, disjoint, with a warning naming the sizes."""
+    _write_folder(tmp_path / "ds", {"train": 10, "test": 2, "val": 6})
+    data = load_image_folder(str(tmp_path / "ds"), cache_dir=str(tmp_path / "cache"))
+    cfg = EnvConfig.resolve("imagefolder", "tiny", data_root=str(tmp_path / "ds"),
+                            cache_dir=str(tmp_path / "cache"), val_size=20, meta_size=10,
+                            train_size=30, test_size=6)
+    with pytest.warns(UserWarning, match=r"val/ holds 18 trusted images, fewer than "
+                                         r"val_size=20 \+ meta_size=10 = 30.*12 validation "
+                                         r"and 6 meta"):
+        s = build_splits(cfg, data)
+    assert np.bincount(s.meta_y.numpy()).tolist() == [2, 2, 2]
+    assert np.bincount(s.val_y.numpy()).tolist() == [4, 4, 4]
+    assert not set(s.meta_index) & set(s.val_index)  # disjoint (indices into val/)
+    assert len(set(s.meta_index) | set(s.val_index)) == 18
+
+
+def test_trusted_val_without_a_class_is_an_error(tmp_path: Path) -> None:
+    _write_folder(tmp_path / "ds", {"train": 10, "test": 2})
+    _write_folder(tmp_path / "ds", {"val": 6}, classes=("ant", "bee"))
+    data = load_image_folder(str(tmp_path / "ds"), cache_dir=str(tmp_path / "cache"))
+    cfg = EnvConfig.resolve("imagefolder", "tiny", data_root=str(tmp_path / "ds"),
+                            cache_dir=str(tmp_path / "cache"), val_size=9, meta_size=6,
+                            train_size=30, test_size=6)
+    with pytest.raises(ValueError, match=r"no image of class 2 in val/ \(12 trusted images in "
+                                         r"all\) for val_size=9 \+ meta_size=6 = 15"):
+        build_splits(cfg, data)
+
+
 def test_digits_loader() -> None:
     data = load_dataset("digits")
     assert data.train_x.shape[1:] == (1, 8, 8) and data.num_classes == 10
@@ -136,6 +167,10 @@ def test_imbalance_counts_follow_the_formulas() -> None:
     assert counts[0] == 500 and counts[-1] == 5
     assert counts == [int(500 * 0.01 ** (i / 9)) for i in range(10)]
     assert step_counts(400, 10, 10.0, 3) == [400] * 7 + [40] * 3
+    # LAW's step imbalance: 2 of CIFAR-10's classes, 10 of CIFAR-100's
+    assert step_counts(400, 10, 25.0) == [400] * 8 + [16] * 2
+    assert step_counts(400, 100, 10.0).count(40) == 10
+    assert step_counts(400, 5, 10.0) == [400] * 4 + [40]
 
 
 def test_long_tail_split_and_disjointness() -> None:
@@ -149,6 +184,21 @@ def test_long_tail_split_and_disjointness() -> None:
         n_max, 10, 10.0)
     train, meta, val = set(s.train_index), set(s.meta_index), set(s.val_index)
     assert not (train & meta) and not (train & val) and not (meta & val)
+
+
+def test_long_tail_gets_ten_meta_images_per_class_unless_set() -> None:
+    """The papers' long-tail meta set (10 per class), not the preset's noise-setting 1,000."""
+    lt = dict(imbalance_type="long_tail", imbalance_factor=100.0, noise_rate=0.0)
+    for preset in ("cpu", "paper"):
+        cfg = EnvConfig.resolve("cifar10", preset, download=True, **lt)
+        assert cfg.meta_size is None and default_meta_size(cfg, 10) == 100
+        assert EnvConfig.resolve("cifar10", preset, download=True, meta_size=1000,
+                                 **lt).meta_size == 1000
+        assert EnvConfig.resolve("cifar10", preset, download=True,
+                                 **{**lt, "noise_rate": 0.4}).meta_size == 1000
+    step = EnvConfig.resolve("cifar10", "cpu", download=True, imbalance_type="step",
+                             imbalance_factor=25.0)
+    assert default_meta_size(step, 10) == 100
 
 
 def test_noise_on_top_of_imbalance_and_reproducibility() -> None:

@@ -65,11 +65,19 @@ def long_tail_counts(n_max: int, num_classes: int, imbalance_factor: float) -> l
     return [max(1, int(n_max * mu ** (i / (num_classes - 1)))) for i in range(num_classes)]
 
 
+def law_step_minority_classes(num_classes: int) -> int:
+    """How many classes LAW's step imbalance cuts: 2 of CIFAR-10's 10 classes and 10 of
+    CIFAR-100's 100 (its two settings); for other class counts C // 5 (LAW's CIFAR-10 share),
+    at least 1."""
+    return {10: 2, 100: 10}.get(num_classes, max(1, num_classes // 5))
+
+
 def step_counts(n_max: int, num_classes: int, imbalance_factor: float,
                 minority_classes: int | None = None) -> list[int]:
-    """LAW's step imbalance: the last ``minority_classes`` classes (default C // 2) are cut to
-    n_max / imbalance_factor, the others keep n_max."""
-    m = num_classes // 2 if minority_classes is None else minority_classes
+    """LAW's step imbalance: the last ``minority_classes`` classes (default
+    :func:`law_step_minority_classes`) are cut to n_max / imbalance_factor, the others keep
+    n_max."""
+    m = law_step_minority_classes(num_classes) if minority_classes is None else minority_classes
     if not 1 <= m < num_classes + 1:
         raise ValueError(f"invalid step_minority_classes={m!r}: must be in 1..{num_classes}")
     low = max(1, int(n_max / imbalance_factor))

@@ -4,10 +4,14 @@ The pool of clean training images is partitioned *once* by a seeded permutation:
 validation are taken first, the training set from what remains, so meta and validation are
 disjoint from training by construction (a pitfall of reference code that draws two splits with
 different seeds). Imbalance then subsamples the training part and noise corrupts its labels.
+A source with a trusted ``val/`` split gives meta and validation sets from it instead, disjoint
+from each other; a ``val/`` smaller than ``val_size + meta_size`` is split in proportion
+(``_split_trusted``).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +88,52 @@ def _balanced_take(per_class: list[np.ndarray], total: int) -> tuple[np.ndarray,
     return np.sort(np.concatenate(taken)) if taken else np.zeros(0, np.int64), rest
 
 
+def _split_trusted(trusted: list[np.ndarray], meta_size: int,
+                   val_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Meta and validation indices from a trusted ``val/`` split, disjoint, balanced.
+
+    When ``val/`` holds at least ``meta_size + val_size`` images of every class's share, both
+    sets are taken in full. Otherwise what is there is split: per class, its images are shared
+    between meta and validation in the proportion meta_size : val_size (each set keeps at least
+    one image of the class when the class has two), with a warning naming ``val/``, the sizes
+    and the counts. A class with no trusted image, or a split that leaves a set empty, is a
+    ``ValueError`` naming the same."""
+    c = len(trusted)
+    want_meta = [meta_size // c + (1 if k < meta_size % c else 0) for k in range(c)]
+    want_val = [val_size // c + (1 if k < val_size % c else 0) for k in range(c)]
+    have = [len(t) for t in trusted]
+    sizes = (f"val_size={val_size} + meta_size={meta_size} = {val_size + meta_size} "
+             f"(per class up to {want_val[0] + want_meta[0]})")
+    short = [k for k in range(c) if have[k] < want_meta[k] + want_val[k]]
+    if not short:
+        meta = [t[:m] for t, m in zip(trusted, want_meta)]
+        val = [t[m: m + v] for t, m, v in zip(trusted, want_meta, want_val)]
+    else:
+        empty = [k for k in range(c) if have[k] == 0 and want_meta[k] + want_val[k] > 0]
+        if empty:
+            raise ValueError(f"invalid trusted val/ split: no image of class {empty[0]} in val/ "
+                             f"({sum(have)} trusted images in all) for {sizes}")
+        meta, val = [], []
+        for k in range(c):
+            n, m, v = have[k], want_meta[k], want_val[k]
+            if n < m + v:  # share the class's images in proportion m : v
+                m = round(n * m / (m + v))
+                if n >= 2 and want_meta[k] and want_val[k]:
+                    m = min(max(m, 1), n - 1)
+                v = n - m
+            meta.append(trusted[k][:m])
+            val.append(trusted[k][m: m + v])
+        n_meta, n_val = sum(len(x) for x in meta), sum(len(x) for x in val)
+        if (meta_size and not n_meta) or not n_val:
+            raise ValueError(f"invalid trusted val/ split: {sum(have)} trusted images in val/ "
+                             f"cannot hold {sizes}")
+        warnings.warn(f"val/ holds {sum(have)} trusted images, fewer than {sizes}: split into "
+                      f"{n_val} validation and {n_meta} meta images (disjoint, per class in the "
+                      "proportion val_size : meta_size)", UserWarning, stacklevel=3)
+    return (np.sort(np.concatenate(meta)).astype(np.int64),
+            np.sort(np.concatenate(val)).astype(np.int64))
+
+
 def default_meta_size(cfg: EnvConfig, num_classes: int) -> int:
     """Papers' meta-set sizes: 10 per class for long-tail without noise, 1,000 otherwise."""
     if cfg.meta_size is not None:
@@ -107,9 +157,8 @@ def build_splits(cfg: EnvConfig, data: ImageData | None = None) -> DataSplits:
 
     pool = by_class(labels)
     if data.val_x is not None and data.val_y is not None:
-        trusted = by_class(data.val_y.numpy())
-        meta_idx, trusted = _balanced_take(trusted, meta_size)
-        val_idx, _ = _balanced_take(trusted, cfg.val_size)
+        meta_idx, val_idx = _split_trusted(by_class(data.val_y.numpy()), meta_size,
+                                           cfg.val_size)
         val_x, val_y = data.val_x[val_idx], data.val_y[val_idx]
         meta_x, meta_y = data.val_x[meta_idx], data.val_y[meta_idx]
     else:
