@@ -7,6 +7,7 @@ each sets ``func`` to a callable ``(args) -> int`` (the exit code). Bad argument
     reweight-gym train --lib sb3|rllib --algo ddpg|sac|ppo --env ID \\
         --env-kwargs '{"preset": "tiny", "noise_rate": 0.4}' --n-envs K --episodes N --out DIR
     reweight-gym evaluate CHECKPOINT_OR_POLICY --env ID --env-kwargs ... --episodes N [--json]
+        [--record DIR]
 
 ``train`` resumes from the newest checkpoint in ``--out``.
 """
@@ -163,6 +164,8 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="episode i is reset with seed + i (paired comparisons)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--record", default=None, metavar="DIR",
+                   help="write each episode's trajectory file to DIR (for `reweight-gym replay`)")
     p.set_defaults(func=run_evaluate)
     return p
 
@@ -186,7 +189,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
         agent = load_agent(args.agent, env=env, seed=args.seed)
         env.close()
-        res = evaluate(agent, args.env, env_kwargs, episodes=episodes, seed=args.seed)
+        res = evaluate(agent, _recorded(args.env, args.record), env_kwargs, episodes=episodes,
+                       seed=args.seed)
+        res.env_id = args.env
         if args.json:
             print(json.dumps(res.to_dict()))
             return 0
@@ -200,9 +205,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
               f"mean test_acc_reference {_fmt(s['mean_test_acc_reference'])}  "
               f"mean weight noisy {_fmt(s['mean_noisy_weight'])} "
               f"clean {_fmt(s['mean_clean_weight'])}")
+        if args.record:
+            print(f"trajectories: {os.path.join(args.record, 'episode-NNNN.json')} "
+                  f"(NNNN = 0000..{len(res.returns) - 1:04d})")
         return 0
     except (UsageError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
+
+
+def _recorded(env_id: str, record: str | None) -> Any:
+    """``env_id``, or with ``record`` its ``EnvSpec`` with :class:`RecordEpisode` added to the
+    wrappers ``gymnasium.make`` applies, so every episode :func:`evaluate` plays is recorded."""
+    if not record:
+        return env_id
+    import dataclasses
+
+    import gymnasium as gym
+
+    spec = gym.spec(env_id)
+    wrapper = gym.envs.registration.WrapperSpec(
+        "RecordEpisode", "reweight_gym.envs.record:RecordEpisode",
+        {"directory": record, "name_prefix": "episode"})
+    return dataclasses.replace(spec, additional_wrappers=(*spec.additional_wrappers, wrapper))
 
 
 def main(argv: list[str] | None = None) -> int:

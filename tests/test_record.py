@@ -204,3 +204,18 @@ def test_validate_detects_a_tampered_row(tmp_path: Path) -> None:
     assert {(d.stage, d.key) for d in bad[0].mismatches} == {
         ("stage 0", "stage_rewards[0]"), ("end", "final_test_acc")}
     assert main(["validate", str(tmp_path / "out"), "--sample", "2"]) == 1
+
+
+def test_evaluate_records_every_episode(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    rc = main(["evaluate", "easy_first", "--env-kwargs", json.dumps(SMALL), "--episodes", "2",
+               "--seed", "4", "--record", str(tmp_path)])
+    assert rc == 0, capsys.readouterr().err
+    files = sorted(tmp_path.glob("episode-*.json"))
+    assert [read_trajectory(f)["reset"]["seed"] for f in files] == [4, 5]
+    returns = [float(line.split("return ")[1].split()[0])
+               for line in capsys.readouterr().out.splitlines() if line.startswith("episode ")]
+    recorded = [sum(s["reward"] for s in read_trajectory(f)["steps"]) for f in files]
+    assert recorded == pytest.approx(returns, abs=1e-4)  # printed with 4 decimals
+    report = replay(files[1])
+    assert report.ok and report.differences == []

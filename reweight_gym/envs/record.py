@@ -74,7 +74,7 @@ def read_trajectory(path: str | os.PathLike[str]) -> dict[str, Any]:
     return traj
 
 
-class RecordEpisode(gym.Wrapper):
+class RecordEpisode(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Write every episode of a Reweight environment to ``directory/<name_prefix>-NNNN.json``.
 
     Wrap the environment as ``gymnasium.make`` returns it (no action wrapper in between: a replay
@@ -82,12 +82,16 @@ class RecordEpisode(gym.Wrapper):
     (terminated or truncated); an episode left unfinished by ``reset`` or ``close`` is written
     with ``"complete": false``. ``NNNN`` counts this wrapper's episodes from 0000; a file of that
     name already in ``directory`` is replaced (give each wrapper of a directory its own
-    ``name_prefix``). Works for any agent: it sees only ``reset`` and ``step``.
+    ``name_prefix``). Works for any agent: it sees only ``reset`` and ``step``. Its constructor
+    arguments are recorded, so ``gymnasium.make`` can apply it from an ``EnvSpec``'s
+    ``additional_wrappers`` (as ``reweight-gym evaluate --record`` does).
     """
 
     def __init__(self, env: gym.Env, directory: str | os.PathLike[str],
                  name_prefix: str = "episode") -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, directory=str(directory),
+                                                 name_prefix=name_prefix)
+        gym.Wrapper.__init__(self, env)
         inner = env
         while isinstance(inner, gym.Wrapper):
             if isinstance(inner, gym.ActionWrapper):
