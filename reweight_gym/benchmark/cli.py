@@ -113,24 +113,22 @@ DEMO_ENV: dict[str, Any] = {"preset": "tiny", "noise_rate": 0.4, "epochs": 100, 
 # loss -> weight shape.
 DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4}}
 
-# LAW-DDPG options that learn within the demo's budget on noisy digits: faster learning rates
-# than LAW's 1e-5 / 1e-4, twin critics with target smoothing, a pull towards the zero action.
-DEMO_AGENT: dict[str, Any] = {"actor_lr": 1e-4, "critic_lr": 1e-3, "fdu_epochs": 4,
-                              "fdu_batch_size": 64, "noise_sigma": 0.2, "n_critics": 2,
-                              "target_policy_noise": 0.1, "action_l2": 0.5}
+# The demo's agent: LAW-DDPG with the package defaults (agents/defaults.py, chosen by the
+# evaluation protocol of agents/protocol.py) for the protocol's budget of training episodes.
+DEMO_AGENT_EPISODES = 250
 
 
 def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "demo", help="the main job of `make demo`: train LAW-DDPG briefly on noisy digits, "
+        "demo", help="the main job of `make demo`: train LAW-DDPG on noisy digits, "
                      "then benchmark it against the baselines",
         description="Offline, on scikit-learn's digits with 40% uniform label noise: trains "
-                    "the SB3 LAW-DDPG agent briefly, benchmarks it against uniform, focal, "
-                    "class-balanced, SPL, MW-Net, GDW, FSR and NRT over 3 seeds, prints the table "
-                    "and writes the report and plots.")
+                    "the SB3 LAW-DDPG agent with the package defaults, benchmarks it against "
+                    "uniform, focal, class-balanced, SPL, MW-Net, GDW, FSR and NRT over 3 "
+                    "seeds, prints the table and writes the report and plots.")
     p.add_argument("--out", default="demo-out", help="output directory (default demo-out)")
-    p.add_argument("--agent-episodes", type=int, default=120,
-                   help="LAW-DDPG training episodes (default 120)")
+    p.add_argument("--agent-episodes", type=int, default=DEMO_AGENT_EPISODES,
+                   help=f"LAW-DDPG training episodes (default {DEMO_AGENT_EPISODES})")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -154,8 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{args.agent_episodes} episodes, 2 parallel searchers -> {agent_dir}", flush=True)
     train_sb3 = load_attr(TRAIN_SB3)
     train_sb3("Reweight-Digits-v0", {"preset": preset, **env_kwargs}, agent_dir,
-              total_steps=args.agent_episodes * stages, algo="ddpg", n_envs=2, seed=0,
-              agent_kwargs={**DEMO_AGENT, "learning_starts": 2 * stages})
+              total_steps=args.agent_episodes * stages, algo="ddpg", n_envs=2, seed=0)
     print(f"[demo] agent trained in {time.perf_counter() - t0:.0f} s; benchmarking", flush=True)
     overrides = {k: v for k, v in env_kwargs.items() if k != "noise_rate"}
     methods = ["uniform", agent_dir, "focal", "class_balanced", "spl", "mwnet", "gdw", "fsr",
