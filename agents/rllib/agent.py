@@ -1,8 +1,9 @@
 """Train RLlib agents with checkpoints and resume; use a trained RLModule like an SB3 agent.
 
-:func:`train_rllib` builds the config of :mod:`agents.rllib.configs`, restores the newest
-checkpoint in the output directory if there is one, trains until a number of episodes (or env
-steps), saving a checkpoint every few iterations. :class:`RLlibAgent` wraps the trained
+:func:`train_rllib` builds the config of :mod:`agents.rllib.configs`, connects to Ray (a local
+instance or a cluster), restores the newest checkpoint in the output directory if there is one,
+trains until a number of episodes (or env steps), saving a checkpoint (atomically) every few
+iterations. :class:`RLlibAgent` wraps the trained
 ``RLModule`` with SB3's ``predict(obs, deterministic=True) -> (action, state)`` so that
 :mod:`agents.evaluate` treats it like any agent; deterministic prediction uses the module's
 inference forward pass (no exploration noise).
@@ -23,7 +24,10 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.spaces.space_utils import unsquash_action
 
-AGENT_META = "agent.json"
+from agents.evaluate import AGENT_META
+from agents.fdu import episode_length
+from agents.runs import atomic_dir, remove_stale_temps, write_agent_meta
+
 CKPT_PREFIX = "checkpoint_"
 MODULE_SUBDIR = os.path.join("learner_group", "learner", "rl_module", DEFAULT_MODULE_ID)
 
@@ -119,16 +123,31 @@ def _episodes(result: dict[str, Any]) -> int:
     return int(result.get("env_runners", {}).get("num_episodes_lifetime", 0) or 0)
 
 
+def save_checkpoint(algorithm: Any, out_dir: str) -> str:
+    """``out_dir/checkpoint_<iteration>``, written to a temporary directory and renamed into
+    place (``agents/runs.py``): a kill mid-save leaves the previous checkpoints intact."""
+    path = os.path.abspath(os.path.join(out_dir, f"{CKPT_PREFIX}{algorithm.iteration:06d}"))
+    if not is_rllib_checkpoint(path):
+        with atomic_dir(path) as tmp:
+            algorithm.save_to_path(tmp)
+    return path
+
+
 def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str,
                 episodes: int | None = None, env_steps: int | None = None,
                 num_env_runners: int = 2, num_gpus_per_env_runner: float = 0, seed: int = 0,
                 checkpoint_every: int = 5, num_cpus: int | None = None,
-                training: dict[str, Any] | None = None, log: Any = None) -> dict[str, Any]:
+                address: str | None = None, training: dict[str, Any] | None = None,
+                log: Any = None) -> dict[str, Any]:
     """Train ``algo`` on ``env_id`` until ``episodes`` episodes (or ``env_steps`` steps) are
     sampled, resuming from the newest checkpoint in ``out_dir``; a checkpoint
-    (``out_dir/checkpoint_<iteration>``) every ``checkpoint_every`` iterations and at the end.
-    Returns the last result summary."""
-    from agents.rllib.configs import init_ray, make_config
+    (``out_dir/checkpoint_<iteration>``, written atomically) every ``checkpoint_every``
+    iterations (for DDPG an iteration is one round: one episode per env runner) and at the
+    end. Ray: the cluster at ``address`` (or ``RAY_ADDRESS``), else a local instance with
+    ``num_cpus`` CPUs. Returns the last result summary; its ``resumed_from`` is the checkpoint
+    the run started from (``None`` for a fresh run)."""
+    from agents.rllib.configs import make_config
+    from reweight_gym.benchmark.bench import connect_ray
 
     if episodes is None and env_steps is None:
         raise ValueError("train_rllib needs episodes or env_steps")
@@ -136,19 +155,21 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
     config = make_config(algo, env_id, env_kwargs, num_env_runners=num_env_runners,
                          num_gpus_per_env_runner=num_gpus_per_env_runner, seed=seed,
                          **(training or {}))
+    config.validate()
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, AGENT_META), "w") as f:
-        json.dump({"lib": "rllib", "algo": algo.lower(), "env_id": env_id,
-                   "env_kwargs": env_kwargs, "num_env_runners": num_env_runners,
-                   "normalize_actions": bool(config.normalize_actions), "seed": seed}, f)
-    init_ray(num_cpus=num_cpus or max(2, num_env_runners))
+    remove_stale_temps(out_dir)
+    write_agent_meta(out_dir, {
+        "lib": "rllib", "algo": algo.lower(), "env_id": env_id, "env_kwargs": env_kwargs,
+        "num_env_runners": num_env_runners, "normalize_actions": bool(config.normalize_actions),
+        "seed": seed, "episode_steps": episode_length(env_id=env_id, env_kwargs=env_kwargs),
+        "training": training or {}})
+    connect_ray(address, num_cpus=num_cpus or max(2, num_env_runners))
     algorithm = config.build_algo()
     try:
         last = find_checkpoint(out_dir)
         if last is not None:
             algorithm.restore_from_path(os.path.abspath(last))
-        result: dict[str, Any] = {}
-        summary: dict[str, Any] = {}
+        summary: dict[str, Any] = {"resumed_from": last}
         while True:
             state = algorithm.metrics.peek
             done_eps = int(state(("env_runners", "num_episodes_lifetime"), default=0) or 0)
@@ -158,19 +179,16 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
                     env_steps is not None and done_steps >= env_steps):
                 break
             result = algorithm.train()
-            summary = {"iteration": algorithm.iteration, "env_steps": _env_steps(result),
-                       "episodes": _episodes(result),
-                       "episode_return_mean": result.get("env_runners", {}).get(
-                           "episode_return_mean")}
+            summary.update({"iteration": algorithm.iteration, "env_steps": _env_steps(result),
+                            "episodes": _episodes(result),
+                            "episode_return_mean": result.get("env_runners", {}).get(
+                                "episode_return_mean")})
             if log is not None:
                 log(summary)
             if algorithm.iteration % max(1, checkpoint_every) == 0:
-                algorithm.save_to_path(os.path.abspath(
-                    os.path.join(out_dir, f"{CKPT_PREFIX}{algorithm.iteration:06d}")))
-        final = os.path.join(out_dir, f"{CKPT_PREFIX}{algorithm.iteration:06d}")
-        if not is_rllib_checkpoint(final):
-            algorithm.save_to_path(os.path.abspath(final))
-        summary["checkpoint"] = final
+                save_checkpoint(algorithm, out_dir)
+        summary["checkpoint"] = save_checkpoint(algorithm, out_dir)
+        summary.setdefault("episodes", done_eps)
         return summary
     finally:
         algorithm.stop()

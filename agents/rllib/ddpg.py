@@ -1,132 +1,240 @@
-"""DDPG on RLlib's new API stack (RLlib >= 2.9 no longer ships DDPG).
+"""DDPG on RLlib's new API stack (RLlib >= 2.9 no longer ships it): LAW's DDPG, as on SB3.
 
-:class:`DDPGConfig` (an ``AlgorithmConfig``) builds :class:`DDPG` (an ``Algorithm``) whose
-``training_step`` samples from the env runners (each runner of the LAW env is one parallel
-searcher, LAW's N_a), stores the episodes in an ``EpisodeReplayBuffer``, and runs
-``replay_ratio * sampled_steps`` gradient steps of the
-:class:`~agents.rllib.learner.DDPGTorchLearner` (LAW eqs. 10-13) on minibatches sampled from it,
-then broadcasts the new actor weights to the runners. The RLModule is
-:class:`~agents.rllib.rl_module.DDPGTorchRLModule` (deterministic actor, critic, targets,
-Gaussian exploration noise in the exploration forward pass only).
+:class:`DDPGConfig` (an ``AlgorithmConfig``) builds :class:`DDPG` (an ``Algorithm``). Its env
+runners are LAW's N_a parallel searchers: each ``training_step`` is one *round* of LAW's
+Algorithm 1, one complete episode per env (per runner), whatever ``batch_mode`` says; the
+transitions go to one buffer; then, with the Full Data Update (the default), the
+:class:`~agents.rllib.learner.DDPGTorchLearner` (LAW eqs. 10-13) trains on every buffered
+transition for ``fdu_epochs`` epochs, in the minibatches of :class:`agents.fdu.FDUSchedule` (the
+schedule SB3's ``LAWDDPG`` uses: same rounds, same start of learning, same epochs over the whole
+buffer, minibatch order from a generator seeded with the config's ``seed``), and the new actor is
+broadcast to the runners. ``full_data_update=False`` instead runs ``replay_ratio`` gradient steps
+per new transition on minibatches sampled from the buffer.
 
-Defaults follow LAW: Adam 1e-5 (actor) / 1e-4 (critic), 4-layer MLPs. For standard control
-tasks (Pendulum) larger learning rates are usual; everything is set through ``.training()``.
+The ``.training()`` keys of LAW's DDPG have the names of :class:`agents.sb3.LAWDDPG`'s keyword
+arguments, and the defaults are the same (``agents.defaults.DDPG_DEFAULTS``), so
+``DDPGConfig().training(**LAW_DDPG)`` is LAW's DDPG. Keys DDPG does not use (``lr``: DDPG has
+``actor_lr`` and ``critic_lr``; ``num_epochs``, ``minibatch_size``,
+``shuffle_batch_per_epoch``: FDU's) raise a ``ValueError`` instead of being ignored.
+
+Reproducible by seed (``.debugging(seed=...)``): the networks, the exploration noise (seeded per
+runner by RLlib), the random actions before learning starts and the episodes' seeds
+(``agents/rllib/envs.py``), the minibatch order and the target smoothing noise.
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 from typing import Any
 
+import numpy as np
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.connectors.common.add_observations_from_episodes_to_batch import (
-    AddObservationsFromEpisodesToBatch,
-)
-from ray.rllib.connectors.learner.add_next_observations_from_episodes_to_train_batch import (
-    AddNextObservationsFromEpisodesToTrainBatch,
-)
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
-from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
 from ray.rllib.utils.metrics import (
     ENV_RUNNER_RESULTS,
     ENV_RUNNER_SAMPLING_TIMER,
     LEARNER_RESULTS,
     LEARNER_UPDATE_TIMER,
     NUM_ENV_STEPS_SAMPLED_LIFETIME,
-    REPLAY_BUFFER_ADD_DATA_TIMER,
-    REPLAY_BUFFER_SAMPLE_TIMER,
     SYNCH_WORKER_WEIGHTS_TIMER,
     TIMERS,
 )
+from ray.rllib.utils.spaces.space_utils import normalize_action
 
-from agents.rllib.rl_module import DEFAULT_HIDDENS, DDPGTorchRLModule
+from agents.defaults import DDPG_DEFAULTS
+from agents.fdu import FDUSchedule, visits
+from agents.rllib.envs import check_env, seed_action_space
+from agents.rllib.rl_module import DDPGTorchRLModule
+from reweight_gym.validation import check_bool, check_number
 
 NUM_GRADIENT_STEPS_LIFETIME = "num_gradient_steps_lifetime"
-REPLAY_BUFFER_STATE = "ddpg_replay_buffer"
-GRADIENT_STEPS_STATE = "ddpg_num_gradient_steps"
+DDPG_STATE = "ddpg"
+
+#: DDPG's own ``.training()`` keys: the names of ``LAWDDPG``'s keyword arguments.
+DDPG_KEYS = ("actor_lr", "critic_lr", "net_arch", "noise_sigma", "n_critics",
+             "target_policy_noise", "target_noise_clip", "action_l2", "full_data_update",
+             "fdu_epochs", "fdu_batch_size", "learning_starts_episodes", "buffer_size", "tau",
+             "replay_ratio", "random_warmup", "store_buffer_in_checkpoints")
+#: ``AlgorithmConfig.training()`` keys that DDPG does not use, and what to set instead.
+UNUSED_KEYS = {
+    "lr": "DDPG has two learning rates: set actor_lr and critic_lr",
+    "num_epochs": "FDU's epochs are fdu_epochs",
+    "minibatch_size": "FDU's minibatches are fdu_batch_size",
+    "shuffle_batch_per_epoch": "FDU draws its own permutations (agents/fdu.py)",
+    "num_sgd_iter": "FDU's epochs are fdu_epochs",
+}
+
+
+class TransitionBuffer:
+    """The replay buffer: the newest ``capacity`` transitions (obs, action, reward, next obs,
+    terminated) in arrays, oldest evicted first, as SB3's; its state is saved in checkpoints."""
+
+    FIELDS = (Columns.OBS, Columns.ACTIONS, Columns.REWARDS, Columns.NEXT_OBS,
+              Columns.TERMINATEDS)
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = int(capacity)
+        self.data: dict[str, np.ndarray] = {}
+        self.pos = 0  # next write position
+        self.size = 0
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
+        n = len(batch[Columns.REWARDS])
+        if not self.data:
+            self.data = {k: np.zeros((self.capacity, *np.shape(v)[1:]), dtype=np.float32)
+                         for k, v in batch.items()}
+        for k in self.FIELDS:
+            v = np.asarray(batch[k], dtype=np.float32)[-self.capacity:]
+            idx = (self.pos + np.arange(len(v)) + max(0, n - self.capacity)) % self.capacity
+            self.data[k][idx] = v
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.capacity, self.size + n)
+
+    def all(self) -> dict[str, np.ndarray]:
+        """Every buffered transition, oldest first."""
+        start = (self.pos - self.size) % self.capacity
+        idx = (start + np.arange(self.size)) % self.capacity
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def get_state(self) -> dict[str, Any]:
+        return {"capacity": self.capacity, "pos": self.pos, "size": self.size,
+                "data": self.data}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.capacity, self.pos, self.size = state["capacity"], state["pos"], state["size"]
+        self.data = state["data"]
+
+
+def _transitions(episodes: list[Any], space: Any, squash: bool) -> dict[str, np.ndarray]:
+    """The transitions of complete (or truncated) episodes; a truncation is not terminal.
+    ``squash``: the actions are RLlib's random actions, sampled in the env's action ``space``,
+    while the module acts in [-1, 1] (RLlib's ``normalize_actions``): map them there."""
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in TransitionBuffer.FIELDS}
+    for ep in episodes:
+        obs = np.asarray(ep.get_observations(), dtype=np.float32)
+        acts = np.asarray(ep.get_actions(), dtype=np.float32)
+        if squash:
+            acts = np.stack([normalize_action(a, space) for a in acts]).astype(np.float32)
+        t = len(acts)
+        term = np.zeros(t, dtype=np.float32)
+        if ep.is_terminated:
+            term[-1] = 1.0
+        cols[Columns.OBS].append(obs[:t].reshape(t, -1))
+        cols[Columns.NEXT_OBS].append(obs[1:t + 1].reshape(t, -1))
+        cols[Columns.ACTIONS].append(acts.reshape(t, -1))
+        cols[Columns.REWARDS].append(np.asarray(ep.get_rewards(), dtype=np.float32))
+        cols[Columns.TERMINATEDS].append(term)
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def _base_training_keys() -> set[str]:
+    return set(inspect.signature(AlgorithmConfig.training).parameters) - {"self"}
 
 
 class DDPGConfig(AlgorithmConfig):
-    """Configuration of :class:`DDPG`.
+    """Configuration of :class:`DDPG` (module docstring).
 
-    ``.training()`` keys beyond ``AlgorithmConfig``'s: ``actor_lr`` (LAW 1e-5), ``critic_lr``
-    (LAW 1e-4), ``tau`` (Polyak coefficient of the target networks; 1.0 = LAW's online TD
-    target), ``actor_hiddens`` / ``critic_hiddens`` (LAW: 4 layers = 3 hidden),
-    ``exploration_noise`` (sigma of the Gaussian action noise in normalised units),
-    ``replay_buffer_config``, ``num_steps_sampled_before_learning_starts``, ``random_warmup``
-    (uniform random actions until learning starts), ``replay_ratio`` (gradient steps per sampled
-    env step, at least one step per iteration), ``store_buffer_in_checkpoints``.
+    ``.training()`` keys beyond ``AlgorithmConfig``'s (defaults: ``DDPG_DEFAULTS``):
+    ``actor_lr``, ``critic_lr`` (Adam), ``net_arch`` (hidden sizes of actor and critics; LAW:
+    4 layers = 3 hidden), ``noise_sigma`` (Gaussian exploration noise, in half action ranges),
+    ``n_critics``, ``target_policy_noise``, ``target_noise_clip`` (TD3's clipped double-Q and
+    target smoothing), ``action_l2`` (pull of the actor towards the zero action),
+    ``full_data_update``, ``fdu_epochs``, ``fdu_batch_size`` (``None``:
+    ``train_batch_size_per_learner``), ``learning_starts_episodes`` (episodes of random actions,
+    summed over the runners, before the first update), ``buffer_size`` (transitions), ``tau``
+    (Polyak coefficient of the target networks; 1.0 = LAW's online TD target),
+    ``replay_ratio`` (without FDU only: gradient steps per new transition, default 1),
+    ``random_warmup`` (random actions before learning starts, as SB3), and
+    ``store_buffer_in_checkpoints``.
 
     Example::
 
-        config = DDPGConfig().environment("Pendulum-v1").training(actor_lr=1e-3)
+        config = (DDPGConfig().environment("Reweight-Digits-v0", env_config={"preset": "tiny"})
+                  .env_runners(num_env_runners=2).debugging(seed=0))
         algo = config.build_algo()
-        algo.train()
+        algo.train()  # one round: one episode per env runner, then an update once learning
+                      # has started
     """
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or DDPG)
-        self.actor_lr: float = 1e-5
-        self.critic_lr: float = 1e-4
         self.lr = None  # unused: actor_lr / critic_lr
-        self.tau: float = 0.005
-        self.gamma = 0.99
-        self.actor_hiddens: list[int] = list(DEFAULT_HIDDENS)
-        self.critic_hiddens: list[int] = list(DEFAULT_HIDDENS)
-        self.exploration_noise: float = 0.1
-        self.replay_buffer_config: dict[str, Any] = {"type": "EpisodeReplayBuffer",
-                                                     "capacity": 100_000}
-        self.num_steps_sampled_before_learning_starts: int = 1000
+        self.actor_lr: float = 0.0
+        self.critic_lr: float = 0.0
+        self.net_arch: list[int] = []
+        self.noise_sigma: float = 0.0
+        self.n_critics: int = 1
+        self.target_policy_noise: float = 0.0
+        self.target_noise_clip: float = 0.0
+        self.action_l2: float = 0.0
+        self.full_data_update: bool = True
+        self.fdu_epochs: int = 1
+        self.fdu_batch_size: int | None = None
+        self.learning_starts_episodes: int = 0
+        self.buffer_size: int = 0
+        self.tau: float = 0.0
+        self.replay_ratio: float | None = None
         self.random_warmup: bool = True
-        self.replay_ratio: float = 1.0
         self.store_buffer_in_checkpoints: bool = True
-        self.train_batch_size_per_learner = 128
-        self.rollout_fragment_length = 50
+        self.training(**DDPG_DEFAULTS)
+        self.train_batch_size_per_learner = 64
+        # an env step of a Reweight env trains a classifier for a stage: wait however long
+        # it takes, and one training_step (one round) per iteration
+        self.sample_timeout_s = None
         self.min_time_s_per_iteration = None
         self.min_sample_timesteps_per_iteration = 0
+        self.callbacks(on_environment_created=seed_action_space)
 
-    def training(self, *, actor_lr: float | Any = NotProvided,
-                 critic_lr: float | Any = NotProvided, tau: float | Any = NotProvided,
-                 actor_hiddens: list[int] | Any = NotProvided,
-                 critic_hiddens: list[int] | Any = NotProvided,
-                 exploration_noise: float | Any = NotProvided,
-                 replay_buffer_config: dict[str, Any] | Any = NotProvided,
-                 num_steps_sampled_before_learning_starts: int | Any = NotProvided,
-                 random_warmup: bool | Any = NotProvided,
-                 replay_ratio: float | Any = NotProvided,
-                 store_buffer_in_checkpoints: bool | Any = NotProvided,
-                 **kwargs: Any) -> DDPGConfig:
-        """Set DDPG's training settings (see the class docstring) and ``AlgorithmConfig``'s."""
-        super().training(**kwargs)
-        for name, value in (("actor_lr", actor_lr), ("critic_lr", critic_lr), ("tau", tau),
-                            ("actor_hiddens", actor_hiddens), ("critic_hiddens", critic_hiddens),
-                            ("exploration_noise", exploration_noise),
-                            ("num_steps_sampled_before_learning_starts",
-                             num_steps_sampled_before_learning_starts),
-                            ("random_warmup", random_warmup), ("replay_ratio", replay_ratio),
-                            ("store_buffer_in_checkpoints", store_buffer_in_checkpoints)):
+    def training(self, **kwargs: Any) -> DDPGConfig:  # type: ignore[override]
+        """Set DDPG's training settings (class docstring) and ``AlgorithmConfig``'s; a key
+        DDPG does not use, or no key at all, is a one-line ``ValueError`` naming it."""
+        for key in kwargs:
+            if key in UNUSED_KEYS:
+                raise ValueError(f"DDPG does not use the training key {key!r}: "
+                                 f"{UNUSED_KEYS[key]}")
+            if key not in DDPG_KEYS and key not in _base_training_keys():
+                allowed = sorted(set(DDPG_KEYS) | _base_training_keys() - set(UNUSED_KEYS))
+                raise ValueError(f"unknown DDPG training key {key!r}: allowed: "
+                                 f"{', '.join(allowed)}")
+        base = {k: v for k, v in kwargs.items() if k not in DDPG_KEYS}
+        super().training(**base)
+        for key in DDPG_KEYS:
+            value = kwargs.get(key, NotProvided)
             if value is not NotProvided:
-                setattr(self, name, value)
-        if replay_buffer_config is not NotProvided:
-            self.replay_buffer_config = {**self.replay_buffer_config, **replay_buffer_config}
+                setattr(self, key, list(value) if key == "net_arch" else value)
         return self
 
     def validate(self) -> None:
+        if self.lr is not None:
+            raise ValueError(f"DDPG does not use lr={self.lr!r}: {UNUSED_KEYS['lr']}")
         super().validate()
         for name in ("actor_lr", "critic_lr"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                self._value_error(f"invalid {name}={v!r}: must be a number > 0")
-        if not (0.0 < float(self.tau) <= 1.0):
-            self._value_error(f"invalid tau={self.tau!r}: must be in (0, 1]")
-        if float(self.exploration_noise) < 0:
-            self._value_error(f"invalid exploration_noise={self.exploration_noise!r}: >= 0")
-        if float(self.replay_ratio) <= 0:
-            self._value_error(f"invalid replay_ratio={self.replay_ratio!r}: must be > 0")
-        if "EpisodeReplayBuffer" not in str(self.replay_buffer_config.get("type")):
-            self._value_error("DDPG on the new API stack needs an EpisodeReplayBuffer "
-                              f"(replay_buffer_config type {self.replay_buffer_config['type']!r})")
+            check_number(name, getattr(self, name), 0.0, lo_open=True)
+        check_number("tau", self.tau, 0.0, 1.0, lo_open=True)
+        for name in ("noise_sigma", "target_policy_noise", "target_noise_clip", "action_l2"):
+            check_number(name, getattr(self, name), 0.0)
+        check_number("n_critics", self.n_critics, 1, integer=True)
+        check_number("fdu_epochs", self.fdu_epochs, 1, integer=True)
+        check_number("fdu_batch_size", self.fdu_batch_size, 1, integer=True, optional=True)
+        check_number("learning_starts_episodes", self.learning_starts_episodes, 0, integer=True)
+        check_number("buffer_size", self.buffer_size, 1, integer=True)
+        check_bool("full_data_update", self.full_data_update)
+        if not self.net_arch or not all(isinstance(h, int) and h > 0 for h in self.net_arch):
+            raise ValueError(f"invalid net_arch={self.net_arch!r}: a list of layer sizes >= 1")
+        if self.replay_ratio is not None:
+            if self.full_data_update:
+                raise ValueError(f"invalid replay_ratio={self.replay_ratio!r}: used only with "
+                                 "full_data_update=False (FDU trains on the whole buffer)")
+            check_number("replay_ratio", self.replay_ratio, 0.0, lo_open=True)
+        check_env(self.env, self.env_config)
+
+    @property
+    def fdu_minibatch(self) -> int:
+        return int(self.fdu_batch_size or self.train_batch_size_per_learner)
 
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         return RLModuleSpec(module_class=DDPGTorchRLModule)
@@ -139,23 +247,18 @@ class DDPGConfig(AlgorithmConfig):
     @property
     def _model_config_auto_includes(self) -> dict[str, Any]:
         return super()._model_config_auto_includes | {
-            "actor_hiddens": list(self.actor_hiddens),
-            "critic_hiddens": list(self.critic_hiddens),
-            "exploration_noise": float(self.exploration_noise),
+            "net_arch": list(self.net_arch),
+            "n_critics": int(self.n_critics),
+            "noise_sigma": float(self.noise_sigma),
         }
-
-    def build_learner_connector(self, input_observation_space: Any, input_action_space: Any,
-                                device: Any = None) -> Any:
-        pipeline = super().build_learner_connector(
-            input_observation_space=input_observation_space,
-            input_action_space=input_action_space, device=device)
-        pipeline.insert_after(AddObservationsFromEpisodesToBatch,
-                              AddNextObservationsFromEpisodesToTrainBatch())
-        return pipeline
 
 
 class DDPG(Algorithm):
-    """Deep Deterministic Policy Gradient (Lillicrap et al. 2016; LAW eqs. 10-13) with replay."""
+    """LAW's DDPG (Li et al., AAAI 2020, eqs. 10-13 and Algorithm 1) with env runners as the
+    parallel searchers; ``algo.train()`` is one round (module docstring).
+
+    ``fdu`` is the schedule; after each FDU update ``last_fdu_visits`` counts, for each
+    buffered transition, the minibatches it entered, and ``fdu_updates`` counts updates."""
 
     @classmethod
     def get_default_config(cls) -> DDPGConfig:
@@ -163,64 +266,106 @@ class DDPG(Algorithm):
 
     def setup(self, config: AlgorithmConfig) -> None:
         super().setup(config)
-        self._num_gradient_steps = 0
+        cfg: DDPGConfig = self.config  # type: ignore[assignment]
+        self.fdu = FDUSchedule(cfg.fdu_epochs, cfg.fdu_minibatch, cfg.learning_starts_episodes,
+                               seed=cfg.seed)
+        self.buffer = TransitionBuffer(cfg.buffer_size)
+        self.episodes_total = 0
+        self.fdu_updates = 0
+        self.num_gradient_steps = 0
+        self.last_fdu_visits: np.ndarray | None = None
+        self._action_space: Any = None
 
+    # ------------------------------------------------------------------ checkpoints
     def get_state(self, components: Any = None, *, not_components: Any = None,
                   **kwargs: Any) -> dict[str, Any]:
-        """Algorithm state plus, with ``store_buffer_in_checkpoints``, the replay buffer (the
-        new API stack's ``Algorithm.get_state`` leaves it out) and the gradient-step count."""
+        """Algorithm state plus DDPG's: episode and update counters, the FDU generator and,
+        with ``store_buffer_in_checkpoints``, the replay buffer."""
         state = super().get_state(components, not_components=not_components, **kwargs)
         if components is None:
-            state[GRADIENT_STEPS_STATE] = int(self._num_gradient_steps)
-            if self.config.store_buffer_in_checkpoints and self.local_replay_buffer is not None:
-                state[REPLAY_BUFFER_STATE] = self.local_replay_buffer.get_state()
+            cfg: DDPGConfig = self.config  # type: ignore[assignment]
+            state[DDPG_STATE] = {
+                "episodes_total": self.episodes_total, "fdu_updates": self.fdu_updates,
+                "num_gradient_steps": self.num_gradient_steps, "fdu": self.fdu.get_state(),
+                "buffer": self.buffer.get_state() if cfg.store_buffer_in_checkpoints else None}
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        if GRADIENT_STEPS_STATE in state:
-            self._num_gradient_steps = int(state[GRADIENT_STEPS_STATE])
-        if REPLAY_BUFFER_STATE in state and self.local_replay_buffer is not None:
-            self.local_replay_buffer.set_state(state[REPLAY_BUFFER_STATE])
+        own = state.get(DDPG_STATE)
+        if own is not None:
+            self.episodes_total = int(own["episodes_total"])
+            self.fdu_updates = int(own["fdu_updates"])
+            self.num_gradient_steps = int(own["num_gradient_steps"])
+            self.fdu.set_state(own["fdu"])
+            if own["buffer"] is not None:
+                self.buffer.set_state(own["buffer"])
+
+    # ------------------------------------------------------------------ one round
+    def _sample_round(self, random_actions: bool) -> tuple[list[Any], list[dict[str, Any]]]:
+        """One complete episode per env of every env runner (the local one if there are no
+        remote runners), in runner order."""
+        cfg: DDPGConfig = self.config  # type: ignore[assignment]
+        k = int(cfg.num_envs_per_env_runner)
+        group = self.env_runner_group
+        if group.num_remote_env_runners() == 0:
+            runner = self.env_runner
+            return runner.sample(num_episodes=k, random_actions=random_actions), [
+                runner.get_metrics()]
+        out = group.foreach_env_runner(
+            lambda r: (r.sample(num_episodes=k, random_actions=random_actions), r.get_metrics()),
+            local_env_runner=False, timeout_seconds=cfg.sample_timeout_s)
+        return [e for eps, _ in out for e in eps], [m for _, m in out]
+
+    def _learn(self, batches: list[dict[str, np.ndarray]], sampled_lifetime: int) -> None:
+        results = None
+        for i, mb in enumerate(batches):
+            batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(mb)},
+                                    env_steps=len(mb[Columns.REWARDS]))
+            last = i == len(batches) - 1
+            results = self.learner_group.update(
+                batch=batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled_lifetime},
+                _no_metrics_reduce=not last)
+        self.num_gradient_steps += len(batches)
+        if results is not None:
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        self.metrics.log_value(NUM_GRADIENT_STEPS_LIFETIME, len(batches),
+                               reduce="lifetime_sum")
 
     def training_step(self) -> None:
-        """Sample (random actions until learning starts, if ``random_warmup``), store in the
-        episode replay buffer, run the gradient steps, sync the actor to the env runners."""
+        """One round of Algorithm 1: one episode per searcher (random actions while exploring,
+        ``random_warmup``), the transitions into the buffer, then, if due, the update (FDU over
+        the whole buffer, or sampled minibatches), and the new actor to the runners."""
         cfg: DDPGConfig = self.config  # type: ignore[assignment]
-        sampled_before = self.metrics.peek(
-            (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
         random_actions = bool(cfg.random_warmup
-                              and sampled_before < cfg.num_steps_sampled_before_learning_starts)
+                              and self.fdu.explores_randomly(self.episodes_total))
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, env_runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group, concat=True,
-                sample_timeout_s=cfg.sample_timeout_s, random_actions=random_actions,
-                _uses_new_env_runners=True, _return_metrics=True,
-            )
-        self.metrics.aggregate(env_runner_results, key=ENV_RUNNER_RESULTS)
-        new_steps = int(sum(len(e) for e in episodes))
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_ADD_DATA_TIMER)):
-            self.local_replay_buffer.add(episodes)
-        current_ts = self.metrics.peek(
-            (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
-        if current_ts < cfg.num_steps_sampled_before_learning_starts or new_steps == 0:
+            episodes, runner_metrics = self._sample_round(random_actions)
+        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        if not episodes:
             return
-        batch_size = cfg.total_train_batch_size
-        n_updates = max(1, round(cfg.replay_ratio * new_steps))
-        with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
-            episodes = self.local_replay_buffer.sample(
-                num_items=batch_size * n_updates, n_step=1, gamma=cfg.gamma,
-                batch_length_T=0, lookback=0, sample_episodes=True,
-            )
+        if self._action_space is None:
+            self._action_space = self.env_runner_group.get_spaces()[DEFAULT_MODULE_ID][1]
+        new = _transitions(episodes, self._action_space,
+                           squash=random_actions and bool(cfg.normalize_actions))
+        self.buffer.add(new)
+        self.episodes_total += len(episodes)
+        if not self.fdu.update_due(self.episodes_total):
+            return
+        sampled = int(self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
+                                        default=0))
+        data = self.buffer.all()
+        n = self.buffer.size
+        if cfg.full_data_update:
+            plan = list(self.fdu.minibatches(n))
+            self.last_fdu_visits = visits(plan, n)
+            self.fdu_updates += 1
+        else:
+            steps = max(1, round((cfg.replay_ratio or 1.0) * len(new[Columns.REWARDS])))
+            size = int(cfg.train_batch_size_per_learner)
+            plan = [self.fdu.rng.integers(0, n, size) for _ in range(steps)]
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-            learner_results = self.learner_group.update(
-                episodes=episodes,
-                timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: current_ts},
-                minibatch_size=batch_size, num_epochs=1, shuffle_batch_per_epoch=True,
-            )
-        self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
-        self._num_gradient_steps += n_updates
-        self.metrics.log_value(NUM_GRADIENT_STEPS_LIFETIME, n_updates, reduce="lifetime_sum")
+            self._learn([{k: v[idx] for k, v in data.items()} for idx in plan], sampled)
         with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True)

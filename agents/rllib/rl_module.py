@@ -1,9 +1,9 @@
-"""DDPG's RLModule on RLlib's new API stack: deterministic actor, critic and target networks.
+"""DDPG's RLModule on RLlib's new API stack: deterministic actor, critics and target networks.
 
 - actor mu(s) in [-1, 1] (tanh output; RLlib's ``normalize_actions`` maps it to the env's box);
-- critic Q(s, a);
-- target copies mu', Q' (``TargetNetworkAPI``) for the TD target, updated by Polyak averaging in
-  the learner (DDPG's; LAW computes the target with the online networks);
+- ``n_critics`` critics Q_i(s, a) (one in LAW's DDPG; two for TD3's clipped double-Q);
+- target copies mu', Q_i' (``TargetNetworkAPI``) for the TD target, updated by Polyak averaging in
+  the learner (DDPG's; LAW, eq. 12, computes the target with the online networks);
 - exploration: Gaussian noise N(0, sigma^2) added to mu(s) in ``_forward_exploration`` only
   (LAW's exploration noise); ``_forward_inference`` is the noise-free deterministic policy.
 
@@ -23,10 +23,11 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
+from agents.defaults import DDPG_DEFAULTS
+
 Q_VALUES = "q_values"
-Q_TARGET_NEXT = "q_target_next"
 Q_OF_ACTOR = "q_of_actor"
-DEFAULT_HIDDENS = (64, 64, 64)
+ACTOR_ACTIONS = "actor_actions"
 
 
 def mlp(in_dim: int, hiddens: tuple[int, ...] | list[int], out_dim: int,
@@ -42,11 +43,11 @@ def mlp(in_dim: int, hiddens: tuple[int, ...] | list[int], out_dim: int,
 
 
 class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
-    """Deterministic actor + critic (+ targets) for DDPG (LAW eqs. 10-13, learner.py).
+    """Deterministic actor + critics (+ targets) for DDPG (LAW eqs. 10-13, learner.py).
 
-    ``model_config`` keys: ``actor_hiddens``, ``critic_hiddens`` (default 3 x 64, LAW's
-    4-layer MLPs) and ``exploration_noise`` (sigma of the Gaussian action noise, in normalised
-    action units).
+    ``model_config`` keys (set from ``DDPGConfig``): ``net_arch`` (hidden sizes of actor and
+    critics), ``n_critics`` and ``noise_sigma`` (sigma of the Gaussian action noise, in
+    normalised action units, i.e. half the action range).
     """
 
     framework: str = "torch"
@@ -61,39 +62,49 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         cfg = self.model_config or {}
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
-        self.exploration_noise = float(cfg.get("exploration_noise", 0.1))
-        actor_h = tuple(cfg.get("actor_hiddens", DEFAULT_HIDDENS))
-        critic_h = tuple(cfg.get("critic_hiddens", DEFAULT_HIDDENS))
-        self.actor = nn.Sequential(mlp(self.obs_dim, actor_h, self.act_dim), nn.Tanh())
+        self.noise_sigma = float(cfg.get("noise_sigma", DDPG_DEFAULTS["noise_sigma"]))
+        hiddens = tuple(cfg.get("net_arch", DDPG_DEFAULTS["net_arch"]))
+        self.actor = nn.Sequential(mlp(self.obs_dim, hiddens, self.act_dim), nn.Tanh())
         if not self.inference_only:
-            self.critic = mlp(self.obs_dim + self.act_dim, critic_h, 1)
+            n = int(cfg.get("n_critics", DDPG_DEFAULTS["n_critics"]))
+            self.critics = nn.ModuleList(
+                [mlp(self.obs_dim + self.act_dim, hiddens, 1) for _ in range(n)])
 
     # ---------------------------------------------------------------- helpers
     def _obs(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], -1).float()
 
     def q(self, obs: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
-        net = self.target_critic if target else self.critic
-        a = actions.reshape(actions.shape[0], -1).float()
-        return net(torch.cat([self._obs(obs), a], dim=-1)).squeeze(-1)
+        """Q_i(s, a) of every critic (or target critic), shape ``(n_critics, batch)``."""
+        nets = self.target_critics if target else self.critics
+        x = torch.cat([self._obs(obs), actions.reshape(actions.shape[0], -1).float()], dim=-1)
+        return torch.stack([net(x).squeeze(-1) for net in nets])
+
+    def q1(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Q_1(s, a) of the first critic, the one the actor follows (eq. 13)."""
+        x = torch.cat([self._obs(obs), actions.reshape(actions.shape[0], -1).float()], dim=-1)
+        return self.critics[0](x).squeeze(-1)
+
+    def target_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """mu'(s) of the target actor."""
+        return self.target_actor(self._obs(obs))
 
     # ---------------------------------------------------------------- TargetNetworkAPI
     def make_target_networks(self) -> None:
         self.target_actor = make_target_network(self.actor)
-        self.target_critic = make_target_network(self.critic)
+        self.target_critics = make_target_network(self.critics)
 
     def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
-        return [(self.actor, self.target_actor), (self.critic, self.target_critic)]
+        return [(self.actor, self.target_actor), (self.critics, self.target_critics)]
 
     def forward_target(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """Q'(s', mu'(s')) for the TD target (LAW eq. 12, with target networks)."""
-        next_obs = batch[Columns.NEXT_OBS]
-        return {Q_TARGET_NEXT: self.q(next_obs, self.target_actor(self._obs(next_obs)),
-                                      target=True)}
+        """mu'(s') (the learner adds TD3's target smoothing and takes the minimum over the
+        target critics for eq. 12)."""
+        return {ACTOR_ACTIONS: self.target_action(batch[Columns.NEXT_OBS])}
 
     # ---------------------------------------------------------------- InferenceOnlyAPI
     def get_non_inference_attributes(self) -> list[str]:
-        return ["critic", "target_critic", "target_actor"]
+        return ["critics", "target_critics", "target_actor"]
 
     # ---------------------------------------------------------------- forward passes
     def _forward_inference(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -103,23 +114,23 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         with torch.no_grad():
             a = self.actor(self._obs(batch[Columns.OBS]))
-            if self.exploration_noise > 0:
-                a = (a + self.exploration_noise * torch.randn_like(a)).clamp(-1.0, 1.0)
+            if self.noise_sigma > 0:
+                a = (a + self.noise_sigma * torch.randn_like(a)).clamp(-1.0, 1.0)
             return {Columns.ACTIONS: a}
 
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         obs = self._obs(batch[Columns.OBS])
         out: dict[str, Any] = {Q_VALUES: self.q(obs, batch[Columns.ACTIONS])}
-        with torch.no_grad():
-            out.update(self.forward_target(batch))
-        # Q(s, mu(s)) for the policy gradient (eq. 13): gradients reach the actor only, the
-        # critic's parameters are frozen for this pass (not detached: the path through the
+        # Q_1(s, mu(s)) for the policy gradient (eq. 13): gradients reach the actor only, the
+        # critics' parameters are frozen for this pass (not detached: the path through the
         # critic to the action must stay differentiable).
-        params = list(self.critic.parameters())
+        params = list(self.critics.parameters())
         for p in params:
             p.requires_grad_(False)
         try:
-            out[Q_OF_ACTOR] = self.q(obs, self.actor(obs))
+            mu = self.actor(obs)
+            out[ACTOR_ACTIONS] = mu
+            out[Q_OF_ACTOR] = self.q1(obs, mu)
         finally:
             for p in params:
                 p.requires_grad_(True)

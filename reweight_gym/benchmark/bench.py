@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -192,14 +193,52 @@ def _in_process(spec: RunSpec, reference: dict[str, Any] | None, progress: bool,
     return row
 
 
+def _unreachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """``None`` if a TCP connection to the ``host:port`` of ``address`` opens, else why not."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return "expected HOST:PORT, ray://HOST:PORT or auto"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return None
+    except OSError as e:
+        return e.strerror or str(e)
+
+
+def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to the Ray cluster at ``address`` (or ``RAY_ADDRESS``), or else start a local
+    instance (``num_cpus`` CPUs, default all); nothing if Ray is already initialised. The
+    benchmark's ``--ray [ADDRESS]`` and ``reweight-gym train --lib rllib --address`` use it.
+
+    Connecting passes no resources (Ray refuses them for an existing cluster: its nodes
+    declared theirs at ``ray start``). An unreachable address is a one-line ``ValueError``
+    naming it, at once (``ray.init`` itself keeps retrying it for minutes)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+        return
+    why = None if address == "auto" else _unreachable(address)
+    if why is not None:
+        raise ValueError(f"cannot reach the Ray cluster at {address!r}: {why} (start it with "
+                         "`ray start --head`, or check the address and port)")
+    try:
+        ray.init(address=address, **quiet)
+    except ConnectionError as e:
+        raise ValueError(f"cannot connect to the Ray cluster at {address!r}: "
+                         f"{' '.join(str(e).split())}") from None
+
+
 def _run_ray(waves: list[list[RunSpec]], store: ResultsStore,
              finish: Callable[[dict[str, Any]], None], address: str | None, cpus: float,
              gpus: float, tb: str | None, threads: int | None) -> None:
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True)
+    connect_ray(address)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1)(_ray_task)
     for wave in waves:
         pending = {task.remote(s, store.get(s.reference_key), tb, threads): s for s in wave}
