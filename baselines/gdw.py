@@ -20,8 +20,10 @@ where p is the softmax and y the one-hot observed label.
   the code), clamps it to [1e-6, 1e6], re-applies eq. 4 and the trainer takes the real step
   with omega' as class-level weights (eq. 12).
 - Defaults: c = 0.2, eta_omega = 100 for 10 classes and 1000 otherwise (CIFAR-100), V's
-  optimiser as MW-Net's (Adam 1e-3, weight decay 1e-4), weights not normalised (the code uses the
-  batch mean of the weighted loss).
+  optimiser as MW-Net's (Adam, weight decay 1e-4; the paper's 1e-3 scaled to the run's length
+  by ``baselines.meta.run_length_lr`` unless ``meta_lr`` is ``"paper"`` or a number), weights
+  not normalised (the code uses the batch mean of the weighted loss). eta_omega and c act per
+  iteration on normalised gradients (eq. 11), so they do not depend on the run's length.
 
 The extra work over MW-Net is the C-column weights and one more input of the same backward: no
 extra forward or backward pass.
@@ -35,9 +37,11 @@ from torch import nn
 
 from baselines._common import logit_error
 from baselines.meta import (
+    PAPER_ITERATIONS,
     SETTINGS,
     MetaWeigher,
     apply_gradients,
+    check_meta_lr,
     logits_jvp,
     meta_direction,
     resolve_setting,
@@ -108,22 +112,23 @@ class GDWWeigher(MetaWeigher):
 
     def __init__(self, cfg: EnvConfig | None = None, eta_omega: float | None = None,
                  clip: float = 0.2, hidden: int = 100, setting: str = "auto",
-                 meta_lr: float | None = None, jvp: str = "finite_difference") -> None:
+                 meta_lr: float | str | None = None, jvp: str = "finite_difference") -> None:
         super().__init__(cfg, jvp, normalize=False)
         check_number("gdw kwarg eta_omega", eta_omega, 0.0, optional=True)
         check_number("gdw kwarg clip", clip, 0.0)
         check_number("gdw kwarg hidden", hidden, 1, integer=True)
         check_choice("gdw kwarg setting", setting, SETTINGS)
-        check_number("gdw kwarg meta_lr", meta_lr, 0.0, lo_open=True, optional=True)
+        check_meta_lr("gdw kwarg meta_lr", meta_lr)
         self.eta_omega = eta_omega
         self.clip = float(clip)
         self.hidden = int(hidden)
         self.setting = resolve_setting(setting, cfg)
         self.meta_lr = meta_lr
 
-    def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu") -> None:
+    def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu",
+              iterations: int = PAPER_ITERATIONS) -> None:
         """V and its optimiser, and eta_omega's default for the number of classes."""
-        super().build(seed, num_classes, device)
+        super().build(seed, num_classes, device, iterations)
         if self.eta_omega is None:
             self.eta_omega = 100.0 if num_classes <= 10 else 1000.0
 

@@ -28,6 +28,7 @@ update-then-weigh step.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -42,7 +43,7 @@ from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward, trainable_params
 from reweight_gym.training.pipeline import MetaSampler
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher
-from reweight_gym.validation import check_bool, check_choice
+from reweight_gym.validation import check_bool, check_choice, check_number
 
 JVP_METHODS = ("finite_difference", "forward_ad")
 SETTINGS = ("auto", "noise", "long_tail")
@@ -192,17 +193,66 @@ def resolve_setting(setting: str, cfg: EnvConfig | None) -> str:
     return "noise"
 
 
-def make_meta_optimizer(params: list[nn.Parameter], setting: str, meta_lr: float | None,
+#: Iterations of the runs the papers' weight-net learning rates are for (MW-Net's CIFAR runs:
+#: 500 iterations of 100 images per epoch, 120 epochs).
+PAPER_ITERATIONS = 60_000
+
+
+def paper_meta_lr(setting: str) -> float:
+    """The paper code's weight-net learning rate: Adam 1e-3 (noise), SGD 1e-5 (long tail)."""
+    return 1e-5 if setting == "long_tail" else 1e-3
+
+
+def run_length_lr(paper_lr: float, iterations: int, adam: bool = True) -> float:
+    """The weight net's learning rate for a run of ``iterations`` meta updates, from the
+    paper's value for ``PAPER_ITERATIONS``.
+
+    - SGD (MW-Net's long-tail optimiser): lr = paper * (60,000 / T). SGD moves V by about
+      lr x T x the mean meta-gradient, so a run of T iterations moves it as far as the paper's
+      run; at the paper's 1e-5 a ~700-iteration run leaves V at its random initialisation
+      (README, long tail).
+    - Adam (noise): lr = paper * sqrt(60,000 / T). Adam steps have a fixed size whatever the
+      gradient's, so on the weak, noisy meta-gradient of a small meta set V also random-walks,
+      by about lr x sqrt(T): this keeps that walk as long as in the paper's run while the
+      directed part (lr x T x its consistency) still grows with the run. Measured on tiny /
+      cpu / demo digits (README "Baselines", ``benchmarks/method_defaults.py``).
+    """
+    ratio = PAPER_ITERATIONS / max(1, int(iterations))
+    return paper_lr * (math.sqrt(ratio) if adam else ratio)
+
+
+def check_meta_lr(field: str, value: float | str | None) -> None:
+    """``meta_lr``: ``None`` (the run-length rule), ``"paper"`` or a number > 0."""
+    if value is None or value == "paper":
+        return
+    if isinstance(value, str):
+        raise ValueError(f"invalid {field}={value!r}: allowed: None (the run-length rule), "
+                         "'paper', or a number > 0")
+    check_number(field, value, 0.0, lo_open=True)
+
+
+def resolve_meta_lr(meta_lr: float | str | None, paper_lr: float, iterations: int,
+                    adam: bool = True) -> float:
+    """``meta_lr`` as a number: ``"paper"`` -> ``paper_lr``; ``None`` -> :func:`run_length_lr`
+    for a run of ``iterations``; a number -> itself."""
+    if meta_lr == "paper":
+        return paper_lr
+    if meta_lr is None:
+        return run_length_lr(paper_lr, iterations, adam)
+    return float(meta_lr)
+
+
+def make_meta_optimizer(params: list[nn.Parameter], setting: str, lr: float,
                         cfg: EnvConfig | None) -> torch.optim.Optimizer:
-    """The paper code's weight-net optimiser: Adam(1e-3, wd 1e-4) for noise; SGD(1e-5,
-    momentum 0.9, wd 5e-4, the classifier's momentum / weight decay) for long-tail."""
+    """The paper code's weight-net optimiser at learning rate ``lr``: Adam (wd 1e-4) for noise;
+    SGD (momentum 0.9, wd 5e-4: the classifier's momentum / weight decay) for long-tail."""
     if setting == "long_tail":
         momentum = cfg.momentum if cfg is not None else 0.9
         wd = cfg.weight_decay if cfg is not None else 5e-4
         nesterov = bool(cfg.nesterov) if cfg is not None else False
-        return torch.optim.SGD(params, lr=1e-5 if meta_lr is None else meta_lr,
-                               momentum=momentum, weight_decay=wd, nesterov=nesterov)
-    return torch.optim.Adam(params, lr=1e-3 if meta_lr is None else meta_lr, weight_decay=1e-4)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd,
+                               nesterov=nesterov)
+    return torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
 
 
 def require_meta(ctx: WeighContext, method: str) -> MetaSampler:
@@ -224,15 +274,17 @@ class MetaWeigher(Weigher):
     Subclasses set ``name`` and implement :meth:`meta_weigh`. The net and its optimiser are
     built at the first iteration, on the batch's device, seeded from the run's weigher generator
     (a run is deterministic by its seed); by default they are MW-Net's V(l; Theta) of the loss
-    (``hidden`` units) and the paper code's optimiser for ``setting`` (``meta_lr`` overriding
-    its learning rate). ``normalize``: the real step's weights are divided by their batch sum,
-    as the paper code's ``norm_c`` (returned times B, see ``normalise_to_batch``).
+    (``hidden`` units) and the paper code's optimiser for ``setting``, at the learning rate
+    ``meta_lr`` resolves to for the run's length (:func:`resolve_meta_lr`; ``lr``).
+    ``normalize``: the real step's weights are divided by their batch sum, as the paper code's
+    ``norm_c`` (returned times B, see ``normalise_to_batch``).
     """
 
     needs_meta = True
     hidden: int = 100
     setting: str = "noise"
-    meta_lr: float | None = None
+    meta_lr: float | str | None = None
+    lr: float | None = None  # the weight net's learning rate, resolved when it is built
 
     def __init__(self, cfg: EnvConfig | None, jvp: str, normalize: bool) -> None:
         check_choice(f"{self.name} kwarg jvp", jvp, JVP_METHODS)
@@ -248,30 +300,40 @@ class MetaWeigher(Weigher):
         """The weight net (called under a fixed seed): V(l; Theta), 1 -> hidden -> 1."""
         return VNet(1, self.hidden)
 
+    def paper_lr(self) -> float:
+        """The paper's weight-net learning rate (:func:`paper_meta_lr`)."""
+        return paper_meta_lr(self.setting)
+
+    def uses_adam(self) -> bool:
+        return self.setting != "long_tail"
+
     def make_optimizer(self) -> torch.optim.Optimizer:
-        """The weight net's optimiser (:func:`make_meta_optimizer`)."""
-        assert self.net is not None
-        return make_meta_optimizer(list(self.net.parameters()), self.setting, self.meta_lr,
-                                   self.cfg)
+        """The weight net's optimiser (:func:`make_meta_optimizer`) at ``self.lr``."""
+        assert self.net is not None and self.lr is not None
+        return make_meta_optimizer(list(self.net.parameters()), self.setting, self.lr, self.cfg)
 
     def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
                    losses: torch.Tensor, ctx: WeighContext, meta: MetaSampler) -> torch.Tensor:
         """Update the weight net and return the weights of the real step."""
         raise NotImplementedError  # abstract
 
-    def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu") -> None:
-        """Create the weight net (seeded by ``seed``) and its optimiser."""
+    def build(self, seed: int, num_classes: int, device: torch.device | str = "cpu",
+              iterations: int = PAPER_ITERATIONS) -> None:
+        """Create the weight net (seeded by ``seed``) and its optimiser, at the learning rate
+        ``meta_lr`` gives for a run of ``iterations``."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = self.make_net(num_classes)
         self.net = net.to(device)
+        self.lr = resolve_meta_lr(self.meta_lr, self.paper_lr(), iterations, self.uses_adam())
         self.optimizer = self.make_optimizer()
 
     def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
               ctx: WeighContext) -> torch.Tensor:
         meta = require_meta(ctx, self.name)
         if self.net is None:
-            self.build(draw_seed(ctx.generator), logits.shape[1], losses.device)
+            self.build(draw_seed(ctx.generator), logits.shape[1], losses.device,
+                       ctx.total_iterations)
         return self.meta_weigh(model, batch, logits, losses, ctx, meta)
 
     def meta_update(self, model: nn.Module, batch: Batch, logits: torch.Tensor,

@@ -6,8 +6,11 @@ Every iteration (their Algorithm 1, the machinery in :mod:`baselines.meta`):
 1. look-ahead (eq. 3): theta^(Theta) = theta - alpha (1/n) sum_i V(l_i; Theta) grad_theta l_i,
    plain SGD with the current learning rate alpha, differentiable in Theta;
 2. meta step (eq. 4): Theta <- Theta - beta grad_Theta L_meta(theta^(Theta)) on a clean meta
-   batch (Adam 1e-3, weight decay 1e-4 for label noise; SGD 1e-5, momentum 0.9, weight decay
-   5e-4 for long-tail, as in the paper's code);
+   batch (Adam, weight decay 1e-4 for label noise; SGD, momentum 0.9, weight decay 5e-4 for
+   long-tail, as in the paper's code). The paper's beta (Adam 1e-3, SGD 1e-5) is for a
+   ~60,000-iteration run; by default beta follows the run's length
+   (``baselines.meta.run_length_lr``: Adam 1e-3 sqrt(60,000 / T), SGD 1e-5 (60,000 / T) for a
+   run of T iterations); ``meta_lr="paper"`` is the paper's value, a number sets it;
 3. real step (eq. 5): the trainer updates theta with the weights V(l_i; Theta_new).
 
 ``normalize=True`` (default) divides the weights by their batch sum as the paper's code does
@@ -20,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.meta import SETTINGS, MetaWeigher, resolve_setting
+from baselines.meta import SETTINGS, MetaWeigher, check_meta_lr, resolve_setting
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.pipeline import MetaSampler
 from reweight_gym.training.weigher import Batch, WeighContext
@@ -33,12 +36,12 @@ class MWNetWeigher(MetaWeigher):
     name = "mwnet"
 
     def __init__(self, cfg: EnvConfig | None = None, hidden: int = 100, setting: str = "auto",
-                 meta_lr: float | None = None, normalize: bool = True,
+                 meta_lr: float | str | None = None, normalize: bool = True,
                  jvp: str = "finite_difference") -> None:
         super().__init__(cfg, jvp, normalize)
         check_number("mwnet kwarg hidden", hidden, 1, integer=True)
         check_choice("mwnet kwarg setting", setting, SETTINGS)
-        check_number("mwnet kwarg meta_lr", meta_lr, 0.0, lo_open=True, optional=True)
+        check_meta_lr("mwnet kwarg meta_lr", meta_lr)
         self.hidden = int(hidden)
         self.setting = resolve_setting(setting, cfg)
         self.meta_lr = meta_lr

@@ -173,6 +173,34 @@ def test_mwnet_meta_gradient_matches_finite_differences(normalize, jvp, tol):
     assert max(float(g.abs().max()) for g in grads) > 1e-5  # not trivially zero
 
 
+def test_weight_net_learning_rate_follows_the_run_length():
+    """Adam: paper * sqrt(60,000 / T); SGD (long tail): paper * 60,000 / T; "paper" and a
+    number as given; resolved when the weight net is built, from the run's iterations."""
+    from baselines.meta import run_length_lr
+
+    assert run_length_lr(1e-3, 60_000) == pytest.approx(1e-3)
+    assert run_length_lr(1e-3, 15_000) == pytest.approx(2e-3)
+    assert run_length_lr(1e-5, 600, adam=False) == pytest.approx(1e-3)
+    cfg = tiny_cfg()
+    lt = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
+    for name, cfg_, meta_lr, want in (
+            ("mwnet", cfg, None, 1e-3 * math.sqrt(60_000 / 600)),
+            ("gdw", cfg, "paper", 1e-3), ("nrt", cfg, 3e-4, 3e-4),
+            ("nrt", cfg, None, 1e-3 * math.sqrt(60_000 / 600)),
+            ("mwnet", lt, None, 1e-5 * 60_000 / 600), ("mwnet", lt, "paper", 1e-5)):
+        w = baselines.make_weigher(name, cfg_, meta_lr=meta_lr)
+        w.build(0, 10, iterations=600)
+        assert w.lr == pytest.approx(want) and w.optimizer.param_groups[0]["lr"] == w.lr
+    with pytest.raises(ValueError, match=r"mwnet kwarg meta_lr='fast'.*'paper'"):
+        baselines.make_weigher("mwnet", cfg, meta_lr="fast")
+    with pytest.raises(ValueError, match=r"gdw kwarg meta_lr=0"):
+        baselines.make_weigher("gdw", cfg, meta_lr=0)
+    w = baselines.make_weigher("mwnet", cfg)
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=w)
+    tr.train_iterations(1)
+    assert w.lr == pytest.approx(run_length_lr(1e-3, tr.total_iterations))
+
+
 def test_finite_difference_jvp_matches_forward_ad_on_a_batchnorm_cnn():
     torch.manual_seed(0)
     from reweight_gym.models import build_model
@@ -189,6 +217,23 @@ def test_finite_difference_jvp_matches_forward_ad_on_a_batchnorm_cnn():
         torch.testing.assert_close(b, stats[n], atol=0, rtol=0)
     with pytest.raises(ValueError, match="jvp='bogus'"):
         logits_jvp(model, x, direction, "bogus")
+
+
+def test_finite_difference_jvp_sees_the_iterations_dropout_masks():
+    """With the iteration's dropout seed set (as the trainer does), the look-ahead forwards
+    reuse the training forward's masks, so the forward difference differentiates one function
+    and matches forward-mode AD."""
+    from reweight_gym.models import build_model, dropout_seed
+
+    torch.manual_seed(0)
+    model = build_model("wrn28_10", 10, (3, 8, 8), depth=10, widen=1, dropout=0.3).train()
+    x = torch.randn(12, 3, 8, 8)
+    direction = {n: torch.randn_like(p) for n, p in trainable_params(model).items()}
+    with dropout_seed(model, 5):
+        logits = model(x).detach()
+        exact = logits_jvp(model, x, direction, "forward_ad")
+        approx = logits_jvp(model, x, direction, "finite_difference", logits)
+    assert float((approx - exact).norm() / exact.norm()) < 0.02
 
 
 def _cnn_trainer(weigher: Weigher) -> DuplicateTrainer:
@@ -416,9 +461,40 @@ def test_soft_bins_become_hard_intervals_as_tau_goes_to_zero():
     cuts = torch.tensor([0.5, -1.0, 2.0])
     z = torch.tensor([-3.0, -1.2, -0.8, 0.0, 0.49, 0.51, 1.9, 2.2, 5.0])
     hard = F.one_hot(hard_bins(z, cuts), 4).float()
-    assert float((soft_bins(z, cuts, 1e-4) - hard).abs().max()) < 1e-6
-    assert float((soft_bins(z, cuts, 1.0) - hard).abs().max()) > 0.1
-    torch.testing.assert_close(soft_bins(z, cuts, 0.1).sum(1), torch.ones(len(z)))
+
+    def one(tau: float) -> torch.Tensor:
+        return soft_bins(z[:, None], [cuts], tau)[0]
+
+    assert float((one(1e-4) - hard).abs().max()) < 1e-6
+    assert float((one(1.0) - hard).abs().max()) > 0.1
+    torch.testing.assert_close(one(0.1).sum(1), torch.ones(len(z)))
+    # eq. 6 literally, softmax((w z + b) / tau), w = [1..a+1], b = [0, -b1, -b1-b2, ...]
+    beta = torch.sort(cuts).values
+    want = torch.softmax((z[:, None] * torch.arange(1.0, 5.0)
+                          + torch.cat([torch.zeros(1), -torch.cumsum(beta, 0)])) / 0.3, 1)
+    torch.testing.assert_close(one(0.3), want)
+    # several characteristics with different numbers of cut points (none too) at once
+    zz = torch.randn(7, 3)
+    out = soft_bins(zz, [cuts, torch.zeros(0), torch.tensor([0.1])], 0.3)
+    assert [tuple(p.shape) for p in out] == [(7, 4), (7, 1), (7, 2)]
+    torch.testing.assert_close(out[0], soft_bins(zz[:, :1], [cuts], 0.3)[0])
+    assert torch.equal(out[1], torch.ones(7, 1))
+
+
+def test_tree_output_is_the_leaf_sum_of_eq_7():
+    """The bilinear contraction equals sum over all leaves of score * prod_k bin_k."""
+    torch.manual_seed(0)
+    tree = NeuralRegressionTree(4, tau=0.5)
+    tree.add_cut(0, 1.0)
+    tree.add_cut(2, -0.5)
+    tree.add_cut(2, 0.7)
+    tree.remove_cut(3, 0)  # no cut point left: one bin
+    with torch.no_grad():
+        tree.scores.copy_(torch.randn(tree.leaf_shape))
+    z = torch.randn(6, 4)
+    bins = tree.bins(z)
+    want = torch.einsum("bi,bj,bk,bl,ijkl->b", *bins, tree.scores)
+    torch.testing.assert_close(tree(z), want)
 
 
 def test_growth_and_pruning_follow_the_rules():
@@ -448,6 +524,38 @@ def test_growth_and_pruning_follow_the_rules():
     # well separated cut points with samples between them stay
     c = CutPointController(eps_plus=0.0, t_r=1, eps_minus=0.2, max_cuts=3)
     assert c.step([torch.tensor([-1.0, 1.0])], z[:, :1]) == []
+
+
+def test_growth_test_is_max_minus_min_over_the_window():
+    """Eq. 8: a cut point that went away and came back (net displacement 0, range 0.5) has not
+    settled and does not grow; one that stayed within eps+ does."""
+    z = torch.linspace(-3, 3, 200)[:, None].repeat(1, 2)
+    c = CutPointController(eps_plus=0.1, t_r=4, eps_minus=0.2, max_cuts=3)
+    path = [(0.0, 0.0), (0.5, 0.05), (0.2, 0.08), (0.0, 0.02)]
+    actions = [c.step([torch.tensor([a]), torch.tensor([b])], z) for a, b in path]
+    assert actions[:3] == [[], [], []]
+    assert [(a.kind, a.k) for a in actions[3]] == [("grow", 1)]
+
+
+def test_pruning_can_drop_a_characteristic():
+    """A cut point beyond the data (no sample on one side) is pruned, also the last one: the
+    characteristic leaves the tree (one bin) while its values are constant, and comes back at
+    its median once they spread."""
+    z = torch.linspace(-1, 1, 100)[:, None].repeat(1, 2)
+    c = CutPointController(eps_plus=1.0, t_r=1, eps_minus=0.2, max_cuts=3)
+    acts = c.step([torch.tensor([3.0]), torch.tensor([0.0])], z)
+    assert [(a.kind, a.k, a.j) for a in acts] == [("prune", 0, 0), ("grow", 1, -1)]
+    assert c.step([torch.tensor([-2.0, 0.0])], z[:, :1])[0].j == 0  # none below the first
+    tree = NeuralRegressionTree(2, tau=0.1)
+    tree.remove_cut(0, 0)
+    assert tree.leaf_shape == (1, 2)
+    c = CutPointController(eps_plus=1.0, t_r=1, eps_minus=0.2, max_cuts=3)
+    constant = torch.cat([torch.zeros(100, 1), z[:, 1:]], dim=1)
+    assert [a.k for a in c.step([tree.cuts[0], tree.cuts[1]], constant)] == [1]  # 0 stays out
+    back = c.step([tree.cuts[0], tree.cuts[1]], z)
+    assert [(a.kind, a.k) for a in back][0] == ("grow", 0) and abs(back[0].value) < 0.05
+    out = tree(torch.randn(5, 2))
+    assert out.shape == (5,) and torch.isfinite(out).all()
 
 
 def test_tree_growth_keeps_hard_function_and_pruning_merges():
@@ -516,7 +624,7 @@ def test_nrt_runs_both_weight_nets_and_grows():
         assert torch.isfinite(tr.last_weight).all()
         if net == "tree":
             assert isinstance(w.net, NeuralRegressionTree)
-            assert w.net.num_leaves > 2**9  # cut points were activated
+            assert max(w.net.leaf_shape) == 3  # cut points were activated
             assert "information gain" in w.extract_rules()
         else:
             with pytest.raises(ValueError, match="weight_net"):

@@ -10,6 +10,19 @@ points grow and prune (defaults eps+ = 0.1, T_r = 20, eps- = 0.2, c = 2, tau = 0
 ``weight_net="mlp"`` is the paper's comparison, an MLP 9 -> 100 -> 1 on the same
 characteristics instead of the tree. :meth:`NRTWeigher.extract_rules` reads the tree's rules
 (:mod:`.rules`).
+
+Deviations from the paper, each one argument away where it is a choice:
+
+- ``normalize=True`` (default): the tree's weights sigmoid(score) are divided by their batch
+  sum (returned times B), as MW-Net's code does with its weights; the paper uses the sigmoid
+  outputs themselves (``normalize=False``).
+- The characteristics are standardised with running statistics before binning (so cut points
+  live on one scale; rules are reported back in raw units).
+- ``meta_lr``: Adam's learning rate for the tree, 1e-3 in the paper (``"paper"``); by default
+  (``None``) scaled to the run's length as MW-Net's, 1e-3 sqrt(60,000 / T) for T iterations
+  (:func:`baselines.meta.run_length_lr`, README "Baselines"); a number sets it.
+- Pruning also deactivates a cut point beyond the data (no sample on one side), which lets a
+  characteristic lose its last cut point and drop out of the tree (:mod:`.tree`).
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.meta import MetaWeigher, VNet
+from baselines.meta import MetaWeigher, VNet, check_meta_lr
 from baselines.nrt.characteristics import (
     CHARACTERISTICS,
     RunningStandardizer,
@@ -38,7 +51,7 @@ class NRTWeigher(MetaWeigher):
 
     def __init__(self, cfg: EnvConfig | None = None, weight_net: str = "tree", tau: float = 0.1,
                  eps_plus: float = 0.1, t_r: int = 20, eps_minus: float = 0.2,
-                 max_cuts: int = 2, meta_interval: int = 1, meta_lr: float = 1e-3,
+                 max_cuts: int = 2, meta_interval: int = 1, meta_lr: float | str | None = None,
                  hidden: int = 100, normalize: bool = True, rule_buffer: int = 2048,
                  jvp: str = "finite_difference") -> None:
         super().__init__(cfg, jvp, normalize)
@@ -49,13 +62,13 @@ class NRTWeigher(MetaWeigher):
         check_number("nrt kwarg eps_minus", eps_minus, 0.0)
         check_number("nrt kwarg max_cuts", max_cuts, 1, integer=True)
         check_number("nrt kwarg meta_interval", meta_interval, 1, integer=True)
-        check_number("nrt kwarg meta_lr", meta_lr, 0.0, lo_open=True)
+        check_meta_lr("nrt kwarg meta_lr", meta_lr)
         check_number("nrt kwarg hidden", hidden, 1, integer=True)
         check_number("nrt kwarg rule_buffer", rule_buffer, 1, integer=True)
         self.weight_net = weight_net
         self.tau = float(tau)
         self.meta_interval = int(meta_interval)
-        self.meta_lr = float(meta_lr)
+        self.meta_lr = meta_lr
         self.hidden = int(hidden)
         self.rule_buffer = int(rule_buffer)
         self.controller = CutPointController(eps_plus, t_r, eps_minus, max_cuts)
@@ -68,10 +81,17 @@ class NRTWeigher(MetaWeigher):
         return NeuralRegressionTree(k, self.tau) if self.weight_net == "tree" else VNet(
             k, self.hidden)
 
+    def paper_lr(self) -> float:
+        """NRT's Adam learning rate, 1e-3."""
+        return 1e-3
+
+    def uses_adam(self) -> bool:
+        return True
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam on the scores and cut points (made anew when the tree's structure changes)."""
-        assert self.net is not None
-        return torch.optim.Adam(self.net.parameters(), lr=self.meta_lr)
+        assert self.net is not None and self.lr is not None
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr, foreach=True)
 
     def weights_of(self, z: torch.Tensor) -> torch.Tensor:
         """Unnormalised weights in (0, 1) of standardised characteristics (B, 9)."""
@@ -105,8 +125,11 @@ class NRTWeigher(MetaWeigher):
     def _grow_and_prune(self) -> None:
         tree = self.net
         assert isinstance(tree, NeuralRegressionTree)
-        z = self.standardizer(self.recent_characteristics().to(tree.scores.device))
-        actions = self.controller.step(list(tree.cuts), z)
+
+        def recent() -> torch.Tensor:  # only when the controller's window ends
+            return self.standardizer(self.recent_characteristics().to(tree.scores.device))
+
+        actions = self.controller.step(list(tree.cuts), recent)
         for a in actions:
             if a.kind == "prune":
                 tree.remove_cut(a.k, a.j)
