@@ -110,6 +110,18 @@ def test_class_balanced_effective_number():
     torch.testing.assert_close(effective_number_weights(counts, 0.0), torch.ones(3))
 
 
+def test_spl_schedule_is_set_in_fractions_of_the_run():
+    spl = SelfPacedWeigher()
+    spl.resolve_schedule(8)
+    assert spl.warmup_epochs == 2 and spl.growth == pytest.approx(1000 ** (1 / 6))
+    spl = SelfPacedWeigher(warmup_epochs=1, growth=1.1)
+    spl.resolve_schedule(100)
+    assert (spl.warmup_epochs, spl.growth) == (1, 1.1)
+    short = SelfPacedWeigher()
+    short.resolve_schedule(1)
+    assert short.warmup_epochs == 0
+
+
 def test_spl_hard_threshold_grows():
     cfg = tiny_cfg(epochs=4, num_stages=2)
     spl = SelfPacedWeigher(cfg, warmup_epochs=1, init_quantile=0.5, growth=1.5)
