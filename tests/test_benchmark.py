@@ -229,7 +229,7 @@ def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_ray_rows_equal_local_rows(tmp_path: Path) -> None:
-    import ray
+    ray = pytest.importorskip("ray")  # the [rllib] extra; skipped where Ray is not installed
 
     specs = _specs(["uniform", "focal"], seeds=1)
     # the default local mode (each run in a fresh process), as the Ray tasks
