@@ -5,11 +5,16 @@ each sets ``func`` to a callable ``(args) -> int`` (the exit code). Bad argument
 ``error: ...`` on stderr and return 2; nothing here lets a traceback reach the user for bad input.
 
     reweight-gym train --lib sb3|rllib --algo ddpg|sac|ppo --env ID \\
-        --env-kwargs '{"preset": "tiny", "noise_rate": 0.4}' --n-envs K --episodes N --out DIR
+        --env-kwargs '{"preset": "tiny", "noise_rate": 0.4}' --n-envs K --episodes N --out DIR \\
+        [--settings default|law] [--agent-kwargs JSON] [--checkpoint-every ROUNDS] \\
+        [--address RAY_ADDRESS]
     reweight-gym evaluate CHECKPOINT_OR_POLICY --env ID --env-kwargs ... --episodes N [--json]
         [--record DIR]
 
-``train`` resumes from the newest checkpoint in ``--out``.
+``train`` resumes from the newest checkpoint in ``--out`` (a run killed at any moment loses at
+most the rounds since its last checkpoint; checkpoints are written atomically). DDPG trains with
+the evaluation protocol's settings (``agents.defaults.DDPG_DEFAULTS``) unless ``--settings law``
+(LAW's own, ``LAW_DDPG``); ``--agent-kwargs`` overrides single keys on top.
 """
 
 from __future__ import annotations
@@ -65,20 +70,10 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
         raise UsageError(f"invalid --env-kwargs for {env_id}: {e}") from None
 
 
-def episode_steps(env: Any) -> int:
-    """Steps per episode: ``num_stages - warmup_stages`` for a Reweight env, else the env's
-    ``max_episode_steps``."""
-    base = env.unwrapped
-    cfg = getattr(base, "config", None)
-    if cfg is not None and hasattr(cfg, "num_stages"):
-        return int(cfg.num_stages - cfg.warmup_stages)
-    spec = getattr(env, "spec", None)
-    if spec is not None and spec.max_episode_steps:
-        return int(spec.max_episode_steps)
-    raise UsageError("cannot tell the episode length of this env; it needs max_episode_steps")
-
-
 # ---------------------------------------------------------------------- train
+SETTINGS = ("default", "law")
+
+
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train an RL agent (SB3 LAW-DDPG, or RLlib DDPG/SAC/PPO) on an env",
@@ -88,67 +83,126 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--env", default=DEFAULT_ENV, help=f"Gymnasium id (default {DEFAULT_ENV})")
     p.add_argument("--env-kwargs", default="{}", help="JSON object of env keyword arguments")
     p.add_argument("--n-envs", type=int, default=2,
-                   help="parallel envs (SB3 SubprocVecEnv) / env runners (RLlib)")
-    p.add_argument("--episodes", type=int, default=10, help="training episodes (total)")
+                   help="parallel searchers: SB3 subprocess envs / RLlib env runners")
+    p.add_argument("--episodes", type=int, default=10,
+                   help="training episodes in total (summed over the searchers)")
     p.add_argument("--out", default=None, help="output directory (checkpoints, logs)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--settings", default="default",
+                   help="DDPG settings: default (the evaluation protocol's, "
+                        "agents/defaults.py) or law (LAW's own)")
     p.add_argument("--agent-kwargs", default="{}",
-                   help="JSON object: LAWDDPG/SB3 keyword arguments or RLlib .training() keys")
-    p.add_argument("--checkpoint-every", type=int, default=None,
-                   help="SB3: env steps between checkpoints; RLlib: iterations")
+                   help="JSON object: LAWDDPG/SB3 keyword arguments or RLlib .training() keys, "
+                        "on top of --settings")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="ROUNDS",
+                   help="checkpoint after every ROUNDS rounds (one episode per searcher); "
+                        "default: about 10 checkpoints per run")
     p.add_argument("--gpus-per-runner", type=float, default=0.0,
                    help="RLlib: GPUs per env runner (default 0)")
-    p.add_argument("--num-cpus", type=int, default=None, help="RLlib: CPUs for local Ray")
+    p.add_argument("--num-cpus", type=int, default=None,
+                   help="RLlib: CPUs of the local Ray instance (not with --address)")
+    p.add_argument("--address", default=None, metavar="RAY_ADDRESS",
+                   help="RLlib: connect to this Ray cluster (HOST:PORT of `ray start --head`) "
+                        "instead of starting a local instance; RAY_ADDRESS works too")
     p.set_defaults(func=run_train)
     return p
+
+
+def _agent_kwargs(args: argparse.Namespace, algo: str) -> dict[str, Any]:
+    from agents.defaults import LAW_DDPG
+
+    settings = str(args.settings).lower()
+    if settings not in SETTINGS:
+        raise UsageError(f"invalid --settings {args.settings!r}: allowed: {', '.join(SETTINGS)}")
+    user = _json_arg(args.agent_kwargs, "--agent-kwargs")
+    if settings == "law":
+        if algo != "ddpg":
+            raise UsageError(f"--settings law is LAW's DDPG: not for --algo {algo}")
+        return {**LAW_DDPG, **user}
+    return user
+
+
+def _check_train_args(args: argparse.Namespace, lib: str, algo: str) -> None:
+    if lib not in LIBS:
+        raise UsageError(f"unknown library {args.lib!r}: allowed: {', '.join(LIBS)}")
+    if algo not in ALGOS:
+        raise UsageError(f"unknown algorithm {args.algo!r}: allowed: {', '.join(ALGOS)}")
+    if not args.out:
+        raise UsageError("--out DIR is required (checkpoints and logs go there)")
+    if args.gpus_per_runner < 0 or not math.isfinite(args.gpus_per_runner):
+        raise UsageError(f"--gpus-per-runner must be >= 0, got {args.gpus_per_runner!r}")
+    if lib == "sb3" and (args.address or args.num_cpus is not None):
+        raise UsageError("--address and --num-cpus are for --lib rllib (Ray)")
+    if args.address and args.num_cpus is not None:
+        raise UsageError("--num-cpus is for a local Ray instance: a cluster at --address has "
+                         "the CPUs its nodes declared at `ray start`")
+    if args.checkpoint_every is not None:
+        _positive_int(args.checkpoint_every, "--checkpoint-every")
 
 
 def run_train(args: argparse.Namespace) -> int:
     try:
         lib, algo = str(args.lib).lower(), str(args.algo).lower()
-        if lib not in LIBS:
-            raise UsageError(f"unknown library {args.lib!r}: allowed: {', '.join(LIBS)}")
-        if algo not in ALGOS:
-            raise UsageError(f"unknown algorithm {args.algo!r}: allowed: {', '.join(ALGOS)}")
-        if not args.out:
-            raise UsageError("--out DIR is required (checkpoints and logs go there)")
+        _check_train_args(args, lib, algo)
         env_kwargs = _json_arg(args.env_kwargs, "--env-kwargs")
-        agent_kwargs = _json_arg(args.agent_kwargs, "--agent-kwargs")
+        agent_kwargs = _agent_kwargs(args, algo)
         n_envs = _positive_int(args.n_envs, "--n-envs")
         episodes = _positive_int(args.episodes, "--episodes")
-        if args.gpus_per_runner < 0 or not math.isfinite(args.gpus_per_runner):
-            raise UsageError(f"--gpus-per-runner must be >= 0, got {args.gpus_per_runner!r}")
         try:
             env = _make_env(args.env, env_kwargs)
         except ValueError as e:  # EnvConfig validation: names field, value, what is allowed
             raise UsageError(str(e)) from None
-        steps = episode_steps(env)
+        from agents.fdu import episode_length
+
+        steps = episode_length(env)
         env.close()
+        if steps is None:
+            raise UsageError(f"cannot tell the episode length of {args.env}: it needs "
+                             "max_episode_steps")
+        rounds = args.checkpoint_every or max(1, -(-episodes // n_envs) // 10)
         if lib == "sb3":
-            from agents.sb3 import train_sb3
-
-            model = train_sb3(args.env, env_kwargs, args.out, total_steps=episodes * steps,
-                              algo=algo, n_envs=n_envs, seed=args.seed,
-                              checkpoint_every=args.checkpoint_every, agent_kwargs=agent_kwargs)
-            print(f"trained sb3 {algo} for {int(model.num_timesteps)} env steps "
-                  f"({int(model.num_timesteps) // steps} episodes); final model: "
-                  f"{os.path.join(args.out, 'final.zip')}")
-        else:
-            from agents.rllib.agent import train_rllib
-
-            summary = train_rllib(algo, args.env, env_kwargs, args.out, episodes=episodes,
-                                  num_env_runners=n_envs,
-                                  num_gpus_per_env_runner=args.gpus_per_runner, seed=args.seed,
-                                  checkpoint_every=args.checkpoint_every or 5,
-                                  num_cpus=args.num_cpus, training=agent_kwargs,
-                                  log=lambda s: print(json.dumps(s), flush=True))
-            print(f"trained rllib {algo}: {summary.get('episodes')} episodes; checkpoint: "
-                  f"{summary.get('checkpoint')}")
-        return 0
-    except (UsageError, FileNotFoundError) as e:
+            return _train_sb3(args, algo, env_kwargs, agent_kwargs, n_envs, episodes, steps,
+                              rounds)
+        return _train_rllib(args, algo, env_kwargs, agent_kwargs, n_envs, episodes, rounds)
+    except (UsageError, FileNotFoundError, ValueError) as e:  # each names what is wrong
         return _fail(str(e))
-    except (TypeError, ValueError) as e:  # bad agent kwargs / spaces: still one line
+    except TypeError as e:  # bad agent kwargs / spaces: still one line
         return _fail(f"{type(e).__name__}: {e}")
+
+
+def _train_sb3(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
+               agent_kwargs: dict[str, Any], n_envs: int, episodes: int, steps: int,
+               rounds: int) -> int:
+    from agents.sb3 import train_sb3
+
+    try:
+        model = train_sb3(args.env, env_kwargs, args.out, total_steps=episodes * steps,
+                          algo=algo, n_envs=n_envs, seed=args.seed,
+                          checkpoint_every=rounds * steps * n_envs, agent_kwargs=agent_kwargs)
+    except TypeError as e:  # an agent keyword the algorithm does not take
+        raise UsageError(f"invalid --agent-kwargs for sb3 {algo}: {e}") from None
+    if model.resumed_from:
+        print(f"resumed from {model.resumed_from}")
+    done = int(model.num_timesteps)
+    print(f"trained sb3 {algo} for {done} env steps ({done // steps} episodes); final model: "
+          f"{os.path.join(args.out, 'final.zip')}")
+    return 0
+
+
+def _train_rllib(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
+                 agent_kwargs: dict[str, Any], n_envs: int, episodes: int, rounds: int) -> int:
+    from agents.rllib.agent import train_rllib
+
+    summary = train_rllib(algo, args.env, env_kwargs, args.out, episodes=episodes,
+                          num_env_runners=n_envs, num_gpus_per_env_runner=args.gpus_per_runner,
+                          seed=args.seed, checkpoint_every=rounds, num_cpus=args.num_cpus,
+                          address=args.address, training=agent_kwargs,
+                          log=lambda s: print(json.dumps(s), flush=True))
+    if summary.get("resumed_from"):
+        print(f"resumed from {summary['resumed_from']}")
+    print(f"trained rllib {algo}: {summary.get('episodes')} episodes; checkpoint: "
+          f"{summary.get('checkpoint')}")
+    return 0
 
 
 # ---------------------------------------------------------------------- evaluate

@@ -6,6 +6,7 @@ import argparse
 import glob
 import json
 import os
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -248,3 +249,54 @@ def test_sb3_bad_input(tmp_path) -> None:
         LAWDDPG("MlpPolicy", make_reweight_vec_env(ENV_ID, KW, n_envs=1), fdu_epochs=0)
     with pytest.raises(ValueError, match="n_envs"):
         make_reweight_vec_env(ENV_ID, KW, n_envs=0)
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_train_parser(sub)
+    add_evaluate_parser(sub)
+    return parser
+
+
+def test_cli_train_settings_law_and_checkpoint_rounds(tmp_path, capsys) -> None:
+    out = str(tmp_path / "law")
+    args = _train_parser().parse_args(
+        ["train", "--env", ENV_ID, "--env-kwargs", json.dumps(KW), "--n-envs", "1",
+         "--episodes", "3", "--settings", "law", "--agent-kwargs", '{"fdu_epochs": 3}',
+         "--checkpoint-every", "2", "--out", out])
+    assert args.func(args) == 0
+    assert "trained sb3 ddpg for 12 env steps (3 episodes)" in capsys.readouterr().out
+    model = load_law_ddpg(os.path.join(out, "final.zip"))
+    assert model.actor_lr == LAW_DDPG["actor_lr"] and model.critic_lr == LAW_DDPG["critic_lr"]
+    assert model.fdu.epochs == 3  # --agent-kwargs on top of --settings
+    # a checkpoint every 2 rounds (of one episode: 1 env) and at the end
+    names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "law_ddpg_*.zip")))
+    assert names == ["law_ddpg_12_steps.zip", "law_ddpg_8_steps.zip"]
+    with open(os.path.join(out, "agent.json")) as f:
+        meta = json.load(f)
+    assert meta["episode_steps"] == EP_LEN and meta["agent_kwargs"]["n_critics"] == 1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--algo", "a2c"], "unknown algorithm 'a2c': allowed: ddpg, sac, ppo"),
+    (["--lib", "tf"], "unknown library 'tf': allowed: sb3, rllib"),
+    (["--settings", "paper"], "invalid --settings 'paper': allowed: default, law"),
+    (["--algo", "sac", "--settings", "law"], "--settings law is LAW's DDPG: not for --algo sac"),
+    (["--address", "127.0.0.1:6379"], "--address and --num-cpus are for --lib rllib"),
+    (["--lib", "rllib", "--address", "h:1", "--num-cpus", "2"], "--num-cpus is for a local Ray"),
+    (["--agent-kwargs", '{"fdu_epoch": 2}'],
+     "invalid --agent-kwargs for sb3 ddpg: .*unexpected keyword argument 'fdu_epoch'"),
+    (["--agent-kwargs", '{"fdu_epochs": 0}'], "invalid fdu_epochs=0: must be >= 1"),
+    (["--env", "Reweight-Nope-v0"], "unknown environment 'Reweight-Nope-v0'"),
+    (["--env-kwargs", '{"noise_rate": 2}'], "invalid noise_rate=2"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be an integer >= 1"),
+])
+def test_cli_train_bad_input_one_line(tmp_path, capsys, argv: list[str], message: str) -> None:
+    base = ["train", "--env-kwargs", json.dumps(KW), "--n-envs", "1", "--episodes", "1",
+            "--out", str(tmp_path / "bad")]
+    args = _train_parser().parse_args(base + argv)
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert re.search(message, err), err

@@ -44,12 +44,17 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 from ray.rllib.utils.spaces.space_utils import normalize_action
+from ray.util import log_once
 
 from agents.defaults import DDPG_DEFAULTS
 from agents.fdu import FDUSchedule, visits
 from agents.rllib.envs import check_env, seed_action_space
 from agents.rllib.rl_module import DDPGTorchRLModule
 from reweight_gym.validation import check_bool, check_number
+
+# RLlib warns once per process that an algorithm runs "on the new API stack"; this DDPG exists
+# only there, so the warning would say nothing
+log_once("DDPG_on_new_api_stack")
 
 NUM_GRADIENT_STEPS_LIFETIME = "num_gradient_steps_lifetime"
 DDPG_STATE = "ddpg"
