@@ -10,11 +10,20 @@ names the field, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from reweight_gym.validation import check_bool, check_choice, check_number, invalid
+from reweight_gym.validation import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_number,
+    check_text,
+    invalid,
+)
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 NOISE_TYPES = ("none", "uniform", "uniform_other", "pair_flip", "flip2")
@@ -23,6 +32,10 @@ LR_SCHEDULES = ("step", "cosine", "constant")
 FEATURE_SETS = ("law", "agnostic")
 OBS_MODES = ("law", "extended")
 PRESET_NAMES = ("tiny", "cpu", "paper")
+#: Image side of the built-in datasets (image folders have any size).
+IMAGE_SIDE = {"digits": 8, "cifar10": 32, "cifar100": 32}
+MAX_FOLDER_PADDING = 256
+FLOAT32_MAX = 3.4028234663852886e38
 
 #: LAW's exact formulation of the environment (``gym.make(id, **LAW_FORMULATION)``):
 #: the state features of eq. 6 (loss, entropy, density, label one-hot) and the raw weights
@@ -79,6 +92,30 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         ),
     },
 }
+
+
+#: (image shape, classes) that model keywords are checked with; image folders' are unknown until
+#: their images are read (keywords rarely depend on them: a CNN adapts to any image size)
+_MODEL_PROBE = {"digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10),
+                "cifar100": ((3, 32, 32), 100)}
+
+
+def _probe_model(model: str, dataset: str, model_kwargs: dict[str, Any]) -> None:
+    """Build the model on torch's ``meta`` device (no memory, no computation), so that bad
+    ``model_kwargs`` fail when the config is made, not at the first ``reset``."""
+    import warnings
+
+    import torch
+
+    from reweight_gym.models import build_model
+
+    shape, classes = _MODEL_PROBE.get(dataset, ((3, 32, 32), 10))
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "zero-element tensors": the real build warns
+            build_model(model, classes, shape, **model_kwargs)
+    except (RuntimeError, TypeError, OverflowError) as e:  # torch's own checks of the sizes
+        raise invalid("model_kwargs", model_kwargs, f"model {model!r} rejects them: {e}") from None
 
 
 @dataclass(frozen=True)
@@ -169,19 +206,23 @@ class EnvConfig:
         values.update({k: v for k, v in overrides.items()})
         values["dataset"] = dataset
         values["preset"] = preset
-        if "lr_milestones" in values and values["lr_milestones"] is not None:
-            try:
-                values["lr_milestones"] = tuple(float(m) for m in values["lr_milestones"])
-            except TypeError:
-                raise invalid("lr_milestones", values["lr_milestones"],
-                              "a sequence of fractions") from None
-        values["model_kwargs"] = dict(values.get("model_kwargs") or {})
+        if "lr_milestones" in values:
+            milestones = values["lr_milestones"]
+            if not isinstance(milestones, (list, tuple)) or not all(
+                    isinstance(m, (int, float)) and not isinstance(m, bool) for m in milestones):
+                raise invalid("lr_milestones", milestones,
+                              "must be a list of fractions of training")
+            values["lr_milestones"] = tuple(float(m) for m in milestones)
+        model_kwargs = values.get("model_kwargs")
+        if model_kwargs is not None and not isinstance(model_kwargs, dict):
+            raise invalid("model_kwargs", model_kwargs, "must be a dict of model keywords")
+        values["model_kwargs"] = dict(model_kwargs or {})
         cfg = cls(**values)
+        cfg.validate()  # before anything reads a field
         if "meta_size" not in overrides and cfg.is_imbalanced and not cfg.is_noisy:
             # the papers' long-tail meta set (MW-Net: 10 clean images per class), not the
             # preset's noise-setting size; an explicit meta_size keyword wins
-            cfg = dataclasses.replace(cfg, meta_size=None)
-        cfg.validate()
+            cfg = cfg.replace(meta_size=None)
         return cfg
 
     def replace(self, **changes: Any) -> EnvConfig:
@@ -227,6 +268,7 @@ class EnvConfig:
             check_choice(name, getattr(self, name), allowed)
         if not isinstance(self.model_kwargs, dict):
             raise invalid("model_kwargs", self.model_kwargs, "must be a dict")
+        _probe_model(self.model, self.dataset, self.model_kwargs)
         number("noise_rate", 0.0, 1.0, hi_open=True)
         if self.noise_type == "pair_flip" and self.noise_rate >= 0.5:
             raise invalid("noise_rate", self.noise_rate, "must be < 0.5 for pair_flip noise")
@@ -246,33 +288,48 @@ class EnvConfig:
             raise invalid("warmup_stages", self.warmup_stages,
                           f"must be < num_stages ({self.num_stages})")
         number("batch_size", 2, integer=True)
-        number("lr", 0.0, lo_open=True)
+        # the optimiser works in float32 (larger values overflow in its first step)
+        number("lr", 0.0, FLOAT32_MAX, lo_open=True)
         number("momentum", 0.0, 1.0, hi_open=True)
-        number("weight_decay", 0.0)
+        number("weight_decay", 0.0, FLOAT32_MAX)
         number("lr_gamma", 0.0, 1.0, lo_open=True)
         for m in self.lr_milestones:
             if not (isinstance(m, (int, float)) and 0.0 < m < 1.0):
                 raise invalid("lr_milestones", self.lr_milestones,
                               "must be fractions of training strictly between 0 and 1")
-        number("crop_padding", 0, integer=True)
-        number("action_scale", 0.0, lo_open=True)
+        # a crop padded by the image side or more can be all padding; unknown image folders are
+        # bounded only against the memory a padded batch takes
+        side = IMAGE_SIDE.get(self.dataset)
+        number("crop_padding", 0, side - 1 if side else MAX_FOLDER_PADDING, integer=True)
+        number("action_scale", 0.0, FLOAT32_MAX, lo_open=True)  # θ is a float32 tensor
         for flag in ("normalize_weights", "download", "flip", "channels_last", "nesterov"):
             check_bool(flag, getattr(self, flag))
-        number("reward_k")
+        if self.nesterov and self.momentum == 0:
+            raise invalid("nesterov", self.nesterov, "needs momentum > 0 (Nesterov momentum)")
         number("reward_scale", 0.0, lo_open=True)
+        number("reward_k")
+        # r_w = s * exp(k * ce / ne) (eq. 9, ce / ne <= 1) and the return, a sum of num_stages
+        # rewards of at most r_w each, must stay finite
+        k_max = math.log(sys.float_info.max / (self.reward_scale * self.num_stages))
+        if self.reward_k > k_max:
+            raise invalid("reward_k", self.reward_k,
+                          f"must be <= {k_max:.6g} with reward_scale={self.reward_scale!r} and "
+                          f"num_stages={self.num_stages}: the return, up to num_stages * "
+                          "reward_scale * exp(reward_k) (eq. 9), must stay finite")
         number("divergence_penalty", optional=True)
         number("loss_smoothing", 0.0, 1.0, hi_open=True)
         number("acc_smoothing", 0.0, 1.0, hi_open=True)
         number("seed", 0, integer=True)
-        if not (self.device in ("cpu", "auto", "cuda", "mps") or self.device.startswith("cuda:")):
-            raise invalid("device", self.device, "allowed: cpu, cuda, cuda:N, mps, auto")
+        check_device("device", self.device)
+        check_text("data_root", self.data_root, optional=True)
+        check_text("cache_dir", self.cache_dir, optional=True)
         if self.dataset == "imagefolder" and not self.data_root:
             raise invalid("data_root", self.data_root,
-                          "the imagefolder dataset needs a directory with train/<class>/ and "
+                          "dataset='imagefolder' needs a directory with train/<class>/ and "
                           "test/<class>/ folders")
         if self.dataset in ("cifar10", "cifar100") and not self.data_root and not self.download:
             raise invalid("data_root", self.data_root,
-                          f"{self.dataset} needs data_root (a directory with the pickle layout or "
-                          "train/<class>/ and test/<class>/ folders) or download=True")
+                          f"dataset={self.dataset!r} needs data_root (a directory with the pickle "
+                          "layout or train/<class>/ and test/<class>/ folders) or download=True")
         if self.data_root is not None and not self.download and not os.path.isdir(self.data_root):
             raise invalid("data_root", self.data_root, "must be an existing directory")

@@ -47,6 +47,36 @@ def check_bool(name: str, value: Any) -> None:
         raise invalid(name, value, "must be true or false")
 
 
+def check_text(name: str, value: Any, optional: bool = False) -> None:
+    """Raise unless ``value`` is a non-empty string without NUL characters (a path, a name);
+    ``None`` passes with ``optional``."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise invalid(name, value, "must be a non-empty string" + (" or null" if optional else ""))
+
+
+def check_device(name: str, value: Any) -> None:
+    """Raise unless ``value`` names a torch device this machine has: ``cpu``, ``auto``,
+    ``cuda`` / ``cuda:N`` (with CUDA and at least N + 1 GPUs) or ``mps`` (where available)."""
+    allowed = "allowed: cpu, auto, cuda, cuda:N, mps"
+    if not isinstance(value, str) or not (value in ("cpu", "auto", "cuda", "mps")
+                                          or value.startswith("cuda:")):
+        raise invalid(name, value, allowed)
+    import torch  # late: validating a config must not import torch before a device is named
+
+    if value.startswith("cuda"):
+        index = value[5:] if value.startswith("cuda:") else "0"
+        if not index.isdigit() or not index.isascii():
+            raise invalid(name, value, f"{allowed} (N a GPU index)")
+        if not torch.cuda.is_available():
+            raise invalid(name, value, "CUDA is not available on this machine; use cpu or auto")
+        if int(index) >= torch.cuda.device_count():
+            raise invalid(name, value, f"this machine has {torch.cuda.device_count()} GPU(s)")
+    if value == "mps" and not torch.backends.mps.is_available():
+        raise invalid(name, value, "MPS is not available on this machine; use cpu or auto")
+
+
 def parse_json_object(text: str, flag: str) -> dict[str, Any]:
     """A command-line JSON object (``--env-kwargs '{"noise_rate": 0.4}'``); ``ValueError``
     naming the flag otherwise."""
