@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from reweight_gym.allocator import tune_cpu_allocator
-from reweight_gym.benchmark.methods import method_kind
+from reweight_gym.benchmark.methods import MAKE_POLICY, MAKE_WEIGHER, load_attr, method_kind
 from reweight_gym.benchmark.runner import REFERENCE_METHOD, RunSpec, execute, trajectory
 from reweight_gym.benchmark.store import ResultsStore
 from reweight_gym.benchmark.suites import select_settings
@@ -44,29 +44,80 @@ def build_specs(dataset: str, suite: str, methods: Iterable[str], seeds: int | I
                 env_overrides: dict[str, Any] | None = None,
                 method_kwargs: dict[str, dict[str, Any]] | None = None) -> list[RunSpec]:
     """All runs of a benchmark, validated before anything trains (``ValueError`` /
-    ``FileNotFoundError`` naming the bad field or method)."""
+    ``FileNotFoundError`` naming the bad field or method): the methods, the config of every
+    setting, environment keywords that the command's own options or the suite's settings set,
+    and the method keywords (each baseline's weigher and each policy is built once)."""
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise ValueError("invalid --methods '': give at least one method")
-    for m in methods:
-        method_kind(m)
+    kinds = {m: method_kind(m) for m in methods}
     if REFERENCE_METHOD not in methods:
         methods.insert(0, REFERENCE_METHOD)  # the reference of every other method
+        kinds[REFERENCE_METHOD] = method_kind(REFERENCE_METHOD)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list or any(s < 0 for s in seed_list):
         raise ValueError(f"invalid --seeds {seeds!r}: must be a positive number of seeds")
     overrides = dict(env_overrides or {})
+    for key, option in (("dataset", "--dataset"), ("preset", "--preset"), ("seed", "--seeds"),
+                        ("data_root", "--data-root")):
+        if key in overrides:
+            raise ValueError(f"invalid --env-kwargs key {key!r}: set it with {option}")
+    chosen = select_settings(suite, settings)
+    for key in sorted(set(overrides).intersection(*chosen)):
+        raise ValueError(f"invalid --env-kwargs key {key!r}: the {suite} suite sets it in each "
+                         "setting; choose settings with --settings")
+    kwargs = _method_kwargs(method_kwargs, methods, kinds)
     specs = []
-    for setting in select_settings(suite, settings):
+    for setting in chosen:
         for seed in seed_list:
             for m in methods:
                 spec = RunSpec(dataset, suite, setting, m, seed, preset, data_root, overrides,
-                               dict((method_kwargs or {}).get(m, {})))
+                               dict(kwargs.get(m, {})))
                 specs.append(spec)
-        # validate the config once per setting (early, clear errors)
-        EnvConfig.resolve(dataset, preset, **{**overrides, **setting,
-                                              **({"data_root": data_root} if data_root else {})})
+        # validate the config and the method keywords once per setting (early, clear errors)
+        cfg = EnvConfig.resolve(dataset, preset, **{
+            **overrides, **setting, **({"data_root": data_root} if data_root else {})})
+        for m, kw in kwargs.items():
+            _check_method_kwargs(m, kinds[m], cfg, kw)
     return specs
+
+
+def _method_kwargs(method_kwargs: Any, methods: list[str], kinds: dict[str, str]
+                   ) -> dict[str, dict[str, Any]]:
+    """``--method-kwargs``: a JSON object of one JSON object of keywords per method."""
+    if method_kwargs is None:
+        return {}
+    if not isinstance(method_kwargs, dict):
+        raise ValueError(f"invalid --method-kwargs {method_kwargs!r}: must be a JSON object "
+                         '{"method": {keywords}}')
+    for m, kw in method_kwargs.items():
+        if m not in methods:
+            raise ValueError(f"invalid --method-kwargs key {m!r}: not one of the methods "
+                             f"({', '.join(methods)})")
+        if not isinstance(kw, dict):
+            raise ValueError(f"invalid --method-kwargs value for {m!r}: {kw!r} must be a JSON "
+                             "object of keywords")
+        if kw and kinds[m] == "agent":
+            raise ValueError(f"invalid --method-kwargs value for {m!r}: a trained agent takes "
+                             "no keywords")
+    return method_kwargs
+
+
+def _check_method_kwargs(method: str, kind: str, cfg: EnvConfig, kw: dict[str, Any]) -> None:
+    """Build the method once with ``kw`` (a baseline's weigher, or a policy for a one-feature
+    action space): its own validation names a bad keyword."""
+    if kind == "baseline":
+        load_attr(MAKE_WEIGHER)(method, cfg, **kw)
+    elif kind == "policy":
+        import gymnasium as gym
+        import numpy as np
+
+        try:
+            load_attr(MAKE_POLICY)(method, observation_space=gym.spaces.Box(0, 1, (1,), np.float32),
+                                   action_space=gym.spaces.Box(-1, 1, (2,), np.float32),
+                                   feature_names=["loss"], seed=0, **kw)
+        except TypeError as e:
+            raise ValueError(f"invalid {method} kwarg(s) {sorted(kw)}: {e}") from None
 
 
 def trajectory_path(directory: str | os.PathLike[str], key: str) -> Path:
