@@ -1,10 +1,13 @@
-"""Shared test setup: one torch thread, the CPU allocator tuning, the JPEG CIFAR-10 copy."""
+"""Shared test setup: one torch thread, the CPU allocator tuning, the same global RNG state at
+the start of every test, the JPEG CIFAR-10 copy."""
 
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +22,16 @@ CIFAR_JPEG = Path(os.environ.get("REWEIGHT_GYM_CIFAR10",
 torch.set_num_threads(1)
 # The test process opts in to the allocator tuning the reweight-gym command applies (faster runs).
 tune_cpu_allocator()
+
+
+@pytest.fixture(autouse=True)
+def seeded_global_rngs() -> None:
+    """Every test starts from the same state of the global RNGs (torch, numpy, random): a draw
+    without its own generator gives the same values whichever tests ran before it or were
+    deselected, so no outcome depends on the order or the selection of tests."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")
