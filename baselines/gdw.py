@@ -20,10 +20,12 @@ where p is the softmax and y the one-hot observed label.
   the code), clamps it to [1e-6, 1e6], re-applies eq. 4 and the trainer takes the real step
   with omega' as class-level weights (eq. 12).
 - Defaults: c = 0.2, eta_omega = 100 for 10 classes and 1000 otherwise (CIFAR-100), V's
-  optimiser as MW-Net's (Adam, weight decay 1e-4; the paper's 1e-3 scaled to the run's length
-  by ``baselines.meta.run_length_lr`` unless ``meta_lr`` is ``"paper"`` or a number), weights
-  not normalised (the code uses the batch mean of the weighted loss). eta_omega and c act per
-  iteration on normalised gradients (eq. 11), so they do not depend on the run's length.
+  optimiser as MW-Net's (Adam, weight decay 1e-4), with the paper's 1e-3 scaled to the run's
+  length, 1e-3 sqrt(60,000 / T) for T iterations (``baselines.meta.run_length_lr``; unlike
+  MW-Net's, larger for shorter runs, measured) unless ``meta_lr`` is ``"paper"`` or a number;
+  weights not normalised (the code uses the batch mean of the weighted loss). eta_omega and c
+  act per iteration on normalised gradients (eq. 11), so they do not depend on the run's
+  length.
 
 The extra work over MW-Net is the C-column weights and one more input of the same backward: no
 extra forward or backward pass.

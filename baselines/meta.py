@@ -28,7 +28,6 @@ update-then-weigh step.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 
@@ -203,22 +202,29 @@ def paper_meta_lr(setting: str) -> float:
     return 1e-5 if setting == "long_tail" else 1e-3
 
 
-def run_length_lr(paper_lr: float, iterations: int, adam: bool = True) -> float:
-    """The weight net's learning rate for a run of ``iterations`` meta updates, from the
-    paper's value for ``PAPER_ITERATIONS``.
+def run_length_lr(paper_lr: float, iterations: int, exponent: float) -> float:
+    """The weight net's learning rate for a run of T = ``iterations`` meta updates:
+    paper_lr * (60,000 / T)^exponent, the paper's value at the papers' run length.
 
-    - SGD (MW-Net's long-tail optimiser): lr = paper * (60,000 / T). SGD moves V by about
-      lr x T x the mean meta-gradient, so a run of T iterations moves it as far as the paper's
-      run; at the paper's 1e-5 a ~700-iteration run leaves V at its random initialisation
-      (README, long tail).
-    - Adam (noise): lr = paper * sqrt(60,000 / T). Adam steps have a fixed size whatever the
-      gradient's, so on the weak, noisy meta-gradient of a small meta set V also random-walks,
-      by about lr x sqrt(T): this keeps that walk as long as in the paper's run while the
-      directed part (lr x T x its consistency) still grows with the run. Measured on tiny /
-      cpu / demo digits (README "Baselines", ``benchmarks/method_defaults.py``).
+    The exponents, per optimiser and weight function (measured on the ``tiny``, ``cpu`` and demo
+    digits runs, ~100 / ~500 / ~1,700 iterations, against the opposite sign: README
+    "Baselines", ``benchmarks/method_defaults.py``):
+
+    - ``1``, SGD (MW-Net's and GDW's long-tail optimiser): SGD moves V by about
+      lr x T x the mean meta-gradient, so this moves it as far as in the paper's run; at the
+      paper's 1e-5 a ~700-iteration run leaves V at its random initialisation (README, long
+      tail).
+    - ``-1/2``, Adam on MW-Net's V (noise), whose output is the weight: Adam's steps have a fixed
+      size whatever the gradient's, and on the weak, noisy meta-gradient of a short run with a
+      small meta set V at the paper's 1e-3 follows the noise away from a monotone
+      loss -> weight shape; noisy samples are separated from clean ones far better at ~1e-4
+      (the demo's setting before this rule). 1e-3 at 60,000 iterations, 1e-4 at 600.
+    - ``1/2``, Adam on GDW's V and on NRT's tree (noise): GDW's class-level step (eq. 11)
+      re-weighs every iteration on top of V, and NRT's tree starts flat (every leaf score 0) and
+      has to travel before it weighs anything; both gain from a faster weight function in short
+      runs. 1e-3 at 60,000 iterations, 1e-2 at 600.
     """
-    ratio = PAPER_ITERATIONS / max(1, int(iterations))
-    return paper_lr * (math.sqrt(ratio) if adam else ratio)
+    return paper_lr * (PAPER_ITERATIONS / max(1, int(iterations))) ** exponent
 
 
 def check_meta_lr(field: str, value: float | str | None) -> None:
@@ -232,13 +238,13 @@ def check_meta_lr(field: str, value: float | str | None) -> None:
 
 
 def resolve_meta_lr(meta_lr: float | str | None, paper_lr: float, iterations: int,
-                    adam: bool = True) -> float:
+                    exponent: float) -> float:
     """``meta_lr`` as a number: ``"paper"`` -> ``paper_lr``; ``None`` -> :func:`run_length_lr`
     for a run of ``iterations``; a number -> itself."""
     if meta_lr == "paper":
         return paper_lr
     if meta_lr is None:
-        return run_length_lr(paper_lr, iterations, adam)
+        return run_length_lr(paper_lr, iterations, exponent)
     return float(meta_lr)
 
 
@@ -304,8 +310,9 @@ class MetaWeigher(Weigher):
         """The paper's weight-net learning rate (:func:`paper_meta_lr`)."""
         return paper_meta_lr(self.setting)
 
-    def uses_adam(self) -> bool:
-        return self.setting != "long_tail"
+    def lr_exponent(self) -> float:
+        """The exponent of :func:`run_length_lr`: 1 for SGD (long tail), 1/2 for Adam."""
+        return 1.0 if self.setting == "long_tail" else 0.5
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """The weight net's optimiser (:func:`make_meta_optimizer`) at ``self.lr``."""
@@ -325,7 +332,7 @@ class MetaWeigher(Weigher):
             torch.manual_seed(seed)
             net = self.make_net(num_classes)
         self.net = net.to(device)
-        self.lr = resolve_meta_lr(self.meta_lr, self.paper_lr(), iterations, self.uses_adam())
+        self.lr = resolve_meta_lr(self.meta_lr, self.paper_lr(), iterations, self.lr_exponent())
         self.optimizer = self.make_optimizer()
 
     def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,

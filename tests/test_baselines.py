@@ -186,19 +186,21 @@ def test_mwnet_meta_gradient_matches_finite_differences(normalize, jvp, tol):
 
 
 def test_weight_net_learning_rate_follows_the_run_length():
-    """Adam: paper * sqrt(60,000 / T); SGD (long tail): paper * 60,000 / T; "paper" and a
-    number as given; resolved when the weight net is built, from the run's iterations."""
+    """Adam on MW-Net's V: paper * sqrt(T / 60,000); on GDW's V and NRT's tree:
+    paper * sqrt(60,000 / T); SGD (long tail): paper * 60,000 / T; "paper" and a number as
+    given; resolved when the weight net is built, from the run's iterations."""
     from baselines.meta import run_length_lr
 
-    assert run_length_lr(1e-3, 60_000) == pytest.approx(1e-3)
-    assert run_length_lr(1e-3, 15_000) == pytest.approx(2e-3)
-    assert run_length_lr(1e-5, 600, adam=False) == pytest.approx(1e-3)
+    assert run_length_lr(1e-3, 60_000, -0.5) == pytest.approx(1e-3)
+    assert run_length_lr(1e-3, 15_000, 0.5) == pytest.approx(2e-3)
+    assert run_length_lr(1e-3, 600, -0.5) == pytest.approx(1e-4)
+    assert run_length_lr(1e-5, 600, 1.0) == pytest.approx(1e-3)
     cfg = tiny_cfg()
     lt = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
     for name, cfg_, meta_lr, want in (
-            ("mwnet", cfg, None, 1e-3 * math.sqrt(60_000 / 600)),
+            ("mwnet", cfg, None, 1e-4), ("gdw", cfg, None, 1e-2),
             ("gdw", cfg, "paper", 1e-3), ("nrt", cfg, 3e-4, 3e-4),
-            ("nrt", cfg, None, 1e-3 * math.sqrt(60_000 / 600)),
+            ("nrt", cfg, None, 1e-2),
             ("mwnet", lt, None, 1e-5 * 60_000 / 600), ("mwnet", lt, "paper", 1e-5)):
         w = baselines.make_weigher(name, cfg_, meta_lr=meta_lr)
         w.build(0, 10, iterations=600)
@@ -210,7 +212,7 @@ def test_weight_net_learning_rate_follows_the_run_length():
     w = baselines.make_weigher("mwnet", cfg)
     tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=w)
     tr.train_iterations(1)
-    assert w.lr == pytest.approx(run_length_lr(1e-3, tr.total_iterations))
+    assert w.lr == pytest.approx(run_length_lr(1e-3, tr.total_iterations, -0.5))
 
 
 def test_finite_difference_jvp_matches_forward_ad_on_a_batchnorm_cnn():

@@ -19,8 +19,9 @@ Deviations from the paper, each one argument away where it is a choice:
 - The characteristics are standardised with running statistics before binning (so cut points
   live on one scale; rules are reported back in raw units).
 - ``meta_lr``: Adam's learning rate for the tree, 1e-3 in the paper (``"paper"``); by default
-  (``None``) scaled to the run's length as MW-Net's, 1e-3 sqrt(60,000 / T) for T iterations
-  (:func:`baselines.meta.run_length_lr`, README "Baselines"); a number sets it.
+  (``None``) scaled to the run's length, 1e-3 sqrt(60,000 / T) for T iterations: larger for
+  shorter runs, since the tree starts flat (:func:`baselines.meta.run_length_lr`, README
+  "Baselines"); a number sets it.
 - Pruning also deactivates a cut point beyond the data (no sample on one side), which lets a
   characteristic lose its last cut point and drop out of the tree (:mod:`.tree`).
 """
@@ -85,8 +86,9 @@ class NRTWeigher(MetaWeigher):
         """NRT's Adam learning rate, 1e-3."""
         return 1e-3
 
-    def uses_adam(self) -> bool:
-        return True
+    def lr_exponent(self) -> float:
+        """1/2: the tree starts flat and has to travel (``baselines.meta.run_length_lr``)."""
+        return 0.5
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         """Adam on the scores and cut points (made anew when the tree's structure changes)."""
