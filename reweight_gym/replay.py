@@ -32,7 +32,7 @@ import numpy as np
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.record import read_trajectory
 from reweight_gym.jsonable import jsonable
-from reweight_gym.provenance import provenance
+from reweight_gym.provenance import UNKNOWN, provenance
 from reweight_gym.validation import check_number
 
 # Twice the largest difference measured between 1 and 2 torch threads (tiny digits, 8 episodes;
@@ -201,10 +201,17 @@ def _settings(traj: dict[str, Any], tolerance: float | None, value_tolerance: fl
     return float(tolerance), float(value_tolerance), tolerance == value_tolerance == 0, threads
 
 
-def _config_notes(recorded: dict[str, Any], cfg: EnvConfig) -> list[str]:
-    new = sorted(set(cfg.to_dict()) - set(recorded))
-    return ([f"config fields not in the recording, at today's defaults: {', '.join(new)}"]
-            if new else [])
+def _notes(traj: dict[str, Any], cfg: EnvConfig) -> list[str]:
+    """What the reader of a replay should know: config fields the recording predates, and a
+    recording without versions (its platform is unknown: the default tolerances apply)."""
+    notes = []
+    new = sorted(set(cfg.to_dict()) - set(traj["config"]))
+    if new:
+        notes.append(f"config fields not in the recording, at today's defaults: {', '.join(new)}")
+    prov = traj.get("provenance")
+    if not isinstance(prov, dict) or prov.get("torch", UNKNOWN) == UNKNOWN:
+        notes.append("recorded without versions: its platform is unknown")
+    return notes
 
 
 # ---------------------------------------------------------------------- environment trajectories
@@ -220,7 +227,7 @@ def replay_env(traj: dict[str, Any], source: str = "trajectory", *,
     tol, vtol, exact, threads = _settings(traj, tolerance, value_tolerance, threads)
     report = ReplayReport(source, "env", tol, vtol, exact, threads)
     cfg = config_from_dict(traj["config"])
-    report.notes += _config_notes(traj["config"], cfg)
+    report.notes += _notes(traj, cfg)
     kwargs = {k: v for k, v in cfg.to_dict().items()}
     kwargs["lr_milestones"] = tuple(kwargs["lr_milestones"])
     with _torch_threads(threads):
@@ -277,7 +284,7 @@ def replay_benchmark(traj: dict[str, Any], source: str = "trajectory", *,
     tol, vtol, exact, threads = _settings(traj, tolerance, value_tolerance, threads)
     report = ReplayReport(source, "benchmark run", tol, vtol, exact, threads)
     cfg = config_from_dict(traj["config"])
-    report.notes += _config_notes(traj["config"], cfg)
+    report.notes += _notes(traj, cfg)
     spec = RunSpec(**traj["spec"])
     recorded: dict[str, Any] = traj.get("result") or {}
     missing = [k for k in ("stage_rewards",) if k not in recorded]

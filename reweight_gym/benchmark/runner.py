@@ -285,6 +285,6 @@ def trajectory(row: dict[str, Any], reference: dict[str, Any] | None) -> dict[st
         "format": TRAJECTORY_FORMAT, "version": TRAJECTORY_VERSION, "kind": "benchmark",
         "env_id": dataset_ids.get(row["dataset"]), "key": row["key"], "spec": row["spec"],
         "config": row["config"], "reference": ref,
-        "result": {k: row.get(k) for k in RESULT_KEYS},
+        "result": {k: row[k] for k in RESULT_KEYS if k in row},  # older rows lack some
         "complete": True, "provenance": row_provenance(row),
     }
