@@ -1,6 +1,7 @@
 """Per-iteration time and peak memory of every weighting method relative to plain training.
 
-For each model (ResNet-32 and the small CNN, batch 100, 32x32x3 images), every method drives its
+For each model (ResNet-32 and the small CNN on 32x32x3 images, the demo's MLP on 8x8x1 digits
+images; batch ``--batch``), every method drives its
 own ``DuplicateTrainer`` (same seed, same data) and the methods are timed *interleaved* in rounds:
 in each round every method runs ``--iters`` iterations, and its time is divided by the plain
 (``uniform``) time of the same round; the reported ratio is the median over ``--rounds`` rounds.
@@ -9,7 +10,9 @@ So machine load shared with other processes hits plain and method alike.
 Memory: each (model, method) runs in a fresh subprocess; the extra resident memory of training
 (peak RSS during the iterations minus RSS after setup; activations, saved tensors, gradients,
 optimiser and weigher state) is divided by that of plain training. Images are random uint8 tensors
-(timing and memory do not depend on pixel values), so no dataset is needed.
+(timing and memory do not depend on pixel values), so no dataset is needed. The machine's load
+average (``os.getloadavg()``) is recorded before and after each model: compare ratios measured
+in one run only.
 
 ``--malloc tuned`` (default, what the ``reweight-gym`` command does) or ``default`` (glibc's own
 malloc settings, ``REWEIGHT_GYM_MALLOC=default``): see ``reweight_gym/allocator.py``. Both
@@ -40,16 +43,23 @@ from reweight_gym.allocator import tune_cpu_allocator
 
 METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "mwnet@exact", "gdw", "fsr",
            "nrt", "nrt@20"]
-MODELS = {"resnet32": {}, "small_cnn": {"width": 16}}
+# model -> (dataset of its config, model kwargs, image shape); "mlp" is the demo's network
+MODELS: dict[str, tuple[str, dict[str, Any], tuple[int, int, int]]] = {
+    "resnet32": ("cifar10", {}, (3, 32, 32)),
+    "small_cnn": ("cifar10", {"width": 16}, (3, 32, 32)),
+    "mlp": ("digits", {}, (1, 8, 8)),
+}
 
 
-def synthetic_splits(n_train: int = 1000, n_meta: int = 200, seed: int = 0) -> Any:
+def synthetic_splits(shape: tuple[int, int, int] = (3, 32, 32), n_train: int = 1000,
+                     n_meta: int = 200, seed: int = 0) -> Any:
     from reweight_gym.data.splits import DataSplits
 
     g = torch.Generator().manual_seed(seed)
+    c = shape[0]
 
     def images(n: int) -> torch.Tensor:
-        return torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
 
     def labels(n: int) -> torch.Tensor:
         return torch.arange(n) % 10
@@ -62,7 +72,7 @@ def synthetic_splits(n_train: int = 1000, n_meta: int = 200, seed: int = 0) -> A
         train_index=np.arange(n_train), val_x=images(100), val_y=labels(100),
         meta_x=images(n_meta), meta_y=labels(n_meta), meta_index=np.arange(n_meta),
         val_index=np.arange(100), test_x=images(100), test_y=labels(100), num_classes=10,
-        class_names=[str(i) for i in range(10)], mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+        class_names=[str(i) for i in range(10)], mean=(0.5,) * c, std=(0.25,) * c,
         noise_transition=np.eye(10))
 
 
@@ -71,8 +81,9 @@ def make_trainer(model: str, method: str, batch: int) -> Any:
     from reweight_gym.config import EnvConfig
     from reweight_gym.training.trainer import DuplicateTrainer
 
-    cfg = EnvConfig.resolve("cifar10", "cpu", download=True, model=model,
-                            model_kwargs=MODELS[model], batch_size=batch, noise_rate=0.4,
+    dataset, model_kwargs, shape = MODELS[model]
+    cfg = EnvConfig.resolve(dataset, "cpu", download=dataset != "digits", model=model,
+                            model_kwargs=model_kwargs, batch_size=batch, noise_rate=0.4,
                             epochs=10, meta_size=200)
     name, kwargs = method, {}
     if method.startswith("nrt@"):  # nrt@K: meta update every K iterations
@@ -80,7 +91,7 @@ def make_trainer(model: str, method: str, batch: int) -> Any:
     elif method.endswith("@exact"):  # mwnet@exact etc.: the exact forward-mode JVP
         name, kwargs = method.split("@")[0], {"jvp": "forward_ad"}
     weigher = make_weigher(name, cfg, **kwargs)
-    return DuplicateTrainer(cfg, splits=synthetic_splits(), seed=0, with_reference=False,
+    return DuplicateTrainer(cfg, splits=synthetic_splits(shape), seed=0, with_reference=False,
                             weigher=weigher)
 
 
@@ -146,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                               "batch": args.batch, "malloc": args.malloc,
                               "allocator": allocator, "models": {}}
     for model in args.models:
+        load_before = os.getloadavg()
         rounds = 0 if args.no_time else args.rounds
         trainers = {m: make_trainer(model, m, args.batch) for m in methods} if rounds else {}
         for tr in trainers.values():  # warm-up: lazy weigher state
@@ -168,10 +180,13 @@ def main(argv: list[str] | None = None) -> None:
             for m in methods:
                 rows[m]["extra_mb"] = mem[m] / 2**20
                 rows[m]["memory_ratio"] = mem[m] / max(1, mem["uniform"])
+        load = {"before": load_before, "after": os.getloadavg()}
         report["models"][model] = rows
+        report.setdefault("loadavg", {})[model] = load
         print(f"\n{model}, batch {args.batch}, {report['threads']} thread(s), malloc "
               f"{args.malloc}, median of {args.rounds} interleaved rounds x {args.iters} "
-              "iterations")
+              f"iterations; load average (1, 5, 15 min) before {load['before']}, after "
+              f"{load['after']}")
         print(f"{'method':16s} {'s/iter':>8s} {'time x plain':>13s} {'time x mwnet':>13s} "
               f"{'extra MB':>9s} {'mem x plain':>12s}")
         for m in methods:

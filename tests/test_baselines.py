@@ -615,7 +615,7 @@ def test_tree_memory_grows_with_active_bins_not_5_pow_9():
 def test_extract_rules_reads_the_tree():
     tree = NeuralRegressionTree(9, tau=0.01)
     with torch.no_grad():
-        tree.cuts[0].fill_(0.0)
+        tree.cut_values[0, 0] = 0.0
         tree.scores[0].fill_(4.0)  # loss below the mean: high weight
         tree.scores[1].fill_(-4.0)  # loss above the mean: low weight
     torch.manual_seed(0)

@@ -30,10 +30,11 @@ def compute_characteristics(logits: torch.Tensor, labels: torch.Tensor, losses: 
     logits, losses = logits.detach(), losses.detach()
     w1 = history.weight_prev1[index].to(losses.device)
     w2 = history.weight_prev2[index].to(losses.device)
-    cols = [losses, margin(logits, labels), grad_norm(logits, labels), entropy(logits),
-            class_proportion(labels, class_counts), class_mean_loss(losses, labels,
-                                                                    logits.shape[1]),
-            w1, w2, w1 - w2]
+    logp = torch.log_softmax(logits, dim=1)  # one softmax for margin, gradient norm, entropy
+    p = logp.exp()
+    cols = [losses, margin(logits, labels, p), grad_norm(logits, labels, p),
+            entropy(logits, logp), class_proportion(labels, class_counts),
+            class_mean_loss(losses, labels, logits.shape[1]), w1, w2, w1 - w2]
     return torch.stack(cols, dim=1).float()
 
 

@@ -53,8 +53,9 @@ def extract_rules(tree: NeuralRegressionTree, standardizer: RunningStandardizer,
     h_all = _entropy(level, n_clusters)
     gains = []
     zc = z.cpu()
+    tree_cuts = [c.detach().cpu() for c in tree.cuts]
     for k in range(tree.num_characteristics):
-        bins = hard_bins(zc[:, k], tree.cuts[k].detach().cpu()).numpy()
+        bins = hard_bins(zc[:, k], tree_cuts[k]).numpy()
         cond = sum((bins == b).mean() * _entropy(level[bins == b], n_clusters)
                    for b in np.unique(bins))
         gains.append(h_all - cond)
@@ -62,11 +63,11 @@ def extract_rules(tree: NeuralRegressionTree, standardizer: RunningStandardizer,
              + ", ".join(f"{names[i]}={km.cluster_centers_[order[i], 0]:.3f}"
                          for i in range(n_clusters))]
     for k in np.argsort(gains)[::-1][:top_k]:
-        cuts = torch.sort(tree.cuts[k].detach().cpu()).values.tolist()
+        cuts = torch.sort(tree_cuts[k]).values.tolist()
         raw = [standardizer.to_raw(int(k), c) for c in cuts]
         edges = [-math.inf, *raw, math.inf]
         lines.append(f"{CHARACTERISTICS[k]} (information gain {gains[k]:.3f} bits):")
-        bins = hard_bins(zc[:, k], tree.cuts[k].detach().cpu()).numpy()
+        bins = hard_bins(zc[:, k], tree_cuts[k]).numpy()
         for b in range(len(cuts) + 1):
             sel = bins == b
             if not sel.any():

@@ -8,9 +8,11 @@
   the characteristics are split into two groups whose own Kronecker products u (B x N_1) and
   v (B x N_2) are small (N_1 N_2 = N leaves, N_1 ~ N_2 ~ sqrt(N), counting *active* bins only),
   and the score tensor, reshaped to an N_1 x N_2 matrix S, gives every sample's output as the
-  bilinear form u_b S v_b: one matrix product (u S) and a row-wise dot with v. The largest
-  intermediate is B x N_2, not B x 5^9 (1.95M leaves per sample in the reference code), and
-  the work is one dense matrix product instead of a chain of memory-bound contractions.
+  bilinear form u_b S v_b: one matrix product (u S) and a row-wise dot with v. u and v are
+  exp of the log bins times a fixed 0/1 selection matrix (:func:`kron_selector`), so the whole
+  tree is a few dense operations whatever the number of characteristics (on a small model the
+  count of small operations, not their size, is the cost). The largest intermediate is
+  B x N_2, not B x 5^9 (1.95M leaves per sample in the reference code).
 - Growth and pruning (:class:`CutPointController`): every T_r meta updates, if every active cut
   point of a characteristic moved less than eps+ over the window -- its max - min over the
   window's T_r steps (eq. 8) -- one more cut point is activated (up to c), splitting the most
@@ -35,27 +37,37 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 
-def soft_bins(z: torch.Tensor, cuts: Sequence[torch.Tensor], tau: float) -> list[torch.Tensor]:
-    """Soft binning of eq. 6 for K characteristics at once: (B, K) values and K tensors of
-    cut points (any order, a_k >= 0 each) -> K tensors (B, a_k + 1) of bin probabilities.
-
-    The cut points are padded to a common length, sorted and masked, so the K softmaxes are one.
-    """
-    k, n = len(cuts), z.shape[0]
-    sizes = [len(c) for c in cuts]
-    a = max(sizes, default=0)
-    if a == 0:
-        return [z.new_ones(n, 1) for _ in range(k)]
-    beta = torch.sort(pad_sequence(list(cuts), batch_first=True, padding_value=math.inf),
-                      dim=1).values  # (K, a), padding last
-    active = torch.isfinite(beta)
+def log_soft_bins(z: torch.Tensor, values: torch.Tensor, active: torch.Tensor,
+                  tau: float) -> torch.Tensor:
+    """Log of eq. 6's soft bins for K characteristics at once: (B, K) values z, the cut points
+    as a (K, c) array ``values`` of which ``active`` (K, c) marks the ones in use (any order)
+    -> (B, K, c + 1) log-probabilities; characteristic k's bins are the first a_k + 1 entries
+    (a_k active cut points), the rest is 0 (not -inf, so that a product with a zero coefficient
+    stays 0). The K softmaxes are one operation."""
+    k, c = values.shape
+    if c == 0:
+        return z.new_zeros(z.shape[0], k, 1)
+    inf = torch.full_like(values, math.inf)
+    beta, order = torch.sort(torch.where(active, values, inf), dim=1)  # active ones first
+    used = active.gather(1, order)
     zero = z.new_zeros(k, 1)
-    bias = torch.cat([zero, -torch.cumsum(torch.where(active, beta, zero), dim=1)], dim=1)
-    w = torch.arange(1, a + 2, dtype=z.dtype, device=z.device)
-    logits = (z[:, :, None] * w + bias) / tau  # (B, K, a + 1)
-    mask = torch.cat([torch.ones_like(zero, dtype=torch.bool), active], dim=1)
-    p = torch.softmax(logits.masked_fill(~mask, -math.inf), dim=2)
-    return [p[:, j, : sizes[j] + 1] for j in range(k)]
+    bias = torch.cat([zero, -torch.cumsum(torch.where(used, beta, zero), dim=1)], dim=1)
+    w = torch.arange(1, c + 2, dtype=z.dtype, device=z.device)
+    logits = (z[:, :, None] * w + bias) / tau  # (B, K, c + 1)
+    mask = torch.cat([torch.ones_like(zero, dtype=torch.bool), used], dim=1)
+    logp = torch.log_softmax(logits.masked_fill(~mask, -math.inf), dim=2)
+    return logp.masked_fill(~mask, 0.0)
+
+
+def soft_bins(z: torch.Tensor, cuts: Sequence[torch.Tensor], tau: float) -> list[torch.Tensor]:
+    """Soft binning of eq. 6: (B, K) values and K tensors of cut points -> K tensors
+    (B, a_k + 1) of bin probabilities softmax((w zeta + b) / tau), w = [1, ..., a_k + 1],
+    b = [0, -beta_1, -beta_1 - beta_2, ...] over the sorted cut points."""
+    values = pad_sequence(list(cuts), batch_first=True) if cuts else z.new_zeros(0, 0)
+    active = pad_sequence([torch.ones(len(c), dtype=torch.bool) for c in cuts],
+                          batch_first=True).to(values.device) if cuts else values.bool()
+    p = log_soft_bins(z, values, active, tau).exp()
+    return [p[:, j, : len(c) + 1] for j, c in enumerate(cuts)]
 
 
 def hard_bins(z: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
@@ -63,32 +75,51 @@ def hard_bins(z: torch.Tensor, cuts: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(z.contiguous(), torch.sort(cuts).values, right=False)
 
 
-def _kron_rows(bins: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
-    """Row-wise Kronecker product of (B, n_k) bin vectors, the first one most significant (the
-    score tensor's row-major order); (B, 1) ones for no characteristic."""
-    out = torch.ones(z.shape[0], 1, dtype=z.dtype, device=z.device)
-    for p in bins:
-        out = (out[:, :, None] * p[:, None, :]).reshape(z.shape[0], -1)
-    return out
+def kron_selector(shape: Sequence[int], padded: int, first: int, rows: int) -> torch.Tensor:
+    """The 0/1 matrix (rows, prod(shape)) that sums, for every leaf of the characteristics
+    first, first + 1, ... (bin counts ``shape``, row-major leaf order), the log-probabilities
+    of its bins in a flattened (K, padded) array of :func:`log_soft_bins` (rows = K padded):
+    the log of the row-wise Kronecker product of their bin vectors as one matrix product."""
+    m = len(shape)
+    leaves = torch.cartesian_prod(*[torch.arange(n) for n in shape]).reshape(-1, m) if m \
+        else torch.zeros(1, 0, dtype=torch.long)
+    index = (torch.arange(first, first + m) * padded)[None, :] + leaves  # (L, m) rows
+    sel = torch.zeros(rows, len(leaves))
+    sel[index.reshape(-1), torch.arange(len(leaves)).repeat_interleave(m)] = 1.0
+    return sel
 
 
 class NeuralRegressionTree(nn.Module):
-    """Leaf scores over the active bins of K characteristics (eq. 7), as a bilinear form."""
+    """Leaf scores over the active bins of K characteristics (eq. 7), as a bilinear form.
 
-    def __init__(self, num_characteristics: int = 9, tau: float = 0.1) -> None:
+    The cut points are one (K, capacity) parameter ``cut_values`` and a mask ``active``
+    (a buffer): one tensor to sort, bin and update whatever the number of characteristics.
+    ``cuts[k]`` reads characteristic k's active cut points."""
+
+    def __init__(self, num_characteristics: int = 9, tau: float = 0.1,
+                 capacity: int = 1) -> None:
         super().__init__()
         self.tau = tau
-        self.cuts = nn.ParameterList(
-            [nn.Parameter(torch.zeros(1)) for _ in range(num_characteristics)])
+        self.cut_values = nn.Parameter(torch.zeros(num_characteristics, max(1, capacity)))
+        active = torch.zeros(num_characteristics, max(1, capacity), dtype=torch.bool)
+        active[:, 0] = True  # one cut point at the standardised mean to start
+        self.register_buffer("active", active)
         self.scores = nn.Parameter(torch.zeros((2,) * num_characteristics))
+        self._selector_key: tuple[object, ...] | None = None
+        self._selector_cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def num_characteristics(self) -> int:
-        return len(self.cuts)
+        return self.cut_values.shape[0]
+
+    @property
+    def cuts(self) -> list[torch.Tensor]:
+        """The active cut points of every characteristic (in slot order)."""
+        return [self.cut_values[k][self.active[k]] for k in range(self.num_characteristics)]
 
     @property
     def leaf_shape(self) -> tuple[int, ...]:
-        return tuple(len(c) + 1 for c in self.cuts)
+        return tuple(int(n) + 1 for n in self.active.sum(1).tolist())
 
     @property
     def num_leaves(self) -> int:
@@ -96,7 +127,8 @@ class NeuralRegressionTree(nn.Module):
 
     def bins(self, z: torch.Tensor) -> list[torch.Tensor]:
         """The soft bins (eq. 6) of every characteristic."""
-        return soft_bins(z, list(self.cuts), self.tau)
+        p = log_soft_bins(z, self.cut_values, self.active, self.tau).exp()
+        return [p[:, k, :n] for k, n in enumerate(self.leaf_shape)]
 
     def split(self) -> int:
         """m: characteristics 0..m-1 form the first group, the others the second, with the
@@ -107,44 +139,65 @@ class NeuralRegressionTree(nn.Module):
         return min(range(len(shape) + 1),
                    key=lambda m: max(math.prod(shape[:m]), total // math.prod(shape[:m])))
 
+    def _selectors(self, padded: int, device: torch.device) -> tuple[int, torch.Tensor,
+                                                                     torch.Tensor]:
+        """The split and the two groups' :func:`kron_selector` matrices (cached per
+        structure)."""
+        shape = self.leaf_shape
+        key = (shape, padded, str(device))
+        if self._selector_key != key:
+            m = self.split()
+            rows = len(shape) * padded
+            self._selector_cache = (m, kron_selector(shape[:m], padded, 0, rows).to(device),
+                                    kron_selector(shape[m:], padded, m, rows).to(device))
+            self._selector_key = key
+        assert self._selector_cache is not None
+        return self._selector_cache
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, K) standardised characteristics -> (B,) leaf score (before the sigmoid):
-        sum over leaves of score * prod_k bin_k, as the bilinear form u_b S v_b."""
-        bins = self.bins(z)
-        m = self.split()
-        u, v = _kron_rows(bins[:m], z), _kron_rows(bins[m:], z)
+        sum over leaves of score * prod_k bin_k (eq. 7), as the bilinear form u_b S v_b; the
+        groups' Kronecker products u, v are exp of one matrix product each with the log bins."""
+        logp = log_soft_bins(z, self.cut_values, self.active, self.tau)
+        _, sel_u, sel_v = self._selectors(logp.shape[2], z.device)
+        flat = logp.reshape(len(z), -1)
+        u, v = (flat @ sel_u).exp(), (flat @ sel_v).exp()
         s = self.scores.reshape(u.shape[1], v.shape[1])
         return ((u @ s) * v).sum(1)
 
     # -------------------------------------------------------------- structure changes
     @torch.no_grad()
-    def _sort_cuts(self, k: int) -> torch.Tensor:
-        s = torch.sort(self.cuts[k].detach()).values
-        return s
+    def _slots_sorted(self, k: int) -> torch.Tensor:
+        """Slots of characteristic k's active cut points, smallest value first."""
+        slots = torch.nonzero(self.active[k]).squeeze(1)
+        return slots[torch.argsort(self.cut_values[k, slots])]
 
     @torch.no_grad()
     def add_cut(self, k: int, value: float) -> None:
         """Activate a cut point at ``value`` on characteristic k; the bin it splits is copied."""
-        s = self._sort_cuts(k)
-        j = int((s < value).sum())  # the split bin's index
-        new = torch.cat([s[:j], s.new_tensor([value]), s[j:]])
+        if bool(self.active[k].all()):  # no free slot: one more column
+            self.cut_values = nn.Parameter(torch.cat(
+                [self.cut_values.detach(), self.cut_values.new_zeros(len(self.active), 1)], 1))
+            self.active = torch.cat([self.active, self.active.new_zeros(len(self.active), 1)],
+                                    1)
+        slot = int(torch.nonzero(~self.active[k])[0])
+        j = int((self.cut_values[k][self.active[k]] < value).sum())  # the split bin's index
+        self.cut_values[k, slot] = value
+        self.active[k, slot] = True
         scores = self.scores.detach()
         sl = scores.narrow(k, j, 1)
         scores = torch.cat([scores.narrow(k, 0, j + 1), sl, scores.narrow(
             k, j + 1, scores.shape[k] - j - 1)], dim=k)
-        self.cuts[k] = nn.Parameter(new)
         self.scores = nn.Parameter(scores.contiguous())
 
     @torch.no_grad()
     def remove_cut(self, k: int, j: int) -> None:
         """Deactivate the j-th smallest cut point of characteristic k: bins j, j+1 merge."""
-        s = self._sort_cuts(k)
-        new = torch.cat([s[:j], s[j + 1:]])
+        self.active[k, self._slots_sorted(k)[j]] = False
         scores = self.scores.detach()
         merged = 0.5 * (scores.narrow(k, j, 1) + scores.narrow(k, j + 1, 1))
         scores = torch.cat([scores.narrow(k, 0, j), merged,
                             scores.narrow(k, j + 2, scores.shape[k] - j - 2)], dim=k)
-        self.cuts[k] = nn.Parameter(new)
         self.scores = nn.Parameter(scores.contiguous())
 
 
@@ -166,31 +219,39 @@ class CutPointController:
         self.eps_plus, self.t_r = eps_plus, t_r
         self.eps_minus, self.max_cuts = eps_minus, max_cuts
         self.steps = 0
-        # the window's per-cut-point minimum and maximum, (K, a) padded with nan
+        # the window's minimum and maximum of every cut-point slot, and the active slots
         self.low: torch.Tensor | None = None
         self.high: torch.Tensor | None = None
+        self.active: torch.Tensor | None = None
 
     def step(self, cuts: list[torch.Tensor],
              z: torch.Tensor | Callable[[], torch.Tensor]) -> list[CutAction]:
-        """Call after every meta update with the current cut points (any order) and recent
+        """:meth:`step_padded` for cut points given as one tensor per characteristic."""
+        values = pad_sequence([c.detach().reshape(-1) for c in cuts], batch_first=True)
+        active = pad_sequence([torch.ones(len(c), dtype=torch.bool) for c in cuts],
+                              batch_first=True)
+        return self.step_padded(values, active, z)
+
+    def step_padded(self, values: torch.Tensor, active: torch.Tensor,
+                    z: torch.Tensor | Callable[[], torch.Tensor]) -> list[CutAction]:
+        """Call after every meta update with the cut points as (K, c) ``values`` and ``active``
+        mask (:class:`NeuralRegressionTree`'s ``cut_values`` and ``active``) and recent
         standardised characteristics z (N, K), or a function returning them (called only when
         the window ends); returns the actions due at this step."""
-        now = torch.sort(pad_sequence([c.detach().cpu() for c in cuts], batch_first=True,
-                                      padding_value=math.inf), dim=1).values
-        now = torch.where(torch.isfinite(now), now, torch.full_like(now, math.nan))
-        if self.low is None or self.low.shape != now.shape or not torch.equal(
-                self.low.isnan(), now.isnan()):  # a new window, or the structure changed
-            self.low, self.high = now, now
-        self.low, self.high = torch.fmin(self.low, now), torch.fmax(self.high, now)
+        now = values.detach().cpu()
+        act = active.cpu()
+        if self.low is None or self.high is None or self.active is None \
+                or self.active.shape != act.shape or not torch.equal(self.active, act):
+            self.low, self.high, self.active = now, now, act  # a new window
+        self.low, self.high = torch.minimum(self.low, now), torch.maximum(self.high, now)
         self.steps += 1
         if self.steps % self.t_r:
             return []
         zc = (z() if callable(z) else z).detach().cpu()
-        moved = torch.nan_to_num(self.high - self.low, nan=0.0).amax(dim=1) if now.shape[1] \
-            else torch.zeros(len(cuts))  # eq. 8: max - min over the window
+        moved = self.high - self.low  # eq. 8: max - min over the window, per slot
+        sorted_cuts = [torch.sort(now[k][act[k]]).values for k in range(len(now))]
         actions: list[CutAction] = []
-        for k in range(len(cuts)):
-            s = now[k][~now[k].isnan()]
+        for k, s in enumerate(sorted_cuts):
             pruned = self._prune(k, s, zc[:, k])
             if pruned is not None:
                 actions.append(pruned)
@@ -198,7 +259,7 @@ class CutPointController:
                 value = float(zc[:, k].median()) if len(zc) else 0.0
                 if bool((zc[:, k] > value).any()):
                     actions.append(CutAction("grow", k, value=value))
-            elif len(s) < self.max_cuts and float(moved[k]) < self.eps_plus:
+            elif len(s) < self.max_cuts and float(moved[k][act[k]].max()) < self.eps_plus:
                 actions.append(CutAction("grow", k, value=self._split_value(s, zc[:, k])))
         self.low = self.high = None  # the next window starts after the changes
         return actions

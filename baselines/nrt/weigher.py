@@ -79,8 +79,8 @@ class NRTWeigher(MetaWeigher):
     def make_net(self, num_classes: int) -> nn.Module:
         """The tree (or the comparison MLP) on the nine standardised characteristics."""
         k = len(CHARACTERISTICS)
-        return NeuralRegressionTree(k, self.tau) if self.weight_net == "tree" else VNet(
-            k, self.hidden)
+        return NeuralRegressionTree(k, self.tau, self.controller.max_cuts) \
+            if self.weight_net == "tree" else VNet(k, self.hidden)
 
     def paper_lr(self) -> float:
         """NRT's Adam learning rate, 1e-3."""
@@ -131,7 +131,7 @@ class NRTWeigher(MetaWeigher):
         def recent() -> torch.Tensor:  # only when the controller's window ends
             return self.standardizer(self.recent_characteristics().to(tree.scores.device))
 
-        actions = self.controller.step(list(tree.cuts), recent)
+        actions = self.controller.step_padded(tree.cut_values, tree.active, recent)
         for a in actions:
             if a.kind == "prune":
                 tree.remove_cut(a.k, a.j)

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 
-def entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Prediction entropy H(p) = -sum_j p_j log p_j."""
-    logp = F.log_softmax(logits, dim=1)
+def entropy(logits: torch.Tensor, log_probs: torch.Tensor | None = None) -> torch.Tensor:
+    """Prediction entropy H(p) = -sum_j p_j log p_j (``log_probs``: log_softmax(logits) when
+    the caller has it already)."""
+    logp = F.log_softmax(logits, dim=1) if log_probs is None else log_probs
     return -(logp.exp() * logp).sum(dim=1)
 
 
@@ -23,17 +24,20 @@ def density(logits: torch.Tensor) -> torch.Tensor:
     return (s.sum(dim=1) - s.diagonal()) / max(1, b - 1)
 
 
-def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """p_y - max_{j != y} p_j (NRT)."""
-    p = F.softmax(logits, dim=1)
+def margin(logits: torch.Tensor, labels: torch.Tensor,
+           probs: torch.Tensor | None = None) -> torch.Tensor:
+    """p_y - max_{j != y} p_j (NRT); ``probs``: softmax(logits) when the caller has it."""
+    p = F.softmax(logits, dim=1) if probs is None else probs
     py = p.gather(1, labels[:, None]).squeeze(1)
     others = p.scatter(1, labels[:, None], float("-inf"))
     return py - others.max(dim=1).values
 
 
-def grad_norm(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """||y - p||_2, the norm of the cross-entropy gradient w.r.t. the logits (NRT)."""
-    p = F.softmax(logits, dim=1)
+def grad_norm(logits: torch.Tensor, labels: torch.Tensor,
+              probs: torch.Tensor | None = None) -> torch.Tensor:
+    """||y - p||_2, the norm of the cross-entropy gradient w.r.t. the logits (NRT);
+    ``probs``: softmax(logits) when the caller has it."""
+    p = F.softmax(logits, dim=1) if probs is None else probs
     y = F.one_hot(labels, logits.shape[1]).to(p.dtype)
     return (y - p).norm(dim=1)
 
