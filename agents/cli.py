@@ -97,6 +97,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="ROUNDS",
                    help="checkpoint after every ROUNDS rounds (one episode per searcher); "
                         "default: about 10 checkpoints per run")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of this process (its agent networks, and the env when "
+                        "--n-envs 1 runs it in process); each searcher process uses one")
     p.add_argument("--gpus-per-runner", type=float, default=0.0,
                    help="RLlib: GPUs per env runner (default 0)")
     p.add_argument("--num-cpus", type=int, default=None,
@@ -148,6 +151,9 @@ def run_train(args: argparse.Namespace) -> int:
         agent_kwargs = _agent_kwargs(args, algo)
         n_envs = _positive_int(args.n_envs, "--n-envs")
         episodes = _positive_int(args.episodes, "--episodes")
+        import torch
+
+        torch.set_num_threads(_positive_int(args.threads, "--threads"))
         try:
             env = _make_env(args.env, env_kwargs)
         except ValueError as e:  # EnvConfig validation: names field, value, what is allowed
@@ -178,11 +184,10 @@ def _train_sb3(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
     try:
         model = train_sb3(args.env, env_kwargs, args.out, total_steps=episodes * steps,
                           algo=algo, n_envs=n_envs, seed=args.seed,
-                          checkpoint_every=rounds * steps * n_envs, agent_kwargs=agent_kwargs)
+                          checkpoint_every=rounds * steps * n_envs, agent_kwargs=agent_kwargs,
+                          log=lambda line: print(line, flush=True))
     except TypeError as e:  # an agent keyword the algorithm does not take
         raise UsageError(f"invalid --agent-kwargs for sb3 {algo}: {e}") from None
-    if model.resumed_from:
-        print(f"resumed from {model.resumed_from}")
     done = int(model.num_timesteps)
     print(f"trained sb3 {algo} for {done} env steps ({done // steps} episodes); final model: "
           f"{os.path.join(args.out, 'final.zip')}")

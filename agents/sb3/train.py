@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -38,7 +39,8 @@ def _new_model(algo: str, venv: VecEnv, seed: int, verbose: int, tb: str,
 def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, total_steps: int,
               algo: str = "ddpg", n_envs: int = 1, seed: int = 0,
               checkpoint_every: int | None = None, agent_kwargs: dict[str, Any] | None = None,
-              subprocess: bool | None = None, verbose: int = 0) -> Any:
+              subprocess: bool | None = None, verbose: int = 0,
+              log: Callable[[str], None] | None = None) -> Any:
     """Train (or resume from the newest checkpoint in ``out_dir``) until ``total_steps``
     environment steps (summed over the ``n_envs`` parallel envs).
 
@@ -47,8 +49,7 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
     written atomically) every ``checkpoint_every`` env steps (default: a tenth of the run), and
     at the end, also as ``out_dir/final.zip``; TensorBoard logs in ``out_dir/tb``;
     ``out_dir/agent.json`` describes the run. A run killed at any moment resumes from its newest
-    checkpoint, losing the steps since. The resumed model's ``resumed_from`` is the checkpoint
-    it started from (``None`` for a fresh run)."""
+    checkpoint, losing the steps since (``log`` is told which checkpoint it resumed from)."""
     algo = algo.lower()
     algo_class(algo)
     os.makedirs(out_dir, exist_ok=True)
@@ -66,10 +67,11 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
             model = load_sb3(last, algo, env=venv)
             model.tensorboard_log = tb
             reset = False
+            if log is not None:
+                log(f"resumed from {last} ({int(model.num_timesteps)} env steps)")
         else:
             model = _new_model(algo, venv, seed, verbose, tb, agent_kwargs or {})
             reset = True
-        model.resumed_from = last
         remaining = total_steps - int(model.num_timesteps)
         if remaining > 0:
             every = checkpoint_every or max(n_envs, total_steps // 10)
