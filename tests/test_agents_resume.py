@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import kill_session
 
 pytestmark = pytest.mark.slow
 
@@ -22,24 +23,6 @@ ENV_KW = json.dumps({"preset": "tiny", "noise_rate": 0.4, "seed": 0})
 EP_LEN = 4
 CLI = [sys.executable, "-m", "reweight_gym.cli", "train", "--env", "Reweight-Digits-v0",
        "--env-kwargs", ENV_KW, "--n-envs", "1", "--checkpoint-every", "1"]
-
-
-def _session_pids(sid: int) -> list[int]:
-    """The live processes of the session ``sid`` (the training command and everything it
-    started: env subprocesses, a local Ray instance's processes); zombies are dead already."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(d))
-    return pids
 
 
 def _kill_when(cmd: list[str], ready, timeout_s: float = 300.0) -> None:
@@ -54,17 +37,10 @@ def _kill_when(cmd: list[str], ready, timeout_s: float = 300.0) -> None:
             assert time.monotonic() < deadline, "no checkpoint in time"
             time.sleep(0.05)
     finally:
-        deadline = time.monotonic() + 30
-        while _session_pids(proc.pid) and time.monotonic() < deadline:
-            for pid in _session_pids(proc.pid):  # processes may fork while we kill: repeat
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.2)
+        left = kill_session(proc.pid)
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
-    assert not _session_pids(proc.pid)
+    assert not left
 
 
 def _run(cmd: list[str]) -> str:

@@ -183,6 +183,8 @@ def run_benchmark(specs: list[RunSpec], out: str | os.PathLike[str], *, isolate:
     waves = [[s for s in specs if s.method == REFERENCE_METHOD and s.key not in store],
              [s for s in specs if s.method != REFERENCE_METHOD and s.key not in store]]
     total = sum(len(w) for w in waves)
+    if use_ray and total:
+        connect_ray(ray_address)  # before any output: a bad address is one line
     bar = None
     if progress and total:
         from tqdm.auto import tqdm
