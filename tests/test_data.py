@@ -13,8 +13,8 @@ from PIL import Image
 from reweight_gym.config import EnvConfig
 from reweight_gym.data import (
     build_splits,
-    default_meta_size,
     corrupt_labels,
+    default_meta_size,
     load_cifar,
     load_dataset,
     load_image_folder,
