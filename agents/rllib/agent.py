@@ -156,6 +156,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
                          num_gpus_per_env_runner=num_gpus_per_env_runner, seed=seed,
                          **(training or {}))
     config.validate()
+    connect_ray(address, num_cpus=num_cpus or max(2, num_env_runners))
     os.makedirs(out_dir, exist_ok=True)
     remove_stale_temps(out_dir)
     write_agent_meta(out_dir, {
@@ -163,7 +164,6 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
         "num_env_runners": num_env_runners, "normalize_actions": bool(config.normalize_actions),
         "seed": seed, "episode_steps": episode_length(env_id=env_id, env_kwargs=env_kwargs),
         "training": training or {}})
-    connect_ray(address, num_cpus=num_cpus or max(2, num_env_runners))
     algorithm = config.build_algo()
     try:
         last = find_checkpoint(out_dir)
