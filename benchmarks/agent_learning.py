@@ -244,12 +244,14 @@ def step_transfer(args: argparse.Namespace, cfg: dict[str, Any], commit: str | N
             "normalize_weights": cfg["normalize_weights"], "data_root": args.cifar_root,
             "seed": TRAIN_DATA_SEED}
     jobs = []
-    for k, (name, d) in enumerate(agent_dirs(args.out, args.libs, args.train_seeds).items()):
+    for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
         ckpt = _final_checkpoint(d)
         if ckpt is None:
             continue
         lib, seed = name.split("_s")
-        jobs.append({"config": tcfg, "reset_seed": EVALUATION_SEEDS[k % len(EVALUATION_SEEDS)],
+        # training seed k plays evaluation episode k: one CIFAR episode per agent
+        episode = EVALUATION_SEEDS[int(seed) % len(EVALUATION_SEEDS)]
+        jobs.append({"config": tcfg, "reset_seed": episode,
                      "set": "transfer_cifar10_cpu", "method": f"{lib}_ddpg_s{seed}",
                      "method_spec": None, "checkpoint": ckpt, "group": "transfer",
                      "training_seed": int(seed), "episodes": args.episodes,
