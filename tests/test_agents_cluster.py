@@ -8,108 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from procs import kill_session
+from procs import RAY_ENV as ENV
+from procs import TwoNodeCluster, free_ports
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray")
 
-RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 ENV_KW = {"preset": "tiny", "noise_rate": 0.4, "seed": 0}
-# the cluster and its clients on this machine: no token authentication to share
-ENV = dict(os.environ, RAY_AUTH_MODE="disabled")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def node_flags(ports: list[int], temp_dir: str) -> list[str]:
-    """What a second node on the *same* machine needs beyond the README's commands: its own
-    ports and temp dir, one CPU, the loopback address (Ray publishes the host's own address
-    for it), blocking so that the test owns the processes."""
-    names = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-             "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
-    flags = [f for name, port in zip(names, ports) for f in (name, str(port))]
-    return [*flags, "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--temp-dir", temp_dir,
-            "--min-worker-port", "0", "--max-worker-port", "0", "--disable-usage-stats",
-            "--block"]
-
-
-class TwoNodeCluster:
-    """``ray start --head`` and ``ray start --address``, each in a session of its own."""
-
-    def __init__(self) -> None:
-        ports = free_ports(15)
-        self.address = f"127.0.0.1:{ports[0]}"
-        self.temp = [tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp") for _ in range(2)]
-        self.logs = [open(os.path.join(t, "start.log"), "w") for t in self.temp]  # noqa: SIM115
-        self.procs: list[subprocess.Popen] = []
-        self._start(["--head", "--port", str(ports[0]), "--include-dashboard", "false",
-                     "--ray-client-server-port", str(ports[1])], ports[2:8], 0)
-        self._wait_nodes(1)
-        self._start(["--address", self.address], ports[8:14], 1)
-        self._wait_nodes(2)
-
-    def _start(self, args: list[str], ports: list[int], i: int) -> None:
-        self.procs.append(subprocess.Popen([RAY, "start", *args, *node_flags(ports, self.temp[i])],
-                                           start_new_session=True, env=ENV, stdout=self.logs[i],
-                                           stderr=subprocess.STDOUT))
-
-    def _wait_nodes(self, n: int, timeout_s: float = 180.0) -> None:
-        code = (f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
-                "print(sum(1 for x in ray.nodes() if x['Alive']))")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"ray start exited: {self.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", int(self.address.split(":")[1])),
-                                         timeout=1).close()
-                out = subprocess.run([sys.executable, "-c", code], env=ENV, text=True,
-                                     capture_output=True, timeout=60).stdout.split()
-                if out and int(out[-1]) >= n:
-                    return
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-            time.sleep(1)
-        raise RuntimeError(f"the cluster has not {n} nodes: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return " | ".join(Path(t, "start.log").read_text()[-800:] for t in self.temp)
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):  # ray start --block drains and stops its node
-            p.send_signal(signal.SIGTERM)
-        for p in reversed(self.procs):
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                pass
-        for p in self.procs:
-            kill_session(p.pid)
-            p.wait(10)
-        for f in self.logs:
-            f.close()
-        for t in self.temp:
-            shutil.rmtree(t, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
