@@ -110,6 +110,7 @@ def _trained_params(seed: int) -> dict[str, np.ndarray]:
         venv.close()
 
 
+@pytest.mark.slow
 def test_seeded_run_reproduces_bit_for_bit() -> None:
     a, b = _trained_params(0), _trained_params(0)
     assert a.keys() == b.keys()
@@ -158,6 +159,7 @@ def test_exploration_noise_only_while_collecting() -> None:
         venv.close()
 
 
+@pytest.mark.slow
 def test_end_to_end_two_subprocess_envs_save_load_predict(tmp_path) -> None:
     venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, seed=0)
     assert isinstance(venv, SubprocVecEnv) and venv.num_envs == 2
