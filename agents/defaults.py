@@ -3,7 +3,7 @@
 One home for both, used by SB3's :class:`~agents.sb3.LAWDDPG`, RLlib's ``DDPGConfig`` and
 ``reweight-gym train``: a user who trains with the defaults gets the agent that
 ``benchmarks/agent_learning.py`` measured; ``LAW_DDPG`` is LAW's DDPG, one argument away
-(``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``, ``reweight-gym train --agent-kwargs law``).
+(``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``, ``reweight-gym train --settings law``).
 
 The defaults were chosen on the protocol's *validation* episode seeds (``agents/protocol.py``),
 never on the evaluation seeds; the measurements behind them are in
@@ -17,8 +17,8 @@ as one configuration (no part ablated on its own). What they change against LAW:
   round of episodes (one episode per parallel searcher), starting after 20 episodes of
   exploration.
 
-The names are the keyword arguments of :class:`~agents.sb3.LAWDDPG`; RLlib's ``DDPGConfig``
-maps them onto its ``.training()`` keys (``agents/rllib/configs.py``).
+The names are the keyword arguments of :class:`~agents.sb3.LAWDDPG` and, under the same names,
+the ``.training()`` keys of RLlib's ``DDPGConfig`` (``agents/rllib/ddpg.py``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -151,6 +153,18 @@ def test_load_agent_errors(env: gym.Env, tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         load_agent(str(tmp_path), env)  # an empty directory
     assert isinstance(load_agent("uniform", env), UniformPolicy)
+
+
+def test_load_agent_needs_no_rllib_for_a_non_rllib_directory(tmp_path) -> None:
+    """A directory that holds no RLlib checkpoint is refused without importing Ray, so an
+    install with only the [sb3] extra gets the same one-line error."""
+    code = ("import sys\nfrom agents.evaluate import load_agent\ntry:\n"
+            f"    load_agent({str(tmp_path)!r})\nexcept FileNotFoundError as e:\n"
+            "    assert 'checkpoint not found' in str(e)\nelse:\n    raise SystemExit(3)\n"
+            "raise SystemExit(4 if 'ray' in sys.modules else 0)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_cli_evaluate_policy_json(capsys) -> None:

@@ -263,9 +263,11 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     instance (``num_cpus`` CPUs, default all); nothing if Ray is already initialised. The
     benchmark's ``--ray [ADDRESS]`` and ``reweight-gym train --lib rllib --address`` use it.
 
-    Connecting passes no resources (Ray refuses them for an existing cluster: its nodes
-    declared theirs at ``ray start``). An unreachable address is a one-line ``ValueError``
-    naming it, at once (``ray.init`` itself keeps retrying it for minutes)."""
+    A local instance starts its workers at niceness 0 (Ray's default is 15) unless
+    ``RAY_worker_niceness`` is set. Connecting passes no resources (Ray refuses them for an
+    existing cluster: its nodes declared theirs at ``ray start``). An unreachable address is a
+    one-line ``ValueError`` naming it, at once (``ray.init`` itself keeps retrying it for
+    minutes)."""
     import ray
 
     if ray.is_initialized():
@@ -273,6 +275,10 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address is None:
+        # Ray starts its workers at niceness 15; here the workers are the work (env runners are
+        # training runs, benchmark tasks are runs), and on a loaded machine niced workers starve
+        # (measured: 3 s of CPU in 4 min). A value set by the user is kept.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
         return
     why = None if address == "auto" else _unreachable(address)
