@@ -2,7 +2,8 @@
 
 The run is a ``DuplicateTrainer`` without the reference network: same data, corruption,
 splits, initialisation, batch order and augmentation as every other method with the same config
-and seed. Test accuracy is recorded after every epoch (the curve; final = last, best = max).
+and seed. Test and validation accuracy are recorded after every epoch; the best epoch is
+chosen on the validation split.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
     """Train ``method`` on ``EnvConfig.resolve(dataset, preset, **env_kwargs)`` with ``seed``.
 
     Returns a dict with ``method``, ``seed``, ``config``, ``method_kwargs``,
-    ``final_test_acc``, ``best_test_acc``, ``best_epoch``, ``test_acc_curve`` (one value per
-    epoch), ``noisy_weight_mean`` / ``clean_weight_mean`` / ``class_weight_mean`` (mean weight
+    ``final_test_acc``, ``best_val_epoch`` (the epoch of the best accuracy on the clean
+    validation split), ``best_val_acc``, ``test_acc_at_best_val`` (test accuracy at that epoch),
+    ``oracle_best_test_acc`` (the best epoch chosen *on the test set*: an oracle, for diagnosing
+    memorisation only), ``test_acc_curve`` and ``val_acc_curve`` (one value per epoch),
+    ``noisy_weight_mean`` / ``clean_weight_mean`` / ``class_weight_mean`` (mean weight
     of the samples over all iterations of the run), the same over the last epoch
     (``last_epoch_*``), ``weight_auc`` (ROC AUC of each training sample's last weight for
     telling clean from noisy; ``None`` without noise), ``realised_noise_rate``, ``diverged``,
@@ -44,6 +48,7 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
     trainer = DuplicateTrainer(cfg, seed=seed, with_reference=False, weigher=weigher)
     total = WeightTotals.zeros(trainer.splits.num_classes)  # over the run; ``last``: an epoch
     curve: list[float] = []
+    val_curve: list[float] = []  # chooses the best epoch: the test set chooses nothing
     train_seconds = 0.0
     diverged = False
     for epoch in range(cfg.epochs):
@@ -53,22 +58,26 @@ def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
         total.add(last)
         acc = trainer.evaluate("test")["acc_target"]
         curve.append(acc)
+        val_curve.append(trainer.evaluate("val")["acc_target"])
         if progress:
             print(f"[{method} seed {seed}] epoch {epoch + 1}/{cfg.epochs} test acc {acc:.4f} "
                   f"({time.perf_counter() - t_start:.0f}s)", flush=True)
         if last.diverged:
             diverged = True
             break
-    best = int(np.argmax(curve))
+    best = int(np.argmax(val_curve))  # the first of equals
     return {
         "method": method,
         "seed": int(seed),
         "method_kwargs": kwargs,
         "config": cfg.to_dict(),
         "final_test_acc": curve[-1],
-        "best_test_acc": curve[best],
-        "best_epoch": best + 1,
+        "best_val_epoch": best + 1,
+        "best_val_acc": val_curve[best],
+        "test_acc_at_best_val": curve[best],
+        "oracle_best_test_acc": max(curve),
         "test_acc_curve": curve,
+        "val_acc_curve": val_curve,
         "noisy_weight_mean": _safe(total.noisy_weight_mean),
         "clean_weight_mean": _safe(total.clean_weight_mean),
         "class_weight_mean": [_safe(v) for v in total.class_weight_mean],

@@ -67,13 +67,17 @@ def test_run_returns_metrics_and_is_deterministic():
                        test_size=100)
     r2 = baselines.run("mwnet", seed=3, noise_rate=0.4, epochs=2, num_stages=2, train_size=300,
                        test_size=100)
-    for key in ("final_test_acc", "best_test_acc", "test_acc_curve", "noisy_weight_mean",
-                "clean_weight_mean", "class_weight_mean", "weight_auc", "seconds", "config",
-                "method"):
+    for key in ("final_test_acc", "test_acc_at_best_val", "test_acc_curve", "val_acc_curve",
+                "noisy_weight_mean", "clean_weight_mean", "class_weight_mean", "weight_auc",
+                "seconds", "config", "method"):
         assert key in r1
     assert len(r1["test_acc_curve"]) == 2
     assert r1["final_test_acc"] == r1["test_acc_curve"][-1]
-    assert r1["best_test_acc"] == max(r1["test_acc_curve"])
+    # the best epoch is the validation split's, and the test curve is read only at it
+    best = r1["best_val_epoch"] - 1
+    assert r1["val_acc_curve"][best] == max(r1["val_acc_curve"]) == r1["best_val_acc"]
+    assert r1["test_acc_at_best_val"] == r1["test_acc_curve"][best]
+    assert r1["oracle_best_test_acc"] == max(r1["test_acc_curve"])
     assert len(r1["class_weight_mean"]) == 10
     assert 0.0 <= r1["weight_auc"] <= 1.0
     assert r1["test_acc_curve"] == r2["test_acc_curve"]

@@ -49,7 +49,9 @@ def mean(rs: list[dict], key: str) -> float:
 
 @pytest.mark.slow
 def test_uniform_overfits_the_noise(results):
-    assert mean(results["uniform"], "final_test_acc") < mean(results["uniform"], "best_test_acc")
+    # the oracle (test-chosen) best epoch: a diagnosis of memorisation, not a reported result
+    oracle = mean(results["uniform"], "oracle_best_test_acc")
+    assert mean(results["uniform"], "final_test_acc") < oracle
 
 
 @pytest.mark.slow
