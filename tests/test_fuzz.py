@@ -298,3 +298,4 @@ def test_train_agent_kwargs(kwargs: dict[str, Any], tmp_path_factory: Any,
     assert rc in (0, 2), (rc, err)
     if rc == 2:
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert any(k in err for k in kwargs), err  # the line names the keyword at fault

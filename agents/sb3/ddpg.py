@@ -41,7 +41,7 @@ from torch.nn import functional as F
 from agents.defaults import DDPG_DEFAULTS
 from agents.fdu import FDUSchedule, episode_length, visits
 from agents.sb3.callbacks import LAWInfoCallback
-from reweight_gym.validation import check_number
+from reweight_gym.validation import check_number, invalid
 
 _D = DDPG_DEFAULTS
 
@@ -124,6 +124,17 @@ class LAWDDPG(DDPG):
         check_number("n_critics", n_critics, 1, integer=True)
         check_number("learning_starts_episodes", learning_starts_episodes, 0, integer=True)
         check_number("learning_starts", learning_starts, 0, integer=True, optional=True)
+        check_number("buffer_size", buffer_size, 1, integer=True)
+        check_number("batch_size", batch_size, 1, integer=True)
+        check_number("gradient_steps", gradient_steps, integer=True)
+        check_number("tau", tau, 0.0, 1.0, lo_open=True)
+        check_number("gamma", gamma, 0.0, 1.0)
+        if (isinstance(net_arch, (str, bytes)) or not isinstance(net_arch, Sequence)
+                or not net_arch or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                                       for h in net_arch)):
+            raise invalid("net_arch", net_arch, "must be a non-empty list of layer sizes >= 1")
+        if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
+            raise invalid("policy_kwargs", policy_kwargs, "must be a dict of keyword arguments")
         space = getattr(env, "action_space", None)
         if space is not None and not isinstance(space, gym.spaces.Box):
             raise ValueError(f"incompatible spaces: LAWDDPG needs a continuous Box action "
