@@ -174,6 +174,9 @@ def run_train(args: argparse.Namespace) -> int:
         return _fail(str(e))
     except TypeError as e:  # bad agent kwargs / spaces: still one line
         return _fail(f"{type(e).__name__}: {e}")
+    except MemoryError:  # e.g. a replay buffer larger than this machine
+        return _fail("not enough memory for these settings: check --agent-kwargs (buffer_size, "
+                     "net_arch) and --env-kwargs sizes")
 
 
 def _train_sb3(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
