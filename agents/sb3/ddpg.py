@@ -133,6 +133,14 @@ class LAWDDPG(DDPG):
                 or not net_arch or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
                                        for h in net_arch)):
             raise invalid("net_arch", net_arch, "must be a non-empty list of layer sizes >= 1")
+        freq = train_freq if isinstance(train_freq, (tuple, list)) else (train_freq, "step")
+        if train_freq is not None and not (
+                len(freq) == 2 and isinstance(freq[0], int) and not isinstance(freq[0], bool)
+                and freq[0] >= 1 and freq[1] in ("step", "episode")):
+            raise invalid("train_freq", train_freq, "must be an integer >= 1 (steps), a pair "
+                          "[n, 'step' | 'episode'], or None (one round of episodes)")
+        if isinstance(train_freq, list):  # a JSON pair: SB3 takes a tuple
+            train_freq = (train_freq[0], train_freq[1])
         if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
             raise invalid("policy_kwargs", policy_kwargs, "must be a dict of keyword arguments")
         space = getattr(env, "action_space", None)

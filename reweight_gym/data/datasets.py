@@ -142,7 +142,12 @@ def load_cifar(name: str, data_root: str | None, download: bool = False,
 
         cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
         root.mkdir(parents=True, exist_ok=True)
-        cls(str(root), train=True, download=True)
+        try:
+            cls(str(root), train=True, download=True)
+        except OSError as e:  # no network (urllib's URLError is an OSError), a full disk, ...
+            raise ValueError(
+                f"invalid download=True: could not download {name} into {str(root)!r} "
+                f"({' '.join(str(e).split())}); give data_root= a local copy") from None
         folder = root / spec["folder"]
 
     def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
