@@ -167,14 +167,6 @@ def read_agent_meta(directory: str) -> dict[str, Any] | None:
     return None
 
 
-def _looks_like_rllib(directory: str) -> bool:
-    """An RLlib checkpoint (``learner_group/`` inside) or a training directory holding one."""
-    if os.path.isdir(os.path.join(directory, "learner_group")):
-        return True
-    return any(os.path.isdir(os.path.join(directory, name, "learner_group"))
-               for name in os.listdir(directory) if name.startswith("checkpoint_"))
-
-
 def load_agent(spec: str, env: gym.Env | None = None, seed: int = 0) -> Agent:
     """An agent from a fixed policy name (``POLICY_NAMES``), an SB3 ``.zip``, an RLlib checkpoint
     directory, or a ``reweight-gym train`` output directory (its newest checkpoint). Raises
@@ -202,15 +194,14 @@ def load_agent(spec: str, env: gym.Env | None = None, seed: int = 0) -> Agent:
             if last is None:
                 raise FileNotFoundError(f"checkpoint not found: no SB3 checkpoint in {spec!r}")
             return load_sb3(last, algo=meta.get("algo", "ddpg"))
-        if not _looks_like_rllib(spec):  # import RLlib only for what can be an RLlib checkpoint
-            raise FileNotFoundError(f"checkpoint not found: no RLlib or SB3 checkpoint in "
-                                    f"{spec!r}")
-        from agents.rllib.agent import RLlibAgent, find_checkpoint
+        from agents.runs import find_rllib_checkpoint
 
-        ckpt = find_checkpoint(spec)
+        ckpt = find_rllib_checkpoint(spec)  # without Ray: only an RLlib checkpoint needs it
         if ckpt is None:
             raise FileNotFoundError(f"checkpoint not found: no RLlib or SB3 checkpoint in "
                                     f"{spec!r}")
+        from agents.rllib.agent import RLlibAgent
+
         return RLlibAgent.from_checkpoint(ckpt)
     if spec.endswith(".zip"):
         from agents.sb3 import load_sb3

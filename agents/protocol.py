@@ -38,8 +38,7 @@ from agents.policies import FixedPolicy
 from reweight_gym.benchmark.methods import PolicyController, make_controller
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.episode import Episode
-from reweight_gym.envs.observation import episode_seed, observation_space
-from reweight_gym.training.characteristics import feature_dim
+from reweight_gym.envs.observation import action_space, episode_seed, observation_space
 from reweight_gym.validation import check_number
 
 TRAIN_DATA_SEED = 0
@@ -92,8 +91,7 @@ class ConstantPolicy(FixedPolicy):
 
 def spaces(cfg: EnvConfig, num_classes: int) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     """The observation and action spaces of the env of ``cfg``."""
-    n_f = feature_dim(cfg.features, num_classes)
-    return observation_space(cfg), gym.spaces.Box(-1.0, 1.0, (n_f + 1,), np.float32)
+    return observation_space(cfg), action_space(cfg, num_classes)
 
 
 @dataclass
@@ -208,8 +206,8 @@ def constant_action_search(config: dict[str, Any], budget_episodes: int, seed: i
     while (budget_episodes // (n_rounds + 1)) // eta ** n_rounds >= 2:
         n_rounds += 1
     per_round = budget_episodes // n_rounds
-    rounds = [(max(2, per_round // eta ** r), 0) for r in range(n_rounds)]
-    rounds = [(n, max(1, per_round // n)) for n, _ in rounds]
+    kept = [max(2, per_round // eta ** r) for r in range(n_rounds)]
+    rounds = [(n, max(1, per_round // n)) for n in kept]
     candidates = rng.uniform(-1.0, 1.0, size=(rounds[0][0], act_space.shape[0]))
     done: dict[tuple[int, int], float] = {}
     if log_path and os.path.exists(log_path):

@@ -10,6 +10,7 @@ deletes when the run restarts.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -20,6 +21,11 @@ from typing import Any
 from agents.evaluate import AGENT_META
 
 TMP_PREFIX = ".tmp-"
+#: An RLlib run writes ``checkpoint_<iteration>`` directories; an algorithm checkpoint holds the
+#: RLModule under this subdirectory ("default_policy" is RLlib's DEFAULT_MODULE_ID). Found
+#: without importing Ray, so that only what is an RLlib checkpoint makes ``load_agent`` need it.
+RLLIB_CKPT_PREFIX = "checkpoint_"
+RLLIB_MODULE_SUBDIR = os.path.join("learner_group", "learner", "rl_module", "default_policy")
 
 
 def _tmp_name(path: str) -> str:
@@ -98,3 +104,20 @@ def remove_stale_temps(out_dir: str) -> list[str]:
                 os.remove(p)
             removed.append(name)
     return removed
+
+
+def is_rllib_checkpoint(path: str) -> bool:
+    return os.path.isdir(os.path.join(path, RLLIB_MODULE_SUBDIR))
+
+
+def find_rllib_checkpoint(path: str) -> str | None:
+    """``path`` itself if it is an RLlib algorithm checkpoint, else its newest
+    ``checkpoint_<iteration>`` subdirectory, else ``None``."""
+    if is_rllib_checkpoint(path):
+        return path
+    cands = []
+    for d in glob.glob(os.path.join(path, f"{RLLIB_CKPT_PREFIX}*")):
+        tail = os.path.basename(d)[len(RLLIB_CKPT_PREFIX):]
+        if tail.isdigit() and is_rllib_checkpoint(d):
+            cands.append((int(tail), d))
+    return max(cands)[1] if cands else None

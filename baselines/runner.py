@@ -24,6 +24,13 @@ def _safe(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def test_acc_at_best_epoch(row: dict[str, Any]) -> float:
+    """A :func:`run` row's test accuracy at its best epoch: chosen on validation
+    (``test_acc_at_best_val``); rows written before that carry only the test-chosen (oracle)
+    ``best_test_acc``."""
+    return float(row.get("test_acc_at_best_val", row.get("best_test_acc")))
+
+
 def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
         progress: bool = False, dataset: str = "digits", preset: str = "tiny",
         **env_kwargs: Any) -> dict[str, Any]:

@@ -76,8 +76,9 @@ def _load_rows(out: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _row_key(row: dict[str, Any]) -> str:
-    return f"{row['method']}|{row['set']}|{row['data_seed']}|{row['reset_seed']}"
+def _key(method: str, episode_set: str, data_seed: int, reset_seed: int) -> str:
+    """Identity of a played episode in ``episodes.jsonl``."""
+    return f"{method}|{episode_set}|{data_seed}|{reset_seed}"
 
 
 def _play_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -111,9 +112,9 @@ def _play_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_jobs(out: str, jobs: list[dict[str, Any]], workers: int, commit: str | None) -> None:
-    have = {_row_key(r) for r in _load_rows(out)}
-    todo = [j for j in jobs if f"{j['method']}|{j['set']}|{j['config']['seed']}|"
-            f"{j['reset_seed']}" not in have]
+    have = {_key(r["method"], r["set"], r["data_seed"], r["reset_seed"]) for r in _load_rows(out)}
+    todo = [j for j in jobs
+            if _key(j["method"], j["set"], j["config"]["seed"], j["reset_seed"]) not in have]
     print(f"[{len(todo)} episodes to play, {len(jobs) - len(todo)} already done]", flush=True)
     if not todo:
         return
@@ -188,10 +189,9 @@ def step_evaluate(args: argparse.Namespace, cfg: dict[str, Any], commit: str | N
                     print(f"[evaluate] no trained agent in {d}: skipped", flush=True)
                     continue
                 lib, seed = name.split("_s")
-                jobs.append({**base, "method": f"{lib}_ddpg", "method_spec": None,
+                jobs.append({**base, "method": f"{lib}_ddpg_s{seed}", "method_spec": None,
                              "checkpoint": ckpt, "group": "agent",
                              "training_seed": int(seed), "episodes": args.episodes})
-                jobs[-1]["method"] = f"{lib}_ddpg_s{seed}"
             for m in args.fixed:
                 if m == "constant":
                     assert search is not None

@@ -72,6 +72,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: mean +- std over seeds of final and best test accuracy (%)."""
     import numpy as np
 
+    from baselines.runner import test_acc_at_best_epoch
+
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["setting"], r["method"])].append(r)
@@ -80,8 +82,7 @@ def table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for (setting, method), rs in sorted(groups.items()):
         fin = np.array([r["final_test_acc"] for r in rs]) * 100
-        # rows before the validation-chosen epoch chose it on the test set (an oracle)
-        best = np.array([r.get("test_acc_at_best_val", r.get("best_test_acc")) for r in rs]) * 100
+        best = np.array([test_acc_at_best_epoch(r) for r in rs]) * 100
         nw = [r["noisy_weight_mean"] for r in rs if r["noisy_weight_mean"] is not None]
         cw = [r["clean_weight_mean"] for r in rs if r["clean_weight_mean"] is not None]
         auc = [r["weight_auc"] for r in rs if r["weight_auc"] is not None]

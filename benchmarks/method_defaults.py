@@ -59,6 +59,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     to ``uniform`` of the same label and configuration, and the mean weights."""
     import numpy as np
 
+    from baselines.runner import test_acc_at_best_epoch
+
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["label"], r["config"], r["method"])].append(r)
@@ -67,8 +69,7 @@ def table(rows: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (label, config, method), rs in sorted(groups.items()):
         acc = np.array([r["final_test_acc"] for r in rs]) * 100
-        # rows written before the validation-chosen best epoch carry the test-chosen (oracle) one
-        best = np.array([r.get("test_acc_at_best_val", r.get("best_test_acc")) for r in rs]) * 100
+        best = np.array([test_acc_at_best_epoch(r) for r in rs]) * 100
         uni = groups.get((label, config, "uniform"))
         delta = (f"{acc.mean() - 100 * np.mean([u['final_test_acc'] for u in uni]):+.2f}"
                  if uni else "-")

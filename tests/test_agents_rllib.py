@@ -29,7 +29,8 @@ import agents.rllib  # noqa: E402,F401  (registers the env ids and the DDPG trai
 from agents.defaults import DDPG_DEFAULTS, LAW_DDPG  # noqa: E402
 from agents.evaluate import evaluate, load_agent  # noqa: E402
 from agents.rllib import DDPG, DDPGConfig, make_config  # noqa: E402
-from agents.rllib.agent import RLlibAgent, find_checkpoint, train_rllib  # noqa: E402
+from agents.rllib.agent import RLlibAgent, train_rllib  # noqa: E402
+from agents.runs import find_rllib_checkpoint  # noqa: E402
 from reweight_gym.benchmark.bench import connect_ray  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -248,7 +249,7 @@ def test_train_rllib_checkpoints_and_resumes(ray_local, tmp_path, monkeypatch) -
     s2 = train_rllib("ddpg", ENV_ID, KW, out, episodes=3, num_env_runners=0)
     assert s2["episodes"] == 3  # resumed: one more episode, not three
     assert s2["resumed_from"].endswith("checkpoint_000002")
-    assert find_checkpoint(out).endswith("checkpoint_000003")
+    assert find_rllib_checkpoint(out).endswith("checkpoint_000003")
     with open(os.path.join(out, "agent.json")) as f:
         meta = json.load(f)
     assert meta["lib"] == "rllib" and meta["episode_steps"] == EP_LEN

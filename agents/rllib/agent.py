@@ -11,7 +11,6 @@ inference forward pass (no exploration noise).
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from typing import Any
@@ -19,34 +18,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.spaces.space_utils import unsquash_action
 
 from agents.evaluate import AGENT_META
 from agents.fdu import episode_length
-from agents.runs import atomic_dir, remove_stale_temps, write_agent_meta
-
-CKPT_PREFIX = "checkpoint_"
-MODULE_SUBDIR = os.path.join("learner_group", "learner", "rl_module", DEFAULT_MODULE_ID)
-
-
-def is_rllib_checkpoint(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, MODULE_SUBDIR))
-
-
-def find_checkpoint(path: str) -> str | None:
-    """``path`` itself if it is an RLlib algorithm checkpoint, else its newest
-    ``checkpoint_<iteration>`` subdirectory, else ``None``."""
-    if is_rllib_checkpoint(path):
-        return path
-    cands = []
-    for d in glob.glob(os.path.join(path, f"{CKPT_PREFIX}*")):
-        tail = os.path.basename(d)[len(CKPT_PREFIX):]
-        if tail.isdigit() and is_rllib_checkpoint(d):
-            cands.append((int(tail), d))
-    return max(cands)[1] if cands else None
+from agents.runs import (
+    RLLIB_CKPT_PREFIX,
+    RLLIB_MODULE_SUBDIR,
+    atomic_dir,
+    find_rllib_checkpoint,
+    is_rllib_checkpoint,
+    remove_stale_temps,
+    write_agent_meta,
+)
 
 
 class RLlibAgent:
@@ -66,10 +52,10 @@ class RLlibAgent:
     def from_checkpoint(cls, path: str) -> RLlibAgent:
         """Load the module of an algorithm checkpoint (or of the newest checkpoint in a
         training directory). Raises ``FileNotFoundError`` if there is none."""
-        ckpt = find_checkpoint(path)
+        ckpt = find_rllib_checkpoint(path)
         if ckpt is None:
             raise FileNotFoundError(f"checkpoint not found: no RLlib checkpoint in {path!r}")
-        module = RLModule.from_checkpoint(os.path.abspath(os.path.join(ckpt, MODULE_SUBDIR)))
+        module = RLModule.from_checkpoint(os.path.abspath(os.path.join(ckpt, RLLIB_MODULE_SUBDIR)))
         meta_dir = os.path.dirname(os.path.abspath(ckpt))
         normalize = True
         meta_path = os.path.join(meta_dir, AGENT_META)
@@ -126,7 +112,7 @@ def _episodes(result: dict[str, Any]) -> int:
 def save_checkpoint(algorithm: Any, out_dir: str) -> str:
     """``out_dir/checkpoint_<iteration>``, written to a temporary directory and renamed into
     place (``agents/runs.py``): a kill mid-save leaves the previous checkpoints intact."""
-    path = os.path.abspath(os.path.join(out_dir, f"{CKPT_PREFIX}{algorithm.iteration:06d}"))
+    path = os.path.abspath(os.path.join(out_dir, f"{RLLIB_CKPT_PREFIX}{algorithm.iteration:06d}"))
     if not is_rllib_checkpoint(path):
         with atomic_dir(path) as tmp:
             algorithm.save_to_path(tmp)
@@ -166,7 +152,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
         "training": training or {}})
     algorithm = config.build_algo()
     try:
-        last = find_checkpoint(out_dir)
+        last = find_rllib_checkpoint(out_dir)
         if last is not None:
             algorithm.restore_from_path(os.path.abspath(last))
         summary: dict[str, Any] = {"resumed_from": last}

@@ -14,13 +14,12 @@ import importlib
 import os
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from reweight_gym.config import EnvConfig
-from reweight_gym.envs.observation import observation_space
-from reweight_gym.training.characteristics import feature_dim, feature_names
+from reweight_gym.envs.observation import action_space, observation_space
+from reweight_gym.training.characteristics import feature_names
 from reweight_gym.training.trainer import DuplicateTrainer
 from reweight_gym.training.weigher import LinearTanhWeigher, Weigher
 
@@ -118,9 +117,8 @@ def make_controller(name: str, cfg: EnvConfig, run: DuplicateTrainer,
     if kind == "baseline":
         make_weigher = load_attr(MAKE_WEIGHER)
         return BaselineController(make_weigher(name, cfg, **(method_kwargs or {})))
-    n_f = feature_dim(cfg.features, run.splits.num_classes)
     obs_space = observation_space(cfg)
-    act_space = gym.spaces.Box(-1.0, 1.0, (n_f + 1,), np.float32)
+    act_space = action_space(cfg, run.splits.num_classes)
     if kind == "policy":
         make_policy = load_attr(MAKE_POLICY)
         agent = make_policy(name, observation_space=obs_space, action_space=act_space,

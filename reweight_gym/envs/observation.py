@@ -9,6 +9,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 
 from reweight_gym.config import EnvConfig
+from reweight_gym.training.characteristics import feature_dim
 from reweight_gym.training.trainer import DuplicateTrainer
 
 LOSS_BOUND = 100.0  # losses in the observation are clipped to [0, LOSS_BOUND]
@@ -33,6 +34,12 @@ def observation_space(cfg: EnvConfig) -> spaces.Box:
     if n_extra:
         low[-1], high[-1] = -LOSS_BOUND, LOSS_BOUND
     return spaces.Box(low, high, dtype=np.float32)
+
+
+def action_space(cfg: EnvConfig, num_classes: int) -> spaces.Box:
+    """LAW's action [theta (one entry per sample feature), b] in [-1, 1] (eq. 3, scaled by
+    ``action_scale``)."""
+    return spaces.Box(-1.0, 1.0, (feature_dim(cfg.features, num_classes) + 1,), np.float32)
 
 
 class StageObserver:

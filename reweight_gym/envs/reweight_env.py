@@ -7,13 +7,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium import spaces
 
 from reweight_gym.allocator import allocator_mode
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
 from reweight_gym.envs.episode import Episode
-from reweight_gym.envs.observation import episode_seed, observation_space
+from reweight_gym.envs.observation import action_space, episode_seed, observation_space
 from reweight_gym.training.characteristics import feature_dim, feature_names
 from reweight_gym.training.weigher import LinearTanhWeigher
 
@@ -105,7 +104,7 @@ class ReweightEnv(gym.Env):
         self.num_classes = c
         self.feature_names = feature_names(cfg.features, c)
         self.n_features = feature_dim(cfg.features, c)
-        self.action_space = spaces.Box(-1.0, 1.0, (self.n_features + 1,), np.float32)
+        self.action_space = action_space(cfg, c)
         self.observation_space = observation_space(cfg)
         self.weigher = LinearTanhWeigher(cfg.features, normalize=cfg.normalize_weights)
         self.episode: Episode | None = None
