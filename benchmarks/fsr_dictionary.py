@@ -18,6 +18,7 @@ printed at the end (and written to ``--out`` with ``.md``) gives per variant and
 dictionary's mean noise share over the epochs after warm-up against the data's.
 
     .venv/bin/python benchmarks/fsr_dictionary.py [--seeds 0,1,2]
+    .venv/bin/python benchmarks/fsr_dictionary.py --configs cifar10-cpu-noaug --seeds 0
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+CIFAR_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+                          "shared", "datasets", "cifar10-jpeg")
+#: CIFAR-10 runs (``--configs``): the ``cpu`` preset without augmentation (the candidate
+#: memorising setting of issue 12), 40% uniform noise
+CIFAR_CONFIGS: dict[str, dict[str, Any]] = {
+    "cifar10-cpu-noaug": {"dataset": "cifar10", "preset": "cpu", "noise_rate": 0.4,
+                          "crop_padding": 0, "flip": False, "data_root": CIFAR_ROOT},
+}
+
+
 def run_one(config: dict[str, Any], kwargs: dict[str, Any], seed: int) -> dict[str, Any]:
     """One FSR run; the dictionary's noise share and the weights of noisy / clean samples per
     epoch."""
@@ -49,7 +60,7 @@ def run_one(config: dict[str, Any], kwargs: dict[str, Any], seed: int) -> dict[s
 
     env = dict(config)
     preset = env.pop("preset", "tiny")
-    cfg = EnvConfig.resolve("digits", preset, **env)
+    cfg = EnvConfig.resolve(env.pop("dataset", "digits"), preset, **env)
     weigher = make_weigher("fsr", cfg, **kwargs)
     assert isinstance(weigher, FSRWeigher)
     trainer = DuplicateTrainer(cfg, seed=seed, with_reference=False, weigher=weigher)
@@ -100,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--configs", default="tiny,cpu,demo")
+    p.add_argument("--configs", default="tiny,cpu,demo",
+                   help=f"of tiny, cpu, demo, {', '.join(CIFAR_CONFIGS)}")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "results", "fsr_dictionary.jsonl"))
@@ -112,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = load_rows(out)
     done = {(r["config"], r["variant"], r["seed"]) for r in rows}
-    all_configs = configs()
+    all_configs = {**configs(), **CIFAR_CONFIGS}
     for config in [c for c in args.configs.split(",") if c]:
         for variant in [v for v in args.variants.split(",") if v]:
             for seed in [int(s) for s in args.seeds.split(",") if s]:
