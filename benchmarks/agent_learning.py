@@ -22,7 +22,9 @@ there (resumable). Steps run in order; ``--steps`` selects some.
 
     .venv/bin/python benchmarks/agent_learning.py --corruption uniform \\
         --out benchmarks/results/agents/demo_uniform
-    .venv/bin/python benchmarks/agent_learning.py --corruption pair_flip --libs sb3 \\
+    .venv/bin/python benchmarks/agent_learning.py --corruption pair_flip --libs sb3,rllib \\
+        --baselines mwnet,gdw,fsr,nrt,mwnet:defaults,mwnet:meta_lr=0.001 \\
+        --steps train,search,evaluate,curves,report \\
         --out benchmarks/results/agents/demo_pair_flip
 """
 
@@ -199,10 +201,35 @@ def step_evaluate(args: argparse.Namespace, cfg: dict[str, Any], commit: str | N
                                  "constant": search["action"], "group": "fixed"})
                 else:
                     jobs.append({**base, "method": m, "method_spec": m, "group": "fixed"})
-            for m in args.baselines:
-                jobs.append({**base, "method": m, "method_spec": m, "group": "meta",
-                             "method_kwargs": DEMO_METHOD_KWARGS.get(m)})
+            for entry in args.baselines:
+                m, kwargs = baseline_spec(entry, DEMO_METHOD_KWARGS)
+                jobs.append({**base, "method": entry, "method_spec": m, "group": "meta",
+                             "method_kwargs": kwargs})
     _run_jobs(args.out, jobs, args.workers, commit)
+
+
+def baseline_spec(entry: str, demo_kwargs: dict[str, dict[str, Any]]
+                  ) -> tuple[str, dict[str, Any] | None]:
+    """``--baselines`` entry -> (method, its options): ``mwnet`` runs with the demo's options
+    (``DEMO_METHOD_KWARGS``), ``mwnet:defaults`` with the package's defaults and
+    ``mwnet:meta_lr=0.001+...`` with the options given (values read as JSON, else strings); the
+    entry is the method's name in the report."""
+    method, _, opts = entry.partition(":")
+    if not opts:
+        return method, demo_kwargs.get(method)
+    if opts == "defaults":
+        return method, None
+    kwargs: dict[str, Any] = {}
+    for item in opts.split("+"):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise SystemExit(f"--baselines entry {entry!r}: options must be key=value joined "
+                             "by '+', or 'defaults'")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return method, kwargs
 
 
 def _checkpoints(d: str) -> list[tuple[int, str]]:
@@ -369,7 +396,10 @@ def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
         p = os.path.join(d, "train_time.json")
         if os.path.exists(p):
             with open(p) as f:
-                timing.append(f"{name} {json.load(f)['seconds'] / 60:.1f} min")
+                t = json.load(f)
+            # "note": how the time was taken when it is not one uninterrupted run
+            timing.append(f"{name} {t['seconds'] / 60:.1f} min"
+                          + (f" ({t['note']})" if t.get("note") else ""))
     if timing:
         lines += ["", "Agent training wall time (2 searchers, 2 cores): " + ", ".join(timing)]
     if transfer:
@@ -431,7 +461,7 @@ def _plot_curves(args: argparse.Namespace, rows_all: list[dict[str, Any]],
         if label in agents:
             continue
         vals = [v for e, v in ret.items() if e in curve_keys]
-        if vals and label in ("mwnet", "gdw", "fsr", "nrt", "best_constant"):
+        if vals and label.split(":")[0] in ("mwnet", "gdw", "fsr", "nrt", "best_constant"):
             ax.axhline(float(np.mean(vals)), ls="--", lw=1, color=next(colors), label=label)
     ax.set_xlabel("training episodes")
     ax.set_ylabel(f"return on {len(seeds_used)} held-out episodes")
@@ -452,7 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-seeds", default="0,1,2")
     p.add_argument("--episodes", type=int, default=250, help="training episodes per seed")
     p.add_argument("--fixed", default="easy_first,hard_first,random,constant")
-    p.add_argument("--baselines", default="mwnet,gdw,fsr,nrt")
+    p.add_argument("--baselines", default="mwnet,gdw,fsr,nrt",
+                   help="meta-gradient methods; 'mwnet:defaults' (package defaults) or "
+                        "'mwnet:meta_lr=0.001' (given options) name variants")
     p.add_argument("--curve-episodes", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cifar-root", default=os.path.join(
