@@ -152,6 +152,10 @@ def test_suites_and_bad_input(tmp_path: Path) -> None:
     assert [s["noise_rate"] for s in select_settings("uniform-noise")] == [0.0, 0.2, 0.4, 0.6]
     assert [s["imbalance_factor"] for s in select_settings("long-tail")] == [10, 50, 100, 200]
     assert len(select_settings("noisy-long-tail", ["imbalance_factor=100"])) == 2
+    # pair flip (c -> c+1) is its own suite, distinct from MW-Net's two-class flip
+    assert select_settings("pair-flip", ["noise_rate=0.4"]) == [
+        {"noise_type": "pair_flip", "noise_rate": 0.4}]
+    assert {s["noise_type"] for s in select_settings("flip-noise")} == {"flip2"}
     with pytest.raises(ValueError, match="suite='nope'.*uniform-noise"):
         select_settings("nope")
     with pytest.raises(ValueError, match="no setting"):

@@ -13,6 +13,8 @@ SUITES: dict[str, list[dict[str, Any]]] = {
     "uniform-noise": [{"noise_type": "uniform", "noise_rate": r} for r in (0.0, 0.2, 0.4, 0.6)],
     # MW-Net's flip noise (two random similar classes) 20, 40 %
     "flip-noise": [{"noise_type": "flip2", "noise_rate": r} for r in (0.2, 0.4)],
+    # pair flip (Han et al.'s co-teaching; GDW's and FSR's tables): class c -> c+1, 20, 40 %
+    "pair-flip": [{"noise_type": "pair_flip", "noise_rate": r} for r in (0.2, 0.4)],
     # long-tailed CIFAR (Cui et al.), imbalance factors 10, 50, 100, 200
     "long-tail": [{"noise_rate": 0.0, "imbalance_type": "long_tail", "imbalance_factor": f}
                   for f in (10.0, 50.0, 100.0, 200.0)],
