@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import pytest
 
@@ -43,7 +45,7 @@ def test_invalid_values_raise_when_env_is_made(kwargs: dict, field: str, value: 
 def test_unknown_dataset_and_preset_and_keyword() -> None:
     with pytest.raises(ValueError, match=r"dataset='mnist'.*digits, cifar10"):
         reweight_gym.ReweightEnv(dataset="mnist")
-    with pytest.raises(ValueError, match=r"preset='huge'.*tiny, cpu, paper"):
+    with pytest.raises(ValueError, match=r"preset='huge'.*tiny, cpu, cpu-noaug, paper"):
         gym.make("Reweight-Digits-v0", preset="huge")
     with pytest.raises(ValueError, match=r"unknown keyword\(s\) \['noise'\]"):
         gym.make("Reweight-Digits-v0", noise=0.4)
@@ -67,3 +69,14 @@ def test_explicit_keywords_override_the_preset() -> None:
     assert paper.lr_milestones == (0.5, 0.65, 0.8) and paper.weight_decay == 2e-5
     with pytest.raises(ValueError, match="epochs"):
         cfg.replace(epochs=0)
+
+
+def test_cpu_noaug_is_cpu_without_augmentation() -> None:
+    for dataset in ("cifar10", "digits"):
+        noaug = EnvConfig.resolve(dataset, "cpu-noaug", data_root=".")
+        assert (noaug.crop_padding, noaug.flip) == (0, False)
+        # everything else is the cpu preset's: the README's tables ran as `cpu` + these keywords
+        cpu = EnvConfig.resolve(dataset, "cpu", data_root=".", crop_padding=0, flip=False)
+        assert noaug.preset == "cpu-noaug"
+        assert noaug == dataclasses.replace(cpu, preset="cpu-noaug")
+    assert EnvConfig.resolve("cifar10", "cpu", data_root=".").crop_padding == 4
