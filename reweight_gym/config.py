@@ -2,8 +2,8 @@
 
 Every keyword of ``gymnasium.make("Reweight-...-v0", **kwargs)`` is a field of
 :class:`EnvConfig`. A *preset* (``tiny``, ``cpu``, ``cpu-noaug``, ``paper``) fills every field with
-sizes that fit a purpose; explicit keywords override the preset. Validation happens in :meth:`EnvConfig.resolve`,
-i.e. when the environment (or a baseline run) is *made*, and every error is a ``ValueError`` that
+sizes that fit a purpose; explicit keywords override the preset. Validation happens in
+:meth:`EnvConfig.resolve`, i.e. when the environment (or a baseline run) is *made*, and every error is a ``ValueError`` that
 names the field, the value and what is allowed.
 """
 
