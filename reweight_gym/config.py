@@ -1,10 +1,10 @@
 """Configuration of one training run / environment: presets as data, validated early.
 
 Every keyword of ``gymnasium.make("Reweight-...-v0", **kwargs)`` is a field of
-:class:`EnvConfig`. A *preset* (``tiny``, ``cpu``, ``cpu-noaug``, ``paper``) fills every field with
-sizes that fit a purpose; explicit keywords override the preset. Validation happens in
-:meth:`EnvConfig.resolve`, i.e. when the environment (or a baseline run) is *made*, and every error is a ``ValueError`` that
-names the field, the value and what is allowed.
+:class:`EnvConfig`. A *preset* (``tiny``, ``cpu``, ``cpu-noaug``, ``paper``) fills every field
+with sizes that fit a purpose; explicit keywords override the preset. Validation happens in
+:meth:`EnvConfig.resolve`, i.e. when the environment (or a baseline run) is *made*, and every
+error is a ``ValueError`` that names the field, the value and what is allowed.
 """
 
 from __future__ import annotations
