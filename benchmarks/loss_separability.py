@@ -3,24 +3,27 @@
 MW-Net's weight is V(l_i; Theta), a function of the sample's loss alone (MW-Net eq. 1), and its
 update (eq. 5) moves Theta along sum_i a_i dV(l_i)/dTheta, where a_i = g_meta . g_i is the
 alignment of sample i's gradient with the clean meta-set gradient (eq. 6: up-weighting i lowers
-the meta loss when a_i > 0). So V can only down-weight noisy samples where they are (a) apart
-from clean ones in loss and (b) the meta-gradient says so *on average over each loss value*:
-V's shape follows E[a | l]. GDW instead weights the class components of each gradient, which
-needs neither.
+the meta loss when a_i > 0). So V can only down-weight noisy samples where they are apart from
+clean ones in loss: whatever the meta-gradient knows about a sample, V sees only its loss. GDW
+instead weights the class components of each gradient, which does not need the loss to separate.
 
 This script trains the plain (uniform) network of an environment config, epoch by epoch, and
 after every epoch measures on the whole training set, in eval mode:
 
 - ``loss_auc``: ROC AUC of the per-sample loss for ranking noisy samples above clean ones (what
   the best monotone V(l) can reach; 0.5 = no information);
+- mean loss of noisy and clean samples, and test accuracy;
 - ``align_auc``: ROC AUC of -a_i for the same (what the meta-gradient itself knows), with a_i
   computed at the linear head (g_i = (p_i - y_i) h_i^T, the closed form of the cross-entropy
   gradient of the last layer; the meta gradient is the mean of the same over the meta set);
 - ``align_by_loss``: mean a_i (x 1e3, normalised by the meta gradient's norm) in ten loss-decile
-  bins, and the share of noisy samples in each: the shape V is pushed towards;
-- mean loss of noisy and clean samples, and test accuracy.
+  bins, and the share of noisy samples in each.
 
-The configs are the CIFAR-10 ``cpu`` preset without augmentation (the memorising setting) at
+The head-only a_i is a proxy of the full network's alignment that MW-Net uses, and a weak one:
+it is read next to the loss numbers, not as the shape V takes (README "`cpu-noaug`" has what it
+showed).
+
+The configs are the CIFAR-10 ``cpu-noaug`` preset (the memorising setting) at
 40% uniform noise and 40% pair flip. Each finished run is appended to ``--out`` (JSON lines)
 and skipped on a rerun; the summary goes to ``--out`` with ``.md``.
 
@@ -41,8 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fsr_dictionary import CIFAR_ROOT  # noqa: E402
 
-_NOAUG = {"dataset": "cifar10", "preset": "cpu", "crop_padding": 0, "flip": False,
-          "data_root": CIFAR_ROOT}
+_NOAUG = {"dataset": "cifar10", "preset": "cpu-noaug", "data_root": CIFAR_ROOT}
 CONFIGS: dict[str, dict[str, Any]] = {
     "uniform40": {**_NOAUG, "noise_type": "uniform", "noise_rate": 0.4},
     "pairflip40": {**_NOAUG, "noise_type": "pair_flip", "noise_rate": 0.4},
