@@ -4,6 +4,11 @@ The evaluation protocol is ``agents/protocol.py`` (held-out episode seeds and a 
 draw, 3 training seeds, paired comparisons). On the demo's setting (``DEMO_ENV``: digits, 40%
 noise, 100 epochs, 10 stages) with the given corruption, this script
 
+0. ``select`` (only when asked for, on its own ``--out``): how the defaults were chosen. Every
+   candidate setting of :data:`CANDIDATES` (LAW's DDPG, the defaults, the defaults with one of
+   their changes undone) is trained with SB3 for each of ``--select-seeds`` and played on the
+   protocol's *validation* episodes only; ``OUT/selection.md`` ranks them by mean validation
+   return, and ``agents/defaults.py`` holds the winner;
 1. ``train``: trains each library's DDPG with the package defaults (``agents/defaults.py``) for
    ``--episodes`` episodes per training seed, 2 parallel searchers, checkpointing as it goes;
 2. ``search``: finds the best constant action with the same episode budget
@@ -18,7 +23,10 @@ noise, 100 epochs, 10 stages) with the given corruption, this script
 6. ``report``: writes ``OUT/report.md`` (table, paired comparisons) and ``OUT/learning_curve.png``.
 
 Every played episode is appended to ``OUT/episodes.jsonl`` as it finishes; a rerun skips what is
-there (resumable). Steps run in order; ``--steps`` selects some.
+there (resumable). Steps run in order; ``--steps`` selects some (default: all but ``select``).
+
+    .venv/bin/python benchmarks/agent_learning.py --corruption uniform --steps select \\
+        --out benchmarks/results/agents/selection_uniform
 
     .venv/bin/python benchmarks/agent_learning.py --corruption uniform \\
         --out benchmarks/results/agents/demo_uniform
@@ -43,9 +51,19 @@ from typing import Any
 
 import numpy as np
 
-STEPS = ("train", "search", "evaluate", "curves", "transfer", "report")
+STEPS = ("select", "train", "search", "evaluate", "curves", "transfer", "report")
 FIXED = ("easy_first", "hard_first", "random")
 ENV_ID = "Reweight-Digits-v0"
+#: The settings the ``select`` step compares (``reweight-gym train`` arguments): LAW's DDPG, the
+#: package defaults, and the defaults with one of their changes against LAW undone.
+CANDIDATES: dict[str, list[str]] = {
+    "law": ["--settings", "law"],
+    "defaults": [],
+    "defaults_one_critic": ["--agent-kwargs", '{"n_critics": 1, "target_policy_noise": 0.0}'],
+    "defaults_law_lrs": ["--agent-kwargs", '{"actor_lr": 1e-5, "critic_lr": 1e-4}'],
+    "defaults_fdu_epochs_4": ["--agent-kwargs", '{"fdu_epochs": 4}'],
+    "defaults_no_fdu": ["--agent-kwargs", '{"full_data_update": false}'],
+}
 
 
 def _config(corruption: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -137,19 +155,80 @@ def agent_dirs(out: str, libs: list[str], seeds: list[int]) -> dict[str, str]:
             for s in seeds}
 
 
+def _train_agent(name: str, lib: str, seed: int | str, d: str, episodes: int,
+                 cfg: dict[str, Any], extra: list[str] | None = None) -> None:
+    """``reweight-gym train`` one agent into ``d`` (resumes), recording the first complete
+    run's wall time."""
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "reweight_gym.cli", "train", "--lib", lib, "--env", ENV_ID,
+           "--env-kwargs", json.dumps({"preset": "tiny", **cfg}), "--n-envs", "2",
+           "--episodes", str(episodes), "--seed", str(seed), "--out", d, *(extra or [])]
+    print(f"[train {name}] {' '.join(cmd)}", flush=True)
+    subprocess.run(cmd, check=True)
+    timing = os.path.join(d, "train_time.json")
+    if not os.path.exists(timing):  # the first complete run's wall time
+        with open(timing, "w") as f:
+            json.dump({"seconds": time.perf_counter() - t0, "episodes": episodes}, f)
+
+
 def step_train(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
     for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
         lib, seed = name.split("_s")
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "reweight_gym.cli", "train", "--lib", lib, "--env", ENV_ID,
-               "--env-kwargs", json.dumps({"preset": "tiny", **cfg}), "--n-envs", "2",
-               "--episodes", str(args.episodes), "--seed", seed, "--out", d]
-        print(f"[train {name}] {' '.join(cmd)}", flush=True)
-        subprocess.run(cmd, check=True)
-        timing = os.path.join(d, "train_time.json")
-        if not os.path.exists(timing):  # the first complete run's wall time
-            with open(timing, "w") as f:
-                json.dump({"seconds": time.perf_counter() - t0, "episodes": args.episodes}, f)
+        _train_agent(name, lib, seed, d, args.episodes, cfg)
+
+
+def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> str:
+    """Train every candidate of :data:`CANDIDATES` (SB3, ``--select-seeds``) and play it on the
+    protocol's validation episodes (never the evaluation ones); write ``OUT/selection.md``.
+
+    The candidates differ only in agent settings, which both libraries share under the same
+    names (``agents/defaults.py``), so the choice is made once, on SB3."""
+    from agents.protocol import mean_std, validation_set
+
+    es = validation_set(cfg)
+    for seed in args.select_seeds:
+        for cand, extra in CANDIDATES.items():
+            name = f"{cand}_s{seed}"
+            d = os.path.join(args.out, "selection", name)
+            _train_agent(name, "sb3", seed, d, args.episodes, cfg, extra)
+            _run_jobs(args.out, [{"config": es.config, "reset_seed": s, "set": es.name,
+                                  "method": f"select:{name}", "method_spec": None,
+                                  "checkpoint": _final_checkpoint(d), "group": "select",
+                                  "training_seed": seed, "episodes": args.episodes}
+                                 for s in es.reset_seeds], args.workers, commit)
+    rows = [r for r in _load_rows(args.out) if r["group"] == "select"]
+    lines = [f"# Choosing the agent settings on the validation episodes ({cfg['noise_type']} "
+             f"noise {cfg['noise_rate']:.0%})", "",
+             f"SB3 LAW-DDPG, {args.episodes} training episodes, training seeds "
+             f"{', '.join(map(str, args.select_seeds))}; each agent played on the "
+             f"{len(es.reset_seeds)} validation episodes (reset seeds "
+             f"{es.reset_seeds[0]}-{es.reset_seeds[-1]}, data seed {es.config['seed']}). "
+             "Return and Δ test (target − uniform reference, points): mean ± std over training "
+             "seeds of each seed's mean over the episodes.", "",
+             "| candidate | settings | validation return | Δ test (pts) | each seed's return |",
+             "|---|---|---|---|---|"]
+    scores = {}
+    for cand, extra in CANDIDATES.items():
+        per_seed_ret, per_seed_d = [], []
+        for seed in args.select_seeds:
+            mine = [r for r in rows if r["method"] == f"select:{cand}_s{seed}"]
+            if len(mine) == len(es.reset_seeds):
+                per_seed_ret.append(float(np.mean([r["episode_return"] for r in mine])))
+                per_seed_d.append(100 * float(np.mean(
+                    [r["test_acc_target"] - r["test_acc_reference"] for r in mine])))
+        if not per_seed_ret:
+            continue
+        scores[cand] = mean_std(per_seed_ret)[0]
+        (rm, rs), (dm, ds) = mean_std(per_seed_ret), mean_std(per_seed_d)
+        lines.append(f"| {cand} | `{' '.join(extra) or '(defaults)'}` | {rm:.1f} ± {rs:.1f} | "
+                     f"{dm:+.2f} ± {ds:.2f} | {', '.join(f'{x:.1f}' for x in per_seed_ret)} |")
+    if scores:
+        best = max(scores, key=scores.get)
+        lines += ["", f"Best by mean validation return: **{best}**."]
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "selection.md"), "w") as f:
+        f.write(text)
+    return text
 
 
 def step_search(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +373,7 @@ def _by(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
 def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
     from agents.protocol import mean_std, paired_comparison
 
-    rows = [r for r in _load_rows(args.out) if r["group"] not in ("curve", "transfer")]
+    rows = [r for r in _load_rows(args.out) if r["group"] not in ("curve", "transfer", "select")]
     transfer = [r for r in _load_rows(args.out) if r["group"] == "transfer"]
     if not rows:
         raise SystemExit(f"no evaluated episodes in {args.out}")
@@ -481,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--libs", default="sb3,rllib")
     p.add_argument("--train-seeds", default="0,1,2")
     p.add_argument("--episodes", type=int, default=250, help="training episodes per seed")
+    p.add_argument("--select-seeds", default="0,1",
+                   help="training seeds of each candidate in the select step")
     p.add_argument("--fixed", default="easy_first,hard_first,random,constant")
     p.add_argument("--baselines", default="mwnet,gdw,fsr,nrt",
                    help="meta-gradient methods; 'mwnet:defaults' (package defaults) or "
@@ -491,10 +572,11 @@ def main(argv: list[str] | None = None) -> int:
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets",
         "cifar10-jpeg"), help="CIFAR-10 for the transfer step")
     p.add_argument("--transfer-threads", type=int, default=2)
-    p.add_argument("--steps", default=",".join(STEPS))
+    p.add_argument("--steps", default=",".join(s for s in STEPS if s != "select"))
     args = p.parse_args(argv)
     args.libs = [x for x in args.libs.split(",") if x]
     args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
+    args.select_seeds = [int(x) for x in args.select_seeds.split(",") if x]
     args.fixed = [x for x in args.fixed.split(",") if x]
     args.baselines = [x for x in args.baselines.split(",") if x]
     steps = [s for s in args.steps.split(",") if s]
@@ -510,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.out, exist_ok=True)
     cfg = _config(args.corruption, json.loads(args.env_kwargs))
     commit = _git_commit()
+    if "select" in steps:
+        print(step_select(args, cfg, commit))
     if "train" in steps:
         step_train(args, cfg)
     if "search" in steps and "constant" in args.fixed:
