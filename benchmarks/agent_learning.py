@@ -18,8 +18,9 @@ noise, 100 epochs, 10 stages) with the given corruption, this script
 4. ``curves``: plays every saved checkpoint of every agent on the first ``--curve-episodes``
    evaluation episodes of the training data draw (the learning curve);
 5. ``transfer``: plays each trained agent for one episode (its own evaluation seed) on CIFAR-10,
-   ``cpu`` preset, with the same corruption at 40% (LAW's transfer from a small proxy; the
-   features are class-count free);
+   ``--transfer-presets`` (``cpu``; ``cpu-noaug`` is the setting where plain training memorises),
+   with the same corruption at 40% (LAW's transfer from a small proxy; the features are
+   class-count free);
 6. ``report``: writes ``OUT/report.md`` (table, paired comparisons) and ``OUT/learning_curve.png``.
 
 Every played episode is appended to ``OUT/episodes.jsonl`` as it finishes; a rerun skips what is
@@ -350,19 +351,21 @@ def step_transfer(args: argparse.Namespace, cfg: dict[str, Any], commit: str | N
             "normalize_weights": cfg["normalize_weights"], "data_root": args.cifar_root,
             "seed": TRAIN_DATA_SEED}
     jobs = []
-    for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
-        ckpt = _final_checkpoint(d)
-        if ckpt is None:
-            continue
-        lib, seed = name.split("_s")
-        # training seed k plays evaluation episode k: one CIFAR episode per agent
-        episode = EVALUATION_SEEDS[int(seed) % len(EVALUATION_SEEDS)]
-        jobs.append({"config": tcfg, "reset_seed": episode,
-                     "set": "transfer_cifar10_cpu", "method": f"{lib}_ddpg_s{seed}",
-                     "method_spec": None, "checkpoint": ckpt, "group": "transfer",
-                     "training_seed": int(seed), "episodes": args.episodes,
-                     "dataset": "cifar10", "preset": "cpu", "threads": args.transfer_threads})
-    _run_jobs(args.out, jobs, 1, commit)
+    for preset in args.transfer_presets:
+        for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
+            ckpt = _final_checkpoint(d)
+            if ckpt is None:
+                continue
+            lib, seed = name.split("_s")
+            # training seed k plays evaluation episode k: one CIFAR episode per agent
+            episode = EVALUATION_SEEDS[int(seed) % len(EVALUATION_SEEDS)]
+            jobs.append({"config": tcfg, "reset_seed": episode,
+                         "set": f"transfer_cifar10_{preset}", "method": f"{lib}_ddpg_s{seed}",
+                         "method_spec": None, "checkpoint": ckpt, "group": "transfer",
+                         "training_seed": int(seed), "episodes": args.episodes,
+                         "dataset": "cifar10", "preset": preset,
+                         "threads": args.transfer_threads})
+    _run_jobs(args.out, jobs, args.transfer_workers, commit)
 
 
 # ---------------------------------------------------------------------- report
@@ -481,21 +484,26 @@ def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
                           + (f" ({t['note']})" if t.get("note") else ""))
     if timing:
         lines += ["", "Agent training wall time (2 searchers, 2 cores): " + ", ".join(timing)]
-    if transfer:
+    for tset in sorted({r["set"] for r in transfer}):
+        trows = sorted(_by(transfer, set=tset), key=lambda r: r["method"])
+        preset = tset.removeprefix("transfer_cifar10_")
         lines += ["", "Transfer: each agent trained on digits plays one episode of CIFAR-10 "
-                  "(`cpu` preset, 40% noise, its own evaluation seed; the reference is uniform "
-                  "weighting on the same episode):", "",
-                  "| agent | episode seed | return | test acc | uniform test acc | Δ (pts) |",
-                  "|---|---|---|---|---|---|"]
-        for r in sorted(transfer, key=lambda r: r["method"]):
+                  f"(`{preset}` preset, 40% noise, its own evaluation seed; the reference is "
+                  "uniform weighting on the same episode):", "",
+                  "| agent | episode seed | return | test acc | uniform test acc | Δ (pts) | "
+                  "w noisy / clean |", "|---|---|---|---|---|---|---|"]
+        for r in trows:
             lines.append(f"| {r['method']} | {r['reset_seed']} | {r['episode_return']:.2f} | "
                          f"{100 * r['test_acc_target']:.2f} | {100 * r['test_acc_reference']:.2f}"
-                         f" | {100 * (r['test_acc_target'] - r['test_acc_reference']):+.2f} |")
-        d = [r["test_acc_target"] - r["test_acc_reference"] for r in transfer]
+                         f" | {100 * (r['test_acc_target'] - r['test_acc_reference']):+.2f} | "
+                         f"{r['noisy_weight_mean']:.2f} / {r['clean_weight_mean']:.2f} |")
+        d = [r["test_acc_target"] - r["test_acc_reference"] for r in trows]
         m, s = mean_std([100 * x for x in d])
-        rm, rs = mean_std([r["episode_return"] for r in transfer])
-        lines.append(f"| mean ± std | | {rm:.2f} ± {rs:.2f} | | | {m:+.2f} ± {s:.2f} |")
-        summary["transfer"] = {"delta_test": d, "return": [r["episode_return"] for r in transfer]}
+        rm, rs = mean_std([r["episode_return"] for r in trows])
+        lines.append(f"| mean ± std | | {rm:.2f} ± {rs:.2f} | | | {m:+.2f} ± {s:.2f} | |")
+        # the first transfer set keeps its old summary key
+        key = "transfer" if preset == "cpu" else f"transfer_{preset}"
+        summary[key] = {"delta_test": d, "return": [r["episode_return"] for r in trows]}
     commits = sorted({r.get("git_commit") or "unknown" for r in rows})
     lines += ["", f"Code: git commit(s) {', '.join(c[:10] for c in commits)}."]
     curve_png = _plot_curves(args, rows_all=_load_rows(args.out), per_ep_ret=per_ep_ret,
@@ -571,12 +579,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cifar-root", default=os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets",
         "cifar10-jpeg"), help="CIFAR-10 for the transfer step")
-    p.add_argument("--transfer-threads", type=int, default=2)
+    p.add_argument("--transfer-threads", type=int, default=2,
+                   help="torch threads of each transfer episode")
+    p.add_argument("--transfer-workers", type=int, default=1,
+                   help="transfer episodes played at once")
+    p.add_argument("--transfer-presets", default="cpu",
+                   help="CIFAR-10 presets of the transfer step, comma-separated")
     p.add_argument("--steps", default=",".join(s for s in STEPS if s != "select"))
     args = p.parse_args(argv)
     args.libs = [x for x in args.libs.split(",") if x]
     args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
     args.select_seeds = [int(x) for x in args.select_seeds.split(",") if x]
+    args.transfer_presets = [x for x in args.transfer_presets.split(",") if x]
     args.fixed = [x for x in args.fixed.split(",") if x]
     args.baselines = [x for x in args.baselines.split(",") if x]
     steps = [s for s in args.steps.split(",") if s]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -30,3 +31,34 @@ def test_agent_learning_baseline_entries_name_their_options():
         "mwnet", {"meta_lr": "paper", "jvp": "forward_ad"})
     with pytest.raises(SystemExit, match="key=value"):
         spec("mwnet:meta_lr", demo)
+
+
+@pytest.mark.slow
+def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_path,
+                                                                             monkeypatch):
+    """The select step trains each candidate (through ``reweight-gym train``, resumable) and
+    plays it on the protocol's validation episodes, never on the evaluation ones."""
+    from agents.protocol import EVALUATION_SEEDS, VALIDATION_SEEDS
+
+    module = _load("agent_learning")
+    # the episodes are played in worker processes, which find the script by its module name
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.setitem(sys.modules, "agent_learning", module)
+    monkeypatch.setattr(module, "CANDIDATES", {"law": ["--settings", "law"], "defaults": []})
+    monkeypatch.setattr("agents.protocol.VALIDATION_SEEDS", VALIDATION_SEEDS[:1])
+    argv = ["--steps", "select", "--episodes", "2", "--select-seeds", "0", "--workers", "1",
+            "--env-kwargs", '{"epochs": 2, "num_stages": 2, "train_size": 200}',
+            "--out", str(tmp_path)]
+    assert module.main(argv) == 0
+    rows = module._load_rows(str(tmp_path))
+    assert {r["method"] for r in rows} == {"select:law_s0", "select:defaults_s0"}
+    assert {r["reset_seed"] for r in rows} == set(VALIDATION_SEEDS[:1])
+    assert not {r["reset_seed"] for r in rows} & set(EVALUATION_SEEDS)
+    assert {r["set"] for r in rows} == {"validation"} and {r["group"] for r in rows} == {"select"}
+    for name in ("law_s0", "defaults_s0"):  # the training directories record their settings
+        assert (tmp_path / "selection" / name / "agent.json").exists()
+    text = (tmp_path / "selection.md").read_text()
+    assert "| law | `--settings law` |" in text and "| defaults | `(defaults)` |" in text
+    assert "Best by mean validation return" in text
+    assert module.main(argv) == 0  # a rerun resumes: nothing played twice
+    assert len(module._load_rows(str(tmp_path))) == len(rows)
