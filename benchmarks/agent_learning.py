@@ -187,8 +187,13 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     from agents.protocol import mean_std, validation_set
 
     es = validation_set(cfg)
+    unknown = sorted(set(args.candidates or ()) - set(CANDIDATES))
+    if unknown:
+        raise SystemExit(f"unknown --candidates {unknown}: allowed: {', '.join(CANDIDATES)}")
     for seed in args.select_seeds:
         for cand, extra in CANDIDATES.items():
+            if args.candidates and cand not in args.candidates:
+                continue
             name = f"{cand}_s{seed}"
             d = os.path.join(args.out, "selection", name)
             _train_agent(name, "sb3", seed, d, args.episodes, cfg, extra)
@@ -200,20 +205,21 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     rows = [r for r in _load_rows(args.out) if r["group"] == "select"]
     lines = [f"# Choosing the agent settings on the validation episodes ({cfg['noise_type']} "
              f"noise {cfg['noise_rate']:.0%})", "",
-             f"SB3 LAW-DDPG, {args.episodes} training episodes, training seeds "
-             f"{', '.join(map(str, args.select_seeds))}; each agent played on the "
+             f"SB3 LAW-DDPG, {args.episodes} training episodes per training seed; each agent "
+             "played on the "
              f"{len(es.reset_seeds)} validation episodes (reset seeds "
              f"{es.reset_seeds[0]}-{es.reset_seeds[-1]}, data seed {es.config['seed']}). "
              "Return and Δ test (target − uniform reference, points): mean ± std over training "
              "seeds of each seed's mean over the episodes.", "",
-             "| candidate | settings | validation return | Δ test (pts) | each seed's return |",
-             "|---|---|---|---|---|"]
+             "| candidate | settings | training seeds | validation return | Δ test (pts) | "
+             "each seed's return |", "|---|---|---|---|---|---|"]
     scores = {}
     for cand, extra in CANDIDATES.items():
-        per_seed_ret, per_seed_d = [], []
-        for seed in args.select_seeds:
+        per_seed_ret, per_seed_d, seeds = [], [], []
+        for seed in sorted({r["training_seed"] for r in rows}):
             mine = [r for r in rows if r["method"] == f"select:{cand}_s{seed}"]
             if len(mine) == len(es.reset_seeds):
+                seeds.append(seed)
                 per_seed_ret.append(float(np.mean([r["episode_return"] for r in mine])))
                 per_seed_d.append(100 * float(np.mean(
                     [r["test_acc_target"] - r["test_acc_reference"] for r in mine])))
@@ -221,8 +227,9 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
             continue
         scores[cand] = mean_std(per_seed_ret)[0]
         (rm, rs), (dm, ds) = mean_std(per_seed_ret), mean_std(per_seed_d)
-        lines.append(f"| {cand} | `{' '.join(extra) or '(defaults)'}` | {rm:.1f} ± {rs:.1f} | "
-                     f"{dm:+.2f} ± {ds:.2f} | {', '.join(f'{x:.1f}' for x in per_seed_ret)} |")
+        lines.append(f"| {cand} | `{' '.join(extra) or '(defaults)'}` | "
+                     f"{', '.join(map(str, seeds))} | {rm:.1f} ± {rs:.1f} | {dm:+.2f} ± {ds:.2f} | "
+                     f"{', '.join(f'{x:.1f}' for x in per_seed_ret)} |")
     if scores:
         best = max(scores, key=scores.get)
         lines += ["", f"Best by mean validation return: **{best}**."]
@@ -570,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=250, help="training episodes per seed")
     p.add_argument("--select-seeds", default="0,1",
                    help="training seeds of each candidate in the select step")
+    p.add_argument("--candidates", default="",
+                   help="select step: only these candidates (comma-separated; default all), "
+                        "e.g. another training seed for the closest ones")
     p.add_argument("--fixed", default="easy_first,hard_first,random,constant")
     p.add_argument("--baselines", default="mwnet,gdw,fsr,nrt",
                    help="meta-gradient methods; 'mwnet:defaults' (package defaults) or "
@@ -591,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
     args.select_seeds = [int(x) for x in args.select_seeds.split(",") if x]
     args.transfer_presets = [x for x in args.transfer_presets.split(",") if x]
+    args.candidates = [x for x in args.candidates.split(",") if x]
     args.fixed = [x for x in args.fixed.split(",") if x]
     args.baselines = [x for x in args.baselines.split(",") if x]
     steps = [s for s in args.steps.split(",") if s]

@@ -33,6 +33,15 @@ def test_agent_learning_baseline_entries_name_their_options():
         spec("mwnet:meta_lr", demo)
 
 
+
+def test_agent_learning_select_refuses_unknown_candidates(tmp_path):
+    module = _load("agent_learning")
+    with pytest.raises(SystemExit, match=r"unknown --candidates \['nope'\]: allowed: law, "):
+        module.main(["--steps", "select", "--candidates", "defaults,nope", "--out",
+                     str(tmp_path)])
+    assert not (tmp_path / "selection").exists()  # refused before training anything
+
+
 @pytest.mark.slow
 def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_path,
                                                                              monkeypatch):
@@ -58,7 +67,7 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
     for name in ("law_s0", "defaults_s0"):  # the training directories record their settings
         assert (tmp_path / "selection" / name / "agent.json").exists()
     text = (tmp_path / "selection.md").read_text()
-    assert "| law | `--settings law` |" in text and "| defaults | `(defaults)` |" in text
+    assert "| law | `--settings law` | 0 |" in text and "| defaults | `(defaults)` | 0 |" in text
     assert "Best by mean validation return" in text
     assert module.main(argv) == 0  # a rerun resumes: nothing played twice
     assert len(module._load_rows(str(tmp_path))) == len(rows)
