@@ -62,6 +62,6 @@ LAW_DDPG: dict[str, Any] = {
     "critic_lr": 1e-4,
     "n_critics": 1,
     "target_policy_noise": 0.0,
-    "fdu_epochs": 2,
+    "fdu_epochs": 4,
     "fdu_batch_size": 64,
 }
