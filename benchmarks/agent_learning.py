@@ -195,6 +195,13 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
             if args.candidates and cand not in args.candidates:
                 continue
             name = f"{cand}_s{seed}"
+            stored = [r for r in _load_rows(args.out) if r["method"] == f"select:{name}"]
+            other = sorted({r["episodes_trained"] for r in stored} - {args.episodes})
+            if other:
+                raise SystemExit(f"{args.out} holds select:{name} trained for {other} episodes, "
+                                 f"not --episodes {args.episodes}: use another --out")
+            if len(stored) == len(es.reset_seeds):
+                continue  # played already: a fresh clone has no checkpoints (*.zip are ignored)
             d = os.path.join(args.out, "selection", name)
             _train_agent(name, "sb3", seed, d, args.episodes, cfg, extra)
             _run_jobs(args.out, [{"config": es.config, "reset_seed": s, "set": es.name,
@@ -205,7 +212,8 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     rows = [r for r in _load_rows(args.out) if r["group"] == "select"]
     lines = [f"# Choosing the agent settings on the validation episodes ({cfg['noise_type']} "
              f"noise {cfg['noise_rate']:.0%})", "",
-             f"SB3 LAW-DDPG, {args.episodes} training episodes per training seed; each agent "
+             f"SB3 LAW-DDPG, {', '.join(map(str, sorted({r['episodes_trained'] for r in rows})))}"
+             " training episodes per training seed; each agent "
              "played on the "
              f"{len(es.reset_seeds)} validation episodes (reset seeds "
              f"{es.reset_seeds[0]}-{es.reset_seeds[-1]}, data seed {es.config['seed']}). "
@@ -500,10 +508,13 @@ def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
                   "| agent | episode seed | return | test acc | uniform test acc | Δ (pts) | "
                   "w noisy / clean |", "|---|---|---|---|---|---|---|"]
         for r in trows:
+            # a weight mean is None when every stage of the episode diverged
+            w = " / ".join("–" if x is None else f"{x:.2f}"
+                           for x in (r["noisy_weight_mean"], r["clean_weight_mean"]))
             lines.append(f"| {r['method']} | {r['reset_seed']} | {r['episode_return']:.2f} | "
                          f"{100 * r['test_acc_target']:.2f} | {100 * r['test_acc_reference']:.2f}"
                          f" | {100 * (r['test_acc_target'] - r['test_acc_reference']):+.2f} | "
-                         f"{r['noisy_weight_mean']:.2f} / {r['clean_weight_mean']:.2f} |")
+                         f"{w} |")
         d = [r["test_acc_target"] - r["test_acc_reference"] for r in trows]
         m, s = mean_std([100 * x for x in d])
         rm, rs = mean_std([r["episode_return"] for r in trows])
@@ -511,7 +522,7 @@ def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
         # the first transfer set keeps its old summary key
         key = "transfer" if preset == "cpu" else f"transfer_{preset}"
         summary[key] = {"delta_test": d, "return": [r["episode_return"] for r in trows]}
-    commits = sorted({r.get("git_commit") or "unknown" for r in rows})
+    commits = sorted({r.get("git_commit") or "unknown" for r in rows + transfer})
     lines += ["", f"Code: git commit(s) {', '.join(c[:10] for c in commits)}."]
     curve_png = _plot_curves(args, rows_all=_load_rows(args.out), per_ep_ret=per_ep_ret,
                              agents=list(agents_by_lib))
@@ -608,6 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in steps if s not in STEPS]
     if bad:
         p.error(f"unknown --steps {bad}: allowed: {', '.join(STEPS)}")
+    if args.candidates and "select" not in steps:
+        p.error(f"--candidates {','.join(args.candidates)} needs the select step (--steps select)")
     import torch
 
     import reweight_gym

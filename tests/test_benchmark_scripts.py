@@ -42,6 +42,13 @@ def test_agent_learning_select_refuses_unknown_candidates(tmp_path):
     assert not (tmp_path / "selection").exists()  # refused before training anything
 
 
+def test_agent_learning_candidates_need_the_select_step(tmp_path, capsys):
+    module = _load("agent_learning")
+    with pytest.raises(SystemExit):
+        module.main(["--steps", "report", "--candidates", "law", "--out", str(tmp_path)])
+    assert "--candidates law needs the select step" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_path,
                                                                              monkeypatch):
@@ -69,5 +76,16 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
     text = (tmp_path / "selection.md").read_text()
     assert "| law | `--settings law` | 0 |" in text and "| defaults | `(defaults)` | 0 |" in text
     assert "Best by mean validation return" in text
+    # a fresh clone has the rows but no checkpoints (*.zip are git-ignored): a rerun neither
+    # retrains nor replays what is stored
+    for z in (tmp_path / "selection").rglob("*.zip"):
+        z.unlink()
+    assert module.main(argv) == 0
+    assert module._load_rows(str(tmp_path)) == rows
+    assert not list((tmp_path / "selection").rglob("*.zip"))
+    # rows of another training length are not mixed in
+    with pytest.raises(SystemExit, match=r"select:law_s0 trained for \[2\] episodes, not "
+                                         r"--episodes 3: use another --out"):
+        module.main([a if a != "2" else "3" for a in argv])
     assert module.main(argv) == 0  # a rerun resumes: nothing played twice
     assert len(module._load_rows(str(tmp_path))) == len(rows)
