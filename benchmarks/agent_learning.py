@@ -175,7 +175,8 @@ def _train_agent(name: str, lib: str, seed: int | str, d: str, episodes: int,
 def step_train(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
     for name, d in agent_dirs(args.out, args.libs, args.train_seeds).items():
         lib, seed = name.split("_s")
-        _train_agent(name, lib, seed, d, args.episodes, cfg)
+        _train_agent(name, lib, seed, d, args.episodes, cfg,
+                     ["--agent-kwargs", args.agent_kwargs] if args.agent_kwargs else None)
 
 
 def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> str:
@@ -600,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cifar-root", default=os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets",
         "cifar10-jpeg"), help="CIFAR-10 for the transfer step")
+    p.add_argument("--agent-kwargs", default="",
+                   help="train step: agent settings over the defaults, as JSON (reweight-gym "
+                        "train --agent-kwargs), e.g. a candidate of the select step")
     p.add_argument("--transfer-threads", type=int, default=2,
                    help="torch threads of each transfer episode")
     p.add_argument("--transfer-workers", type=int, default=1,

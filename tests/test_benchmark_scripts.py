@@ -89,3 +89,20 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
         module.main([a if a != "2" else "3" for a in argv])
     assert module.main(argv) == 0  # a rerun resumes: nothing played twice
     assert len(module._load_rows(str(tmp_path))) == len(rows)
+
+
+def test_agent_learning_train_step_forwards_agent_kwargs(tmp_path, monkeypatch):
+    """``--agent-kwargs`` reaches ``reweight-gym train`` of every agent (a select candidate put
+    through the whole protocol); without it the defaults are trained."""
+    module = _load("agent_learning")
+    calls = []
+    monkeypatch.setattr(module, "_train_agent",
+                        lambda name, lib, seed, d, episodes, cfg, extra=None:
+                        calls.append((name, extra)))
+    module.main(["--steps", "train", "--libs", "sb3,rllib", "--train-seeds", "0",
+                 "--agent-kwargs", '{"fdu_epochs": 4}', "--out", str(tmp_path)])
+    assert calls == [(n, ["--agent-kwargs", '{"fdu_epochs": 4}']) for n in ("sb3_s0", "rllib_s0")]
+    calls.clear()
+    module.main(["--steps", "train", "--libs", "sb3", "--train-seeds", "1", "--out",
+                 str(tmp_path)])
+    assert calls == [("sb3_s1", None)]
