@@ -5,10 +5,10 @@ draw, 3 training seeds, paired comparisons). On the demo's setting (``DEMO_ENV``
 noise, 100 epochs, 10 stages) with the given corruption, this script
 
 0. ``select`` (only when asked for, on its own ``--out``): how the defaults were chosen. Every
-   candidate setting of :data:`CANDIDATES` (LAW's DDPG, the defaults, the defaults with one of
-   their changes undone) is trained with SB3 for each of ``--select-seeds`` and played on the
-   protocol's *validation* episodes only; ``OUT/selection.md`` ranks them by mean validation
-   return, and ``agents/defaults.py`` holds the winner;
+   candidate setting of :data:`CANDIDATES` (LAW's DDPG, the defaults, the earlier defaults and
+   those with one of their changes undone) is trained with SB3 for each of ``--select-seeds``
+   and played on the protocol's *validation* episodes only; ``OUT/selection.md`` ranks them by
+   mean validation return, and ``agents/defaults.py`` holds the winner;
 1. ``train``: trains each library's DDPG with the package defaults (``agents/defaults.py``) for
    ``--episodes`` episodes per training seed, 2 parallel searchers, checkpointing as it goes;
 2. ``search``: finds the best constant action with the same episode budget
@@ -56,14 +56,16 @@ STEPS = ("select", "train", "search", "evaluate", "curves", "transfer", "report"
 FIXED = ("easy_first", "hard_first", "random")
 ENV_ID = "Reweight-Digits-v0"
 #: The settings the ``select`` step compares (``reweight-gym train`` arguments): LAW's DDPG, the
-#: package defaults, and the defaults with one of their changes against LAW undone.
+#: package defaults, the earlier defaults (2 FDU epochs, which the selection replaced by 4), and
+#: the earlier defaults with one of their changes against LAW undone (FDU off: no epochs).
 CANDIDATES: dict[str, list[str]] = {
     "law": ["--settings", "law"],
     "defaults": [],
-    "defaults_one_critic": ["--agent-kwargs", '{"n_critics": 1, "target_policy_noise": 0.0}'],
-    "defaults_law_lrs": ["--agent-kwargs", '{"actor_lr": 1e-5, "critic_lr": 1e-4}'],
-    "defaults_fdu_epochs_4": ["--agent-kwargs", '{"fdu_epochs": 4}'],
-    "defaults_no_fdu": ["--agent-kwargs", '{"full_data_update": false}'],
+    "fdu2": ["--agent-kwargs", '{"fdu_epochs": 2}'],
+    "fdu2_one_critic": ["--agent-kwargs",
+                        '{"fdu_epochs": 2, "n_critics": 1, "target_policy_noise": 0.0}'],
+    "fdu2_law_lrs": ["--agent-kwargs", '{"fdu_epochs": 2, "actor_lr": 1e-5, "critic_lr": 1e-4}'],
+    "no_fdu": ["--agent-kwargs", '{"full_data_update": false}'],
 }
 
 

@@ -81,7 +81,7 @@ def test_transfer_to_cifar(workdir: Path, cifar_root: str) -> None:
 
 def test_sb3_python(workdir: Path) -> None:
     out = run("python", block("sb3"), workdir).split()
-    assert out[-5:] == ["3", "2", "1e-05", "0.0001", "1"]
+    assert out[-5:] == ["3", "4", "1e-05", "0.0001", "1"]
     assert (workdir / "runs" / "sb3-python" / "law_ddpg_16_steps.zip").exists()
 
 
