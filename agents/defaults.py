@@ -7,11 +7,11 @@ One home for both, used by SB3's :class:`~agents.sb3.LAWDDPG`, RLlib's ``DDPGCon
 
 The defaults were chosen on the protocol's *validation* episode seeds (``agents/protocol.py``),
 never on the evaluation seeds: ``benchmarks/agent_learning.py --steps select`` trains LAW's
-DDPG, the candidate defaults and the candidate with one of its changes undone (SB3, 250
-episodes of the demo's digits run at 40% uniform noise, 2-3 training seeds each) and ranks them
-by mean return on the validation episodes; the winner is the default
+DDPG, these defaults, the earlier ones (2 FDU epochs) and the earlier ones with one change
+undone (SB3, 250 episodes of the demo's digits run at 40% uniform noise, 2-3 training seeds
+each) and ranks them by mean return on the validation episodes; the winner is the default
 (``benchmarks/results/agents/selection_uniform/selection.md``, README "Do the agents learn?").
-What they change against LAW, each measured against the same settings with it undone:
+What they change against LAW, each measured against the earlier defaults with it undone:
 
 - learning rates 10x LAW's (actor 1e-4, critic 1e-3), for a search of a few hundred episodes
   (with LAW's rates the validation return is about a third);
