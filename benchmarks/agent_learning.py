@@ -193,12 +193,14 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     unknown = sorted(set(args.candidates or ()) - set(CANDIDATES))
     if unknown:
         raise SystemExit(f"unknown --candidates {unknown}: allowed: {', '.join(CANDIDATES)}")
+    # rows of a candidate are only written in its own iteration below: one read serves all
+    before = _load_rows(args.out)
     for seed in args.select_seeds:
         for cand, extra in CANDIDATES.items():
             if args.candidates and cand not in args.candidates:
                 continue
             name = f"{cand}_s{seed}"
-            stored = [r for r in _load_rows(args.out) if r["method"] == f"select:{name}"]
+            stored = [r for r in before if r["method"] == f"select:{name}"]
             other = sorted({r["episodes_trained"] for r in stored} - {args.episodes})
             if other:
                 raise SystemExit(f"{args.out} holds select:{name} trained for {other} episodes, "
@@ -216,8 +218,7 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     lines = [f"# Choosing the agent settings on the validation episodes ({cfg['noise_type']} "
              f"noise {cfg['noise_rate']:.0%})", "",
              f"SB3 LAW-DDPG, {', '.join(map(str, sorted({r['episodes_trained'] for r in rows})))}"
-             " training episodes per training seed; each agent "
-             "played on the "
+             " training episodes per training seed; each agent played on the "
              f"{len(es.reset_seeds)} validation episodes (reset seeds "
              f"{es.reset_seeds[0]}-{es.reset_seeds[-1]}, data seed {es.config['seed']}). "
              "Return and Δ test (target − uniform reference, points): mean ± std over training "
@@ -236,8 +237,8 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
                     [r["test_acc_target"] - r["test_acc_reference"] for r in mine])))
         if not per_seed_ret:
             continue
-        scores[cand] = mean_std(per_seed_ret)[0]
         (rm, rs), (dm, ds) = mean_std(per_seed_ret), mean_std(per_seed_d)
+        scores[cand] = rm
         lines.append(f"| {cand} | `{' '.join(extra) or '(defaults)'}` | "
                      f"{', '.join(map(str, seeds))} | {rm:.1f} ± {rs:.1f} | {dm:+.2f} ± {ds:.2f} | "
                      f"{', '.join(f'{x:.1f}' for x in per_seed_ret)} |")

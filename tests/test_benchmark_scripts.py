@@ -33,7 +33,6 @@ def test_agent_learning_baseline_entries_name_their_options():
         spec("mwnet:meta_lr", demo)
 
 
-
 def test_agent_learning_select_refuses_unknown_candidates(tmp_path):
     module = _load("agent_learning")
     with pytest.raises(SystemExit, match=r"unknown --candidates \['nope'\]: allowed: law, "):
