@@ -207,18 +207,19 @@ def run_length_lr(paper_lr: float, iterations: int, exponent: float) -> float:
     paper_lr * (60,000 / T)^exponent, the paper's value at the papers' run length.
 
     The exponents, per optimiser and weight function (measured on the ``tiny``, ``cpu`` and demo
-    digits runs, ~100 / ~500 / ~1,700 iterations, against the opposite sign: README
-    "Baselines", ``benchmarks/method_defaults.py``):
+    digits runs, ~100 / ~500 / ~1,700 iterations, against the opposite sign, and on the CIFAR-10
+    ``cpu-noaug`` runs: README "Defaults and the run's length", ``benchmarks/method_defaults.py``):
 
     - ``1``, SGD (MW-Net's and GDW's long-tail optimiser): SGD moves V by about
       lr x T x the mean meta-gradient, so this moves it as far as in the paper's run; at the
       paper's 1e-5 a ~700-iteration run leaves V at its random initialisation (README, long
       tail).
-    - ``-1/2``, Adam on MW-Net's V (noise), whose output is the weight: Adam's steps have a fixed
-      size whatever the gradient's, and on the weak, noisy meta-gradient of a short run with a
-      small meta set V at the paper's 1e-3 follows the noise away from a monotone
-      loss -> weight shape; noisy samples are separated from clean ones far better at ~1e-4
-      (the demo's setting before this rule). 1e-3 at 60,000 iterations, 1e-4 at 600.
+    - ``0``, Adam on MW-Net's V (noise): the paper's 1e-3 at every length. Adam's steps have a
+      fixed size whatever the gradient's. An exponent of -1/2 (1e-4 at 600 iterations) was the
+      rule until the CIFAR-10 ``cpu-noaug`` runs (~2,300 iterations): it was measured on the
+      digits runs, where the 100-image meta set's weak meta-gradient lets V drift at 1e-3, but
+      on CIFAR-10 it leaves V weighting noisy samples above clean ones under pair flip, where
+      1e-3 separates them (README, CIFAR-10).
     - ``1/2``, Adam on GDW's V and on NRT's tree (noise): GDW's class-level step (eq. 11)
       re-weighs every iteration on top of V, and NRT's tree starts flat (every leaf score 0) and
       has to travel before it weighs anything; both gain from a faster weight function in short

@@ -8,9 +8,10 @@ Every iteration (their Algorithm 1, the machinery in :mod:`baselines.meta`):
 2. meta step (eq. 4): Theta <- Theta - beta grad_Theta L_meta(theta^(Theta)) on a clean meta
    batch (Adam, weight decay 1e-4 for label noise; SGD, momentum 0.9, weight decay 5e-4 for
    long-tail, as in the paper's code). The paper's beta (Adam 1e-3, SGD 1e-5) is for a
-   ~60,000-iteration run; by default beta follows the run's length
-   (``baselines.meta.run_length_lr``: Adam 1e-3 sqrt(T / 60,000), SGD 1e-5 (60,000 / T) for a
-   run of T iterations, measured); ``meta_lr="paper"`` is the paper's value, a number sets it;
+   ~60,000-iteration run; by default beta follows the run's length by
+   ``baselines.meta.run_length_lr``: SGD 1e-5 (60,000 / T) for a run of T iterations (long
+   tail), Adam 1e-3 at every length (noise; exponent 0, measured); ``meta_lr="paper"`` is the
+   paper's value, a number sets it;
 3. real step (eq. 5): the trainer updates theta with the weights V(l_i; Theta_new).
 
 ``normalize=True`` (default) divides the weights by their batch sum as the paper's code does
@@ -47,8 +48,9 @@ class MWNetWeigher(MetaWeigher):
         self.meta_lr = meta_lr
 
     def lr_exponent(self) -> float:
-        """-1/2 for Adam on V (noise), 1 for SGD (long tail): ``baselines.meta.run_length_lr``."""
-        return 1.0 if self.setting == "long_tail" else -0.5
+        """0 for Adam on V (noise: the paper's 1e-3 at every length), 1 for SGD (long tail):
+        ``baselines.meta.run_length_lr``."""
+        return 1.0 if self.setting == "long_tail" else 0.0
 
     def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
                    losses: torch.Tensor, ctx: WeighContext, meta: MetaSampler) -> torch.Tensor:

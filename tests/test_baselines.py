@@ -190,7 +190,7 @@ def test_mwnet_meta_gradient_matches_finite_differences(normalize, jvp, tol):
 
 
 def test_weight_net_learning_rate_follows_the_run_length():
-    """Adam on MW-Net's V: paper * sqrt(T / 60,000); on GDW's V and NRT's tree:
+    """Adam on MW-Net's V: the paper's 1e-3 at every length; on GDW's V and NRT's tree:
     paper * sqrt(60,000 / T); SGD (long tail): paper * 60,000 / T; "paper" and a number as
     given; resolved when the weight net is built, from the run's iterations."""
     from baselines.meta import run_length_lr
@@ -202,7 +202,7 @@ def test_weight_net_learning_rate_follows_the_run_length():
     cfg = tiny_cfg()
     lt = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
     for name, cfg_, meta_lr, want in (
-            ("mwnet", cfg, None, 1e-4), ("gdw", cfg, None, 1e-2),
+            ("mwnet", cfg, None, 1e-3), ("mwnet", cfg, 1e-4, 1e-4), ("gdw", cfg, None, 1e-2),
             ("gdw", cfg, "paper", 1e-3), ("nrt", cfg, 3e-4, 3e-4),
             ("nrt", cfg, None, 1e-2),
             ("mwnet", lt, None, 1e-5 * 60_000 / 600), ("mwnet", lt, "paper", 1e-5)):
@@ -216,7 +216,11 @@ def test_weight_net_learning_rate_follows_the_run_length():
     w = baselines.make_weigher("mwnet", cfg)
     tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=w)
     tr.train_iterations(1)
-    assert w.lr == pytest.approx(run_length_lr(1e-3, tr.total_iterations, -0.5))
+    assert tr.total_iterations != 600 and w.lr == pytest.approx(1e-3)
+    lt_w = baselines.make_weigher("mwnet", lt)
+    lt_tr = DuplicateTrainer(lt, seed=0, with_reference=False, weigher=lt_w)
+    lt_tr.train_iterations(1)
+    assert lt_w.lr == pytest.approx(run_length_lr(1e-5, lt_tr.total_iterations, 1.0))
 
 
 def test_finite_difference_jvp_matches_forward_ad_on_a_batchnorm_cnn():
