@@ -207,7 +207,7 @@ def run_length_lr(paper_lr: float, iterations: int, exponent: float) -> float:
     paper_lr * (60,000 / T)^exponent, the paper's value at the papers' run length.
 
     The exponents, per optimiser and weight function (measured on the ``tiny``, ``cpu`` and demo
-    digits runs, ~100 / ~500 / ~1,700 iterations, against the opposite sign, and on the CIFAR-10
+    digits runs, 96 / 450 / 1,500 iterations, against the opposite sign, and on the CIFAR-10
     ``cpu-noaug`` runs: README "Defaults and the run's length", ``benchmarks/method_defaults.py``):
 
     - ``1``, SGD (MW-Net's and GDW's long-tail optimiser): SGD moves V by about

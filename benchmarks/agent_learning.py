@@ -32,7 +32,7 @@ there (resumable). Steps run in order; ``--steps`` selects some (default: all bu
     .venv/bin/python benchmarks/agent_learning.py --corruption uniform \\
         --out benchmarks/results/agents/demo_uniform
     .venv/bin/python benchmarks/agent_learning.py --corruption pair_flip --libs sb3,rllib \\
-        --baselines mwnet,gdw,fsr,nrt,mwnet:defaults,mwnet:meta_lr=0.001 \\
+        --baselines mwnet,gdw,fsr,nrt,mwnet:meta_lr=1.5811388300841897e-4,mwnet:meta_lr=0.001 \\
         --steps train,search,evaluate,curves,report \\
         --out benchmarks/results/agents/demo_pair_flip
 """

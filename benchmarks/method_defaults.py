@@ -2,9 +2,9 @@
 
 Each method runs through ``baselines.run`` on three digits configurations with 40% uniform label
 noise: ``tiny`` (the ``tiny`` preset: 800 images, 8 epochs, ~100 iterations), ``cpu`` (the
-``cpu`` preset: all 1,097 training digits, 30 epochs, step schedule, ~500 iterations) and
+``cpu`` preset: all 1,097 training digits, 30 epochs, step schedule, 450 iterations) and
 ``demo`` (``DEMO_ENV`` of ``reweight-gym demo``: 100 epochs, cosine lr 0.1, no weight decay,
-~1,700 iterations). Per (label, configuration, method, seed) it records the final and best test
+1,500 iterations). Per (label, configuration, method, seed) it records the final and best test
 accuracy, the mean weight of noisy and of clean samples over the run, the share of samples whose
 last weight is zero and the load of the machine; every finished run is appended to ``--out`` at
 once and a rerun skips what is there. ``--table`` prints, per label and configuration, each

@@ -19,13 +19,14 @@ reweight-gym benchmark "${COMMON[@]}" --suite pair-flip --settings noise_rate=0.
 reweight-gym benchmark "${COMMON[@]}" --suite long-tail --settings imbalance_factor=100 \
     --methods uniform,mwnet,gdw,class_balanced --out "$OUT/longtail100"
 # Diagnostics (the uniform rows are copied from the main run to resume): MW-Net's weight net at
-# 10x, 30x and 100x the run-length rule's SGD lr on long tail, and at the paper's Adam 1e-3 on
-# pair flip and uniform noise
+# 10x, 30x and 100x the run-length rule's SGD lr on long tail, and at the earlier rule's Adam
+# 1.975e-4 (1e-3 sqrt(T / 60,000), T = 2,340; the default until MW-Net's Adam went to the paper's
+# 1e-3) on pair flip and uniform noise
 for v in longtail100-mwnet-metalr1e-2:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 1.05e-2}}' \
          longtail100-mwnet-metalr3e-2:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 3.3e-2}}' \
          longtail100-mwnet-metalr1e-1:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 1.05e-1}}' \
-         pairflip40-mwnet-paperlr:pairflip40:pair-flip:noise_rate=0.4:'{"mwnet": {"meta_lr": "paper"}}' \
-         noise40-mwnet-paperlr:noise40:uniform-noise:noise_rate=0.4:'{"mwnet": {"meta_lr": "paper"}}'; do
+         pairflip40-mwnet-rule:pairflip40:pair-flip:noise_rate=0.4:'{"mwnet": {"meta_lr": 1.97484176581315e-4}}' \
+         noise40-mwnet-rule:noise40:uniform-noise:noise_rate=0.4:'{"mwnet": {"meta_lr": 1.97484176581315e-4}}'; do
     IFS=: read -r dir src suite setting kwargs <<< "$v"
     mkdir -p "$OUT/$dir"
     [ -s "$OUT/$dir/results.jsonl" ] || grep '"method": "uniform"' "$OUT/$src/results.jsonl" > "$OUT/$dir/results.jsonl"
@@ -33,7 +34,7 @@ for v in longtail100-mwnet-metalr1e-2:longtail100:long-tail:imbalance_factor=100
         --method-kwargs "$kwargs" --out "$OUT/$dir"
 done
 for d in noise40 pairflip40 longtail100 longtail100-mwnet-metalr1e-2 longtail100-mwnet-metalr3e-2 \
-         longtail100-mwnet-metalr1e-1 pairflip40-mwnet-paperlr noise40-mwnet-paperlr; do
+         longtail100-mwnet-metalr1e-1 pairflip40-mwnet-rule noise40-mwnet-rule; do
     reweight-gym report "$OUT/$d" > /dev/null
 done
 # Why MW-Net does not separate pair flip: how much the loss tells noisy from clean samples
