@@ -22,7 +22,9 @@ reweight-gym benchmark "${COMMON[@]}" --suite long-tail --settings imbalance_fac
 # Diagnostics (the uniform rows are copied from the main run to resume): MW-Net's weight net at
 # 10x, 30x and 100x the run-length rule's SGD lr on long tail, and at the earlier rule's Adam
 # 1.975e-4 (1e-3 sqrt(T / 60,000), T = 2,340; the default until MW-Net's Adam went to the paper's
-# 1e-3) on pair flip and uniform noise
+# 1e-3) on pair flip and uniform noise. Stored rows record the kwargs they ran with: the main
+# dirs' MW-Net rows {"meta_lr": "paper"} (now the default), the *-mwnet-rule dirs' rows {} (then
+# the default); rerun rows would record {} and the number, the same computations
 for v in longtail100-mwnet-metalr1e-2:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 1.05e-2}}' \
          longtail100-mwnet-metalr3e-2:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 3.3e-2}}' \
          longtail100-mwnet-metalr1e-1:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 1.05e-1}}' \
@@ -50,5 +52,5 @@ for d in noise40 pairflip40 longtail100 longtail100-mwnet-metalr1e-2 longtail100
          longtail100-mwnet-metalr1e-1 pairflip40-mwnet-rule noise40-mwnet-rule "$H" "$H-mwnet-rule"; do
     reweight-gym report "$OUT/$d" > /dev/null
 done
-# Why MW-Net does not separate pair flip: how much the loss tells noisy from clean samples
+# Why MW-Net's separation of pair flip is fragile: how much the loss tells noisy from clean samples
 python benchmarks/loss_separability.py

@@ -58,6 +58,10 @@ def test_three_methods_two_seeds_and_report_matches_store(tmp_path: Path) -> Non
     with open(tmp_path / "results.csv") as fh:
         csv_rows = {row["method"]: row for row in csv.DictReader(fh)}
     assert float(csv_rows["focal"]["final_test_acc_mean"]) == pytest.approx(mean_final)
+    # the sample standard deviation over the seeds (ddof=1): |a - b| / sqrt(2) for two seeds
+    a, b = (r["final_test_acc"] for r in stored)
+    assert a != b
+    assert float(csv_rows["focal"]["final_test_acc_std"]) == pytest.approx(abs(a - b) / 2**0.5)
     assert f"{100 * mean_final:.2f}" in rep["markdown"]
     assert any(f.endswith(".png") for f in rep["files"])
     for f in rep["files"]:

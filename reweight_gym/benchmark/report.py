@@ -54,7 +54,9 @@ def _label(method: str) -> str:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    """Group rows by (dataset, preset, suite, setting) then method: mean, std, n per column."""
+    """Group rows by (dataset, preset, suite, setting) then method: mean, sample standard
+    deviation over the seeds (ddof=1, as the agents' protocol; 0 for one seed) and n per
+    column."""
     groups: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
         lambda: defaultdict(list))
     for r in rows:
@@ -66,8 +68,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dic
             stats: dict[str, Any] = {"n": len(rs), "seeds": sorted(r["seed"] for r in rs)}
             for col, _, _, _ in COLUMNS:
                 vals = [float(r[col]) for r in rs if r.get(col) is not None]
-                stats[col] = ((float(np.mean(vals)), float(np.std(vals)) if len(vals) > 1
-                               else 0.0) if vals else None)
+                stats[col] = ((float(np.mean(vals)), float(np.std(vals, ddof=1))
+                               if len(vals) > 1 else 0.0) if vals else None)
             table[method] = stats
         out[g] = table
     return out
