@@ -48,8 +48,21 @@ reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite pair-flip --settings noise
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite pair-flip --settings noise_rate=0.4 \
     --methods mwnet --method-kwargs '{"mwnet": {"meta_lr": 1.97484176581315e-4}}' \
     --out "$OUT/$H-mwnet-rule"
+# ... and on uniform noise (MW-Net's default and uniform only)
+mkdir -p "$OUT/noise40-heldout"
+[ -s "$OUT/noise40-heldout/results.jsonl" ] || grep -E '"method": "(uniform|mwnet)"' "$OUT/noise40/results.jsonl" > "$OUT/noise40-heldout/results.jsonl"
+reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite uniform-noise --settings noise_rate=0.4 \
+    --methods uniform,mwnet --out "$OUT/noise40-heldout"
+# FSR with the paper's weight rule and look-ahead step (the code's max(-d, 0), fixed eta 0.1):
+# FSR-Raw and the full FSR (re-labelling + MixUp), 40% uniform noise (issue 15)
+mkdir -p "$OUT/noise40-fsr-paper"
+[ -s "$OUT/noise40-fsr-paper/results.jsonl" ] || grep '"method": "uniform"' "$OUT/noise40/results.jsonl" > "$OUT/noise40-fsr-paper/results.jsonl"
+reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
+    --methods fsr,fsr_relabel_mixup --method-kwargs '{"fsr": {"rule": "clip_code", "lookahead_lr": 0.1},
+    "fsr_relabel_mixup": {"rule": "clip_code", "lookahead_lr": 0.1}}' --out "$OUT/noise40-fsr-paper"
 for d in noise40 pairflip40 longtail100 longtail100-mwnet-metalr1e-2 longtail100-mwnet-metalr3e-2 \
-         longtail100-mwnet-metalr1e-1 pairflip40-mwnet-rule noise40-mwnet-rule "$H" "$H-mwnet-rule"; do
+         longtail100-mwnet-metalr1e-1 pairflip40-mwnet-rule noise40-mwnet-rule "$H" "$H-mwnet-rule" \
+         noise40-heldout noise40-fsr-paper; do
     reweight-gym report "$OUT/$d" > /dev/null
 done
 # Why MW-Net's separation of pair flip is fragile: how much the loss tells noisy from clean samples
