@@ -40,16 +40,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-CIFAR_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
-                          "shared", "datasets", "cifar10-jpeg")
-#: CIFAR-10 runs (``--configs``): the ``cpu-noaug`` preset (the memorising setting), 40% uniform
-#: noise
-CIFAR_CONFIGS: dict[str, dict[str, Any]] = {
-    "cifar10-cpu-noaug": {"dataset": "cifar10", "preset": "cpu-noaug", "noise_rate": 0.4,
-                          "data_root": CIFAR_ROOT},
-}
-
-
 def run_one(config: dict[str, Any], kwargs: dict[str, Any], seed: int) -> dict[str, Any]:
     """One FSR run; the dictionary's noise share and the weights of noisy / clean samples per
     epoch."""
@@ -107,12 +97,12 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from method_defaults import configs, load_rows
+    from method_defaults import EXTRA_CONFIG_NAMES, configs, load_rows
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--configs", default="tiny,cpu,demo",
-                   help=f"of tiny, cpu, demo, {', '.join(CIFAR_CONFIGS)}")
+                   help=f"of tiny, cpu, demo, {', '.join(EXTRA_CONFIG_NAMES)}")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "results", "fsr_dictionary.jsonl"))
@@ -124,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = load_rows(out)
     done = {(r["config"], r["variant"], r["seed"]) for r in rows}
-    all_configs = {**configs(), **CIFAR_CONFIGS}
+    all_configs = configs()
     for config in [c for c in args.configs.split(",") if c]:
         for variant in [v for v in args.variants.split(",") if v]:
             for seed in [int(s) for s in args.seeds.split(",") if s]:

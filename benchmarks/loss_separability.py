@@ -42,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fsr_dictionary import CIFAR_ROOT  # noqa: E402
+from method_defaults import CIFAR_ROOT  # noqa: E402
 
 _NOAUG = {"dataset": "cifar10", "preset": "cpu-noaug", "data_root": CIFAR_ROOT}
 CONFIGS: dict[str, dict[str, Any]] = {
