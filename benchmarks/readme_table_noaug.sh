@@ -13,6 +13,20 @@ BASE=(--dataset cifar10 --data-root "$ROOT" --preset cpu
       --env-kwargs '{"crop_padding":0,"flip":false}' --threads 1 --quiet
       --no-report ${RAY:+--ray --cpus-per-run 1})
 COMMON=("${BASE[@]}" --seeds "$SEEDS")
+# MW-Net's earlier default on this run: 1e-3 sqrt(T / 60,000), T = 2,340
+RULE_LR=1.97484176581315e-4
+# seed_rows DIR REGEX SRC [REGEX SRC ...]: start DIR/results.jsonl with the rows of each SRC run
+# directory whose method matches REGEX (so a run there resumes them), unless DIR already has rows
+seed_rows() {
+    local dir=$1; shift
+    mkdir -p "$OUT/$dir"
+    [ -s "$OUT/$dir/results.jsonl" ] && return 0
+    while [ $# -gt 0 ]; do
+        [ $# -ge 2 ] || { echo "seed_rows $dir: REGEX SRC pairs expected" >&2; return 2; }
+        grep -E "\"method\": \"($1)\"" "$OUT/$2/results.jsonl"
+        shift 2
+    done > "$OUT/$dir/results.jsonl"
+}
 reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
     --methods uniform,mwnet,gdw,fsr,nrt --out "$OUT/noise40"
 reweight-gym benchmark "${COMMON[@]}" --suite pair-flip --settings noise_rate=0.4 \
@@ -28,35 +42,30 @@ reweight-gym benchmark "${COMMON[@]}" --suite long-tail --settings imbalance_fac
 for v in longtail100-mwnet-metalr1e-2:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 1.05e-2}}' \
          longtail100-mwnet-metalr3e-2:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 3.3e-2}}' \
          longtail100-mwnet-metalr1e-1:longtail100:long-tail:imbalance_factor=100:'{"mwnet": {"meta_lr": 1.05e-1}}' \
-         pairflip40-mwnet-rule:pairflip40:pair-flip:noise_rate=0.4:'{"mwnet": {"meta_lr": 1.97484176581315e-4}}' \
-         noise40-mwnet-rule:noise40:uniform-noise:noise_rate=0.4:'{"mwnet": {"meta_lr": 1.97484176581315e-4}}'; do
+         pairflip40-mwnet-rule:pairflip40:pair-flip:noise_rate=0.4:'{"mwnet": {"meta_lr": '$RULE_LR'}}' \
+         noise40-mwnet-rule:noise40:uniform-noise:noise_rate=0.4:'{"mwnet": {"meta_lr": '$RULE_LR'}}'; do
     IFS=: read -r dir src suite setting kwargs <<< "$v"
-    mkdir -p "$OUT/$dir"
-    [ -s "$OUT/$dir/results.jsonl" ] || grep '"method": "uniform"' "$OUT/$src/results.jsonl" > "$OUT/$dir/results.jsonl"
+    seed_rows "$dir" uniform "$src"
     reweight-gym benchmark "${COMMON[@]}" --suite "$suite" --settings "$setting" --methods mwnet \
         --method-kwargs "$kwargs" --out "$OUT/$dir"
 done
 # Held-out seeds 3-5 for MW-Net's default (the paper's Adam 1e-3, chosen on seeds 0-2) and the
 # earlier rule's lr on pair flip: --seeds 6 over copies of seeds 0-2's rows, so only 3-5 run
 H=pairflip40-heldout
-mkdir -p "$OUT/$H" "$OUT/$H-mwnet-rule"
-[ -s "$OUT/$H/results.jsonl" ] || grep -E '"method": "(uniform|mwnet)"' "$OUT/pairflip40/results.jsonl" > "$OUT/$H/results.jsonl"
+seed_rows "$H" "uniform|mwnet" pairflip40
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite pair-flip --settings noise_rate=0.4 \
     --methods uniform,mwnet --out "$OUT/$H"
-[ -s "$OUT/$H-mwnet-rule/results.jsonl" ] || { grep '"method": "uniform"' "$OUT/$H/results.jsonl"
-    grep '"method": "mwnet"' "$OUT/pairflip40-mwnet-rule/results.jsonl"; } > "$OUT/$H-mwnet-rule/results.jsonl"
+seed_rows "$H-mwnet-rule" uniform "$H" mwnet pairflip40-mwnet-rule
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite pair-flip --settings noise_rate=0.4 \
-    --methods mwnet --method-kwargs '{"mwnet": {"meta_lr": 1.97484176581315e-4}}' \
+    --methods mwnet --method-kwargs '{"mwnet": {"meta_lr": '$RULE_LR'}}' \
     --out "$OUT/$H-mwnet-rule"
 # ... and on uniform noise (MW-Net's default and uniform only)
-mkdir -p "$OUT/noise40-heldout"
-[ -s "$OUT/noise40-heldout/results.jsonl" ] || grep -E '"method": "(uniform|mwnet)"' "$OUT/noise40/results.jsonl" > "$OUT/noise40-heldout/results.jsonl"
+seed_rows noise40-heldout "uniform|mwnet" noise40
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite uniform-noise --settings noise_rate=0.4 \
     --methods uniform,mwnet --out "$OUT/noise40-heldout"
 # FSR with the paper's weight rule and look-ahead step (the code's max(-d, 0), fixed eta 0.1):
 # FSR-Raw and the full FSR (re-labelling + MixUp), 40% uniform noise (issue 15)
-mkdir -p "$OUT/noise40-fsr-paper"
-[ -s "$OUT/noise40-fsr-paper/results.jsonl" ] || grep '"method": "uniform"' "$OUT/noise40/results.jsonl" > "$OUT/noise40-fsr-paper/results.jsonl"
+seed_rows noise40-fsr-paper uniform noise40
 reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
     --methods fsr,fsr_relabel_mixup --method-kwargs '{"fsr": {"rule": "clip_code", "lookahead_lr": 0.1},
     "fsr_relabel_mixup": {"rule": "clip_code", "lookahead_lr": 0.1}}' --out "$OUT/noise40-fsr-paper"
