@@ -25,27 +25,27 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   where G = grad L_R at W' (``last_layer_weight_gradient``) on a probe batch of q samples of R
   (``probe_batch_size``, the paper's q: 200 for noise, 800 for long tail), which needs one
   forward of the backbone, without backward.
-- Look-ahead step alpha (``lookahead_lr``): the paper (Table 4) and its code use a fixed
-  eta = 0.1; by default (``None``) alpha is the run's current learning rate, which is 0.1 at the
-  start of a run with lr 0.1 and decays with the schedule, so the weights return towards uniform
-  as training converges. Decided by measurement (README "Baselines", the ``fsr-*`` labels of
-  ``benchmarks/results/method_defaults.jsonl``): on noisy digits with the fixed eta = 0.1 the
-  reweighting goes on through the late, memorising epochs, where the proxy dictionary is no
-  purer than the data, and FSR ends several points below plain training. ``lookahead_lr=0.1``
-  is the paper's setting.
-- Weights (the paper's eq. for label noise): raw = eps - dL_R/d eps, w = max(raw, 0) =
-  max(eps - dL_R/d eps, 0) (``clip``, the written rule, the default for noise); for long tail
-  w = raw - min(raw) + eps (``shift``, every sample keeps a positive weight); then normalised
-  to sum 1, returned multiplied by B for the trainer's (1/B) sum_i w_i l_i. ``clip_code`` is
-  the reference code's rule max(raw - eps, 0) = max(-dL_R/d eps, 0) (L2R's): it zeroes every
-  sample with a positive meta-gradient, 35-60% of a batch here as in the paper's Fig. 6, and
-  puts 10-20x the mean weight on the best-aligned samples. The paper's text and its code (and
-  figure) disagree here; measured (same sources as above): with ``clip_code`` a small network
-  without BatchNorm trained at lr 0.1 takes amplified steps along the proxy gradient, and FSR
-  ends 7-30 points below plain training on the ``cpu`` and demo digits runs with noisy samples
-  weighted *above* clean ones; with ``clip`` the eps floor keeps the weights near uniform where
-  the meta-gradient is small, noisy samples are weighted below clean ones and FSR stays level
-  with plain training. ``rule="clip_code"`` is the paper's behaviour.
+- Look-ahead step alpha (``lookahead_lr``): the paper's fixed eta = 0.1 (Table 4, and its
+  code), the default; ``lookahead_lr="schedule"`` follows the run's current learning rate
+  instead, so the reweighting fades out as the schedule decays.
+- Weights (label noise): raw = eps - dL_R/d eps. The default (``rule="auto"``) is the paper
+  code's rule max(raw - eps, 0) = max(-dL_R/d eps, 0) (``clip_code``, L2R's): it zeroes every
+  sample whose meta-gradient is positive, the large share of zero weights of the paper's Fig. 6,
+  and puts many times the mean weight on the samples best aligned with the proxy gradient. The
+  paper's text writes max(eps - dL_R/d eps, 0) (``rule="clip"``), whose eps floor keeps every
+  weight near uniform where the meta-gradient is small (almost no zeros); its code and figure
+  disagree with its text, and the defaults follow the code and figure. Long tail (``auto``):
+  w = raw - min(raw) + eps (``shift``, every sample keeps a positive weight). The weights are
+  then normalised to sum 1 and returned multiplied by B for the trainer's (1/B) sum_i w_i l_i.
+- What these defaults do, measured (README "Baselines"; ``benchmarks/results/method_defaults.jsonl``
+  and the CIFAR-10 ``cpu-noaug`` tables): on networks with BatchNorm (the paper's ResNets, the
+  ``cpu`` presets' small CNN) the full FSR (``fsr_relabel_mixup``) reproduces the paper's
+  behaviour, many zero weights and noisy samples weighted below clean ones, and gains over plain
+  training. On the digits MLP (no BatchNorm, lr 0.1) the amplified steps along the proxy
+  gradient make training collapse; ``rule="clip", lookahead_lr="schedule"`` keeps FSR level with
+  plain training there (the demo's setting, ``DEMO_METHOD_KWARGS``). FSR-Raw (``fsr``) under
+  the paper's rule has the zero weights but does not weight noisy samples below clean ones on the
+  runs measured: the separation comes with the re-labelling and MixUp.
 - Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
   dictionary scores are still updated.
 - Long tail: the code trains with label smoothing 0.1 (``label_smoothing``, default 0.1 for an
@@ -81,6 +81,8 @@ from reweight_gym.validation import check_bool, check_choice, check_number
 
 RULES = ("auto", "clip", "clip_code", "shift")
 MARGINS = ("leave_one_out", "full")
+#: ``lookahead_lr`` as a word: ``"schedule"`` follows the run's current learning rate
+LOOKAHEAD_STEPS = ("schedule",)
 
 
 def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
@@ -148,7 +150,7 @@ class FSRWeigher(Weigher):
     def __init__(self, cfg: EnvConfig | None = None, dictionary_size: int | None = None,
                  probe_batch_size: int | None = None, score_momentum: float = 0.9,
                  warmup_epochs: int | None = None, rule: str = "auto",
-                 lookahead_lr: float | None = None, relabel: bool = False,
+                 lookahead_lr: float | str = 0.1, relabel: bool = False,
                  relabel_weight: float = 2.0, relabel_momentum: float = 0.1,
                  mixup: bool = False, mixup_alpha: float = 1.0,
                  meta_momentum: float | None = None, margin: str = "leave_one_out",
@@ -164,8 +166,10 @@ class FSRWeigher(Weigher):
         check_number(f"{self.name} kwarg warmup_epochs", warmup_epochs, 0, integer=True,
                      optional=True)
         check_choice(f"{self.name} kwarg rule", rule, RULES)
-        check_number(f"{self.name} kwarg lookahead_lr", lookahead_lr, 0.0, lo_open=True,
-                     optional=True)
+        if isinstance(lookahead_lr, str):  # "schedule": the run's current learning rate
+            check_choice(f"{self.name} kwarg lookahead_lr", lookahead_lr, LOOKAHEAD_STEPS)
+        else:
+            check_number(f"{self.name} kwarg lookahead_lr", lookahead_lr, 0.0, lo_open=True)
         check_bool(f"{self.name} kwarg relabel", relabel)
         check_number(f"{self.name} kwarg relabel_weight", relabel_weight, 0.0)
         check_number(f"{self.name} kwarg relabel_momentum", relabel_momentum, 0.0, 1.0,
@@ -185,7 +189,7 @@ class FSRWeigher(Weigher):
         self.score_momentum = float(score_momentum)
         self.warmup_epochs = warmup_epochs if warmup_epochs is not None else (
             max(1, round(0.1 * cfg.epochs)) if cfg is not None else 1)
-        self.rule = rule if rule != "auto" else ("shift" if imbalanced else "clip")
+        self.rule = rule if rule != "auto" else ("shift" if imbalanced else "clip_code")
         self.lookahead_lr = lookahead_lr
         self.relabel, self.relabel_weight = relabel, float(relabel_weight)
         self.relabel_momentum = float(relabel_momentum)
@@ -278,7 +282,7 @@ class FSRWeigher(Weigher):
         y = batch.y
         b = len(y)
         a = self.smoothing
-        lr = self.lookahead_lr if self.lookahead_lr is not None else ctx.lr
+        lr = ctx.lr if self.lookahead_lr == "schedule" else float(self.lookahead_lr)
         fc: nn.Linear = model.fc  # type: ignore[assignment]
         eps = torch.full((b,), 1.0 / b, device=z.device, dtype=z.dtype)
         with torch.no_grad():
@@ -297,10 +301,10 @@ class FSRWeigher(Weigher):
             g_b = errp.sum(0) if b_la is not None else None
             grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr, a)
             raw = eps - grad_eps
-            if self.rule == "clip":  # the paper's written rule: max(eps - dL_R/d eps, 0)
-                w = raw.clamp_min(0.0)
-            elif self.rule == "clip_code":  # its code's (and Fig. 6's): max(-dL_R/d eps, 0)
+            if self.rule == "clip_code":  # the code's (and Fig. 6's): max(-dL_R/d eps, 0)
                 w = (raw - eps).clamp_min(0.0)
+            elif self.rule == "clip":  # the paper's written rule: max(eps - dL_R/d eps, 0)
+                w = raw.clamp_min(0.0)
             else:  # shift (long tail): every sample keeps a positive weight
                 w = raw - raw.min() + eps
             w = normalise_to_batch(w)

@@ -8,10 +8,14 @@ trains FSR through the same loop as ``baselines.run`` on the three digits runs o
 every epoch the share of mislabelled samples in R (the oracle the reference code logs as
 ``queue/purity``), next to the noise share of the training data, for:
 
-- ``default``: the package's defaults (written rule, leave-one-out margin, look-ahead step = lr);
+- ``written_rule``: the paper's written rule and a look-ahead step that follows the learning
+  rate (``rule="clip", lookahead_lr="schedule"``, the package's defaults until 2026-12-05, the
+  digits MLP's setting of ``DEMO_METHOD_KWARGS``), leave-one-out margin;
 - ``paper``: the reference code's rule and fixed step (``rule="clip_code"``,
-  ``lookahead_lr=0.1``), leave-one-out margin;
-- ``paper_full_margin``: the same with the literal eq. 5 margin (``margin="full"``).
+  ``lookahead_lr=0.1``, the package's defaults), leave-one-out margin;
+- ``paper_full_margin``: the same with the literal eq. 5 margin (``margin="full"``);
+- ``paper_relabel_mixup``: the full FSR (``fsr_relabel_mixup``: re-labelling and MixUp) with the
+  package's defaults; the other variants are FSR-Raw (``fsr``).
 
 Each finished run is appended to ``--out`` (JSON lines) and skipped on a rerun; the summary
 printed at the end (and written to ``--out`` with ``.md``) gives per variant and run the
@@ -33,14 +37,17 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "paper": {"rule": "clip_code", "lookahead_lr": 0.1},
-    "paper_full_margin": {"rule": "clip_code", "lookahead_lr": 0.1, "margin": "full"},
+#: variant -> (method, its kwargs)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "written_rule": ("fsr", {"rule": "clip", "lookahead_lr": "schedule"}),
+    "paper": ("fsr", {"rule": "clip_code", "lookahead_lr": 0.1}),
+    "paper_full_margin": ("fsr", {"rule": "clip_code", "lookahead_lr": 0.1, "margin": "full"}),
+    "paper_relabel_mixup": ("fsr_relabel_mixup", {"rule": "clip_code", "lookahead_lr": 0.1}),
 }
 
 
-def run_one(config: dict[str, Any], kwargs: dict[str, Any], seed: int) -> dict[str, Any]:
+def run_one(config: dict[str, Any], method: str, kwargs: dict[str, Any],
+            seed: int) -> dict[str, Any]:
     """One FSR run; the dictionary's noise share and the weights of noisy / clean samples per
     epoch."""
     from baselines import make_weigher
@@ -51,7 +58,7 @@ def run_one(config: dict[str, Any], kwargs: dict[str, Any], seed: int) -> dict[s
     env = dict(config)
     preset = env.pop("preset", "tiny")
     cfg = EnvConfig.resolve(env.pop("dataset", "digits"), preset, **env)
-    weigher = make_weigher("fsr", cfg, **kwargs)
+    weigher = make_weigher(method, cfg, **kwargs)
     assert isinstance(weigher, FSRWeigher)
     trainer = DuplicateTrainer(cfg, seed=seed, with_reference=False, weigher=weigher)
     noisy = trainer.splits.is_noisy
@@ -66,7 +73,8 @@ def run_one(config: dict[str, Any], kwargs: dict[str, Any], seed: int) -> dict[s
         acc.append(trainer.evaluate("test")["acc_target"])
         if last.diverged:
             break
-    return {"seed": seed, "method_kwargs": kwargs, "warmup_epochs": weigher.warmup_epochs,
+    return {"seed": seed, "method": method, "method_kwargs": kwargs,
+            "warmup_epochs": weigher.warmup_epochs,
             "data_noise_share": float(noisy.float().mean()),
             "dictionary_size": len(weigher.dictionary),
             "dictionary_noise_share": dict_noise, "noisy_weight_mean": w_noisy,
@@ -120,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in [int(s) for s in args.seeds.split(",") if s]:
                 if (config, variant, seed) in done:
                     continue
-                row = run_one(all_configs[config], VARIANTS[variant], seed)
+                row = run_one(all_configs[config], *VARIANTS[variant], seed)
                 row.update(config=config, variant=variant, loadavg=list(os.getloadavg()))
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")

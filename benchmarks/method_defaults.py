@@ -34,8 +34,9 @@ from typing import Any
 CONFIG_NAMES = ("tiny", "cpu", "demo")
 #: Configurations run only when named (``--configs``): CIFAR-10's ``cpu-noaug`` preset at 40%
 #: uniform noise (10-25 min per run at one thread), for the statistics the benchmark's rows lack
-#: (the zero-weight share)
-EXTRA_CONFIG_NAMES = ("cifar10-cpu-noaug",)
+#: (the zero-weight share), and ``cpu-cnn``: the digits ``cpu`` run with the small CNN (BatchNorm)
+#: in place of the MLP, to tell the network from the data (issue 15, FSR's rule)
+EXTRA_CONFIG_NAMES = ("cifar10-cpu-noaug", "cpu-cnn")
 METHODS = ("uniform", "spl", "mwnet", "gdw", "fsr", "nrt")
 CIFAR_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
                           "shared", "datasets", "cifar10-jpeg")
@@ -47,6 +48,8 @@ def configs() -> dict[str, dict[str, Any]]:
     return {"tiny": {"preset": "tiny", "noise_rate": 0.4},
             "cpu": {"preset": "cpu", "noise_rate": 0.4},
             "demo": {k: v for k, v in DEMO_ENV.items() if k != "num_stages"},
+            "cpu-cnn": {"preset": "cpu", "noise_rate": 0.4, "model": "small_cnn",
+                        "model_kwargs": {"width": 16}},
             "cifar10-cpu-noaug": {"dataset": "cifar10", "preset": "cpu-noaug",
                                   "noise_rate": 0.4, "data_root": CIFAR_ROOT}}
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's `cpu-noaug` CIFAR-10 tables (the setting where plain training memorises): 40%
-# uniform noise and 40% pair flip (uniform, mwnet, gdw, fsr, nrt), long tail imbalance factor 100
+# uniform noise and 40% pair flip (uniform, mwnet, gdw, fsr, fsr_relabel_mixup, nrt), long tail
+# imbalance factor 100
 # (uniform, mwnet, gdw, class_balanced), 3 seeds, plus the diagnostic runs the README's reading
 # cites, through `reweight-gym benchmark` (resumable: rerun to continue). The tables ran as
 # `--preset cpu --env-kwargs '{"crop_padding":0,"flip":false}'`, which is the `cpu-noaug`
@@ -28,9 +29,9 @@ seed_rows() {
     done > "$OUT/$dir/results.jsonl"
 }
 reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
-    --methods uniform,mwnet,gdw,fsr,nrt --out "$OUT/noise40"
+    --methods uniform,mwnet,gdw,fsr,fsr_relabel_mixup,nrt --out "$OUT/noise40"
 reweight-gym benchmark "${COMMON[@]}" --suite pair-flip --settings noise_rate=0.4 \
-    --methods uniform,mwnet,gdw,fsr,nrt --out "$OUT/pairflip40"
+    --methods uniform,mwnet,gdw,fsr,fsr_relabel_mixup,nrt --out "$OUT/pairflip40"
 reweight-gym benchmark "${COMMON[@]}" --suite long-tail --settings imbalance_factor=100 \
     --methods uniform,mwnet,gdw,class_balanced --out "$OUT/longtail100"
 # Diagnostics (the uniform rows are copied from the main run to resume): MW-Net's weight net at
@@ -63,15 +64,19 @@ reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite pair-flip --settings noise
 seed_rows noise40-heldout "uniform|mwnet" noise40
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite uniform-noise --settings noise_rate=0.4 \
     --methods uniform,mwnet --out "$OUT/noise40-heldout"
-# FSR with the paper's weight rule and look-ahead step (the code's max(-d, 0), fixed eta 0.1):
-# FSR-Raw and the full FSR (re-labelling + MixUp), 40% uniform noise (issue 15)
-seed_rows noise40-fsr-paper uniform noise40
-reweight-gym benchmark "${COMMON[@]}" --suite uniform-noise --settings noise_rate=0.4 \
-    --methods fsr,fsr_relabel_mixup --method-kwargs '{"fsr": {"rule": "clip_code", "lookahead_lr": 0.1},
-    "fsr_relabel_mixup": {"rule": "clip_code", "lookahead_lr": 0.1}}' --out "$OUT/noise40-fsr-paper"
+# FSR-Raw with the paper's written rule and a look-ahead step following the lr (its defaults until
+# 2026-12-05, the digits MLP's setting); the main dirs' FSR rows ran with the paper code's rule
+# and fixed step spelled out ({"rule": "clip_code", "lookahead_lr": 0.1}, now the defaults), the
+# *-fsr-written-rule dirs' rows with {} (then the default): the same computations
+for v in noise40-fsr-written-rule:noise40:uniform-noise pairflip40-fsr-written-rule:pairflip40:pair-flip; do
+    IFS=: read -r dir src suite <<< "$v"
+    seed_rows "$dir" uniform "$src"
+    reweight-gym benchmark "${COMMON[@]}" --suite "$suite" --settings noise_rate=0.4 --methods fsr \
+        --method-kwargs '{"fsr": {"rule": "clip", "lookahead_lr": "schedule"}}' --out "$OUT/$dir"
+done
 for d in noise40 pairflip40 longtail100 longtail100-mwnet-metalr1e-2 longtail100-mwnet-metalr3e-2 \
          longtail100-mwnet-metalr1e-1 pairflip40-mwnet-rule noise40-mwnet-rule "$H" "$H-mwnet-rule" \
-         noise40-heldout noise40-fsr-paper; do
+         noise40-heldout noise40-fsr-written-rule pairflip40-fsr-written-rule; do
     reweight-gym report "$OUT/$d" > /dev/null
 done
 # Why MW-Net's separation of pair flip is fragile: how much the loss tells noisy from clean samples

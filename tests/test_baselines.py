@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -417,26 +418,56 @@ def test_fsr_clip_rule_keeps_the_eps_floor():
 
 
 def test_fsr_paper_settings_by_setting():
-    """q = 200 (noise) / 800 (long tail), eq. 7's beta = 0.1, label smoothing 0.1 for long tail;
+    """q = 200 (noise) / 800 (long tail), eq. 7's beta = 0.1, label smoothing 0.1 for long tail,
+    the code's rule max(-d, 0) for noise and shift for long tail, fixed look-ahead step 0.1;
     ``fsr_relabel_mixup`` is FSR with re-labelling and MixUp, ``fsr`` alone FSR-Raw."""
     noise = tiny_cfg()
     long_tail = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
     raw = baselines.make_weigher("fsr", noise)
     assert (raw.probe_batch_size, raw.smoothing, raw.rule, raw.relabel, raw.mixup) == (
-        200, 0.0, "clip", False, False)
-    assert raw.relabel_momentum == 0.1 and raw.lookahead_lr is None
+        200, 0.0, "clip_code", False, False)
+    assert raw.relabel_momentum == 0.1 and raw.lookahead_lr == 0.1
     lt = baselines.make_weigher("fsr", long_tail)
     assert (lt.probe_batch_size, lt.smoothing, lt.rule, lt.requested_size) == (800, 0.1, "shift",
                                                                                 3000)
-    full = baselines.make_weigher("fsr_relabel_mixup", noise, rule="clip_code")
-    assert (full.relabel, full.mixup, full.rule, full.name) == (True, True, "clip_code",
-                                                                "fsr_relabel_mixup")
+    full = baselines.make_weigher("fsr_relabel_mixup", noise)
+    assert (full.relabel, full.mixup, full.rule, full.lookahead_lr, full.name) == (
+        True, True, "clip_code", 0.1, "fsr_relabel_mixup")
     assert baselines.make_weigher("fsr_relabel_mixup", noise, mixup=False).mixup is False
+    assert baselines.make_weigher("fsr", noise, lookahead_lr="schedule").lookahead_lr == "schedule"
     with pytest.raises(ValueError, match=r"fsr_relabel_mixup kwarg 'rul'.*allowed: relabel, "
                                          r"mixup, dictionary_size"):
         baselines.make_weigher("fsr_relabel_mixup", noise, rul="clip")
     with pytest.raises(ValueError, match=r"fsr kwarg label_smoothing=1.5"):
         baselines.make_weigher("fsr", noise, label_smoothing=1.5)
+    with pytest.raises(ValueError, match=r"fsr kwarg lookahead_lr='lr': allowed: schedule"):
+        baselines.make_weigher("fsr", noise, lookahead_lr="lr")
+    with pytest.raises(ValueError, match=r"fsr kwarg lookahead_lr=0: must be > 0"):
+        baselines.make_weigher("fsr", noise, lookahead_lr=0)
+
+
+def test_fsr_lookahead_step_fixed_or_following_the_schedule():
+    """The look-ahead step is the fixed eta (the paper's 0.1) by default and the run's current
+    learning rate with ``lookahead_lr="schedule"``: under a decayed lr of 0.01 "schedule" gives
+    the weights of an explicit step 0.01, and the default's differ."""
+
+    def first_weights(lookahead_lr: float | str | None) -> torch.Tensor:
+        cfg = tiny_cfg(noise_rate=0.4)
+        kwargs = {} if lookahead_lr is None else {"lookahead_lr": lookahead_lr}
+        fsr = FSRWeigher(cfg, warmup_epochs=0, rule="clip", **kwargs)
+        tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
+        model = tr.target.model
+        fsr.setup(model, 10, tr.device)
+        batch = tr.next_batch()
+        logits = model(batch.x)
+        losses = F.cross_entropy(logits, batch.y, reduction="none")
+        ctx = dataclasses.replace(tr.context(), lr=0.01)
+        return fsr.weigh(model, batch, logits, losses, ctx)
+
+    default, schedule = first_weights(None), first_weights("schedule")
+    torch.testing.assert_close(schedule, first_weights(0.01), rtol=0, atol=0)
+    torch.testing.assert_close(default, first_weights(0.1), rtol=0, atol=0)
+    assert float((default - schedule).abs().max()) > 1e-3
 
 
 def test_fsr_label_smoothing_trains_on_the_smoothed_loss():

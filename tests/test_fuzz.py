@@ -211,7 +211,7 @@ def _method_keywords(method: str) -> st.SearchStrategy[dict[str, Any]]:
     names = (("strength", "seed") if method == "easy_first" else method_kwarg_names(method))
     plausible = st.one_of(st.floats(1e-4, 1), st.floats(0, 2), st.integers(1, 6), st.booleans(),
                           st.sampled_from(["auto", "noise", "long_tail", "finite_difference",
-                                           "forward_ad", "clip", "clip_code"]))
+                                           "forward_ad", "clip", "clip_code", "schedule"]))
     keys = st.one_of(*[st.sampled_from(names)] * 6, st.just("bogus"))
     return st.dictionaries(keys, st.one_of(plausible, plausible, plausible, ANY), max_size=2)
 

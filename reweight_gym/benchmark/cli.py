@@ -110,8 +110,14 @@ DEMO_ENV: dict[str, Any] = {"preset": "tiny", "noise_rate": 0.4, "epochs": 100, 
 # Method options of the demo. MW-Net's weight net uses Adam 1e-4 instead of the paper's 1e-3 (its
 # default): on this run's uniform noise, the weak meta-gradient of a 100-image meta set lets
 # Adam's fixed-size steps at 1e-3 drift V away from its monotone loss -> weight shape (measured:
-# README, demo section; under pair flip 1e-3 is the better one).
-DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4}}
+# README, demo section; under pair flip 1e-3 is the better one). FSR uses the paper's written
+# weight rule and a look-ahead step that follows the learning rate instead of its defaults (the
+# paper code's rule, fixed step 0.1): on this MLP, which has no BatchNorm, the defaults' large
+# weights on a few samples make training collapse (measured: README "Baselines").
+FSR_MLP_KWARGS: dict[str, Any] = {"rule": "clip", "lookahead_lr": "schedule"}
+DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4},
+                                                 "fsr": FSR_MLP_KWARGS,
+                                                 "fsr_relabel_mixup": FSR_MLP_KWARGS}
 
 # The demo's agent: LAW-DDPG with the package defaults (agents/defaults.py, chosen by the
 # evaluation protocol of agents/protocol.py) for the protocol's budget of training episodes.
