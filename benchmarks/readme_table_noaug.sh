@@ -60,10 +60,11 @@ seed_rows "$H-mwnet-rule" uniform "$H" mwnet pairflip40-mwnet-rule
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite pair-flip --settings noise_rate=0.4 \
     --methods mwnet --method-kwargs '{"mwnet": {"meta_lr": '$RULE_LR'}}' \
     --out "$OUT/$H-mwnet-rule"
-# ... and on uniform noise (MW-Net's default and uniform only)
-seed_rows noise40-heldout "uniform|mwnet" noise40
+# ... and on uniform noise (MW-Net's default, the full FSR with the paper's defaults, which became
+# FSR's defaults on seeds 0-2, and uniform)
+seed_rows noise40-heldout "uniform|mwnet|fsr_relabel_mixup" noise40
 reweight-gym benchmark "${BASE[@]}" --seeds 6 --suite uniform-noise --settings noise_rate=0.4 \
-    --methods uniform,mwnet --out "$OUT/noise40-heldout"
+    --methods uniform,mwnet,fsr_relabel_mixup --out "$OUT/noise40-heldout"
 # FSR-Raw with the paper's written rule and a look-ahead step following the lr (its defaults until
 # 2026-12-05, the digits MLP's setting); the main dirs' FSR rows ran with the paper code's rule
 # and fixed step spelled out ({"rule": "clip_code", "lookahead_lr": 0.1}, now the defaults), the
