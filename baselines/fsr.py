@@ -44,8 +44,8 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   on CIFAR-10 and on digits; its re-labelling and MixUp keep the proxy dictionary far cleaner
   than the data. On the digits MLP (no BatchNorm, lr 0.1) the amplified steps along the proxy
   gradient cost the full FSR several points and make FSR-Raw collapse; ``rule="clip",
-  lookahead_lr="schedule"`` keeps FSR level with
-  plain training there (the demo's setting, ``FSR_MLP_KWARGS``). FSR-Raw (``fsr``) under the
+  lookahead_lr="schedule"`` keeps FSR-Raw level with plain training there (the demo's setting,
+  ``FSR_MLP_KWARGS``). FSR-Raw (``fsr``) under the
   paper's rule has the zero weights but is unstable: its dictionary drifts onto the mislabelled
   samples with the weights, and on most runs measured it does not weight noisy samples below
   clean ones; the separation comes with the re-labelling and MixUp.
