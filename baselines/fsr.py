@@ -40,15 +40,16 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
 - What these defaults do, measured (README "Baselines"; ``benchmarks/results/method_defaults.jsonl``
   and the CIFAR-10 ``cpu-noaug`` tables): on the ``cpu`` presets' small CNN (with BatchNorm, as
   the paper's ResNets) the full FSR (``fsr_relabel_mixup``) reproduces the paper's behaviour,
-  many zero weights and noisy samples weighted below clean ones, and gains over plain training,
-  on CIFAR-10 and on digits; its re-labelling and MixUp keep the proxy dictionary far cleaner
-  than the data. On the digits MLP (no BatchNorm, lr 0.1) the amplified steps along the proxy
-  gradient cost the full FSR several points and make FSR-Raw collapse; ``rule="clip",
-  lookahead_lr="schedule"`` keeps FSR-Raw level with plain training there (the demo's setting,
-  ``FSR_MLP_KWARGS``). FSR-Raw (``fsr``) under the
-  paper's rule has the zero weights but is unstable: its dictionary drifts onto the mislabelled
-  samples with the weights, and on most runs measured it does not weight noisy samples below
-  clean ones; the separation comes with the re-labelling and MixUp.
+  many zero weights and noisy samples weighted below clean ones (its re-labelling and MixUp
+  keep the proxy dictionary far cleaner than the data), and gains over plain training where
+  plain training memorises the noise (CIFAR-10 without augmentation, digits); with augmentation
+  it separates as well but ends below plain training. On the digits MLP (no BatchNorm, lr 0.1)
+  the amplified steps along the proxy gradient cost the full FSR several points and make FSR-Raw
+  collapse; ``rule="clip", lookahead_lr="schedule"`` keeps FSR-Raw level with plain training
+  there (the demo's setting, ``FSR_MLP_KWARGS``). FSR-Raw (``fsr``) under the paper's rule has
+  the zero weights but is unstable: its dictionary drifts onto the mislabelled samples with the
+  weights, and on most runs measured it does not weight noisy samples below clean ones; the
+  separation comes with the re-labelling and MixUp.
 - Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
   dictionary scores are still updated.
 - Long tail: the code trains with label smoothing 0.1 (``label_smoothing``, default 0.1 for an
