@@ -446,6 +446,19 @@ def test_fsr_paper_settings_by_setting():
         baselines.make_weigher("fsr", noise, lookahead_lr=0)
 
 
+def fsr_first_weighing(fsr: FSRWeigher, cfg: EnvConfig, lr: float | None = None) -> tuple:
+    """(trainer, batch, logits, losses, weigher output) of ``fsr``'s weighing of the first batch
+    of a fresh trainer (seed 0), the context's learning rate replaced by ``lr`` if given."""
+    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
+    model = tr.target.model
+    fsr.setup(model, 10, tr.device)
+    batch = tr.next_batch()
+    logits = model(batch.x)
+    losses = F.cross_entropy(logits, batch.y, reduction="none")
+    ctx = tr.context() if lr is None else dataclasses.replace(tr.context(), lr=lr)
+    return tr, batch, logits, losses, fsr.weigh(model, batch, logits, losses, ctx)
+
+
 def test_fsr_lookahead_step_fixed_or_following_the_schedule():
     """The look-ahead step is the fixed eta (the paper's 0.1) by default and the run's current
     learning rate with ``lookahead_lr="schedule"``: under a decayed lr of 0.01 "schedule" gives
@@ -454,15 +467,8 @@ def test_fsr_lookahead_step_fixed_or_following_the_schedule():
     def first_weights(lookahead_lr: float | str | None) -> torch.Tensor:
         cfg = tiny_cfg(noise_rate=0.4)
         kwargs = {} if lookahead_lr is None else {"lookahead_lr": lookahead_lr}
-        fsr = FSRWeigher(cfg, warmup_epochs=0, rule="clip", **kwargs)
-        tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
-        model = tr.target.model
-        fsr.setup(model, 10, tr.device)
-        batch = tr.next_batch()
-        logits = model(batch.x)
-        losses = F.cross_entropy(logits, batch.y, reduction="none")
-        ctx = dataclasses.replace(tr.context(), lr=0.01)
-        return fsr.weigh(model, batch, logits, losses, ctx)
+        return fsr_first_weighing(FSRWeigher(cfg, warmup_epochs=0, rule="clip", **kwargs), cfg,
+                                  lr=0.01)[-1]
 
     default, schedule = first_weights(None), first_weights("schedule")
     torch.testing.assert_close(schedule, first_weights(0.01), rtol=0, atol=0)
@@ -475,13 +481,7 @@ def test_fsr_label_smoothing_trains_on_the_smoothed_loss():
     the probe batch never exceeds the dictionary (sampling without duplicates)."""
     cfg = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
     fsr = FSRWeigher(cfg, warmup_epochs=0)
-    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
-    model = tr.target.model
-    fsr.setup(model, 10, tr.device)
-    batch = tr.next_batch()
-    logits = model(batch.x)
-    losses = F.cross_entropy(logits, batch.y, reduction="none")
-    out = fsr.weigh(model, batch, logits, losses, tr.context())
+    tr, batch, logits, losses, out = fsr_first_weighing(fsr, cfg)
     total = (out.weights * losses).sum() / len(losses) + out.extra_loss
     want = (out.weights * F.cross_entropy(logits, batch.y, reduction="none",
                                           label_smoothing=0.1)).sum() / len(losses)
