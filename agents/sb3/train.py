@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.fdu import episode_length
 from agents.runs import remove_stale_temps, write_agent_meta, write_json_atomic
-from agents.sb3.callbacks import LAWInfoCallback
+from agents.sb3.callbacks import LAWInfoCallback, ProgressCallback
 from agents.sb3.checkpoints import (
     AtomicCheckpointCallback,
     algo_class,
@@ -49,7 +49,10 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
     written atomically) every ``checkpoint_every`` env steps (default: a tenth of the run), and
     at the end, also as ``out_dir/final.zip``; TensorBoard logs in ``out_dir/tb``;
     ``out_dir/agent.json`` describes the run. A run killed at any moment resumes from its newest
-    checkpoint, losing the steps since (``log`` is told which checkpoint it resumed from)."""
+    checkpoint, losing the steps since (``log`` is told which checkpoint it resumed from).
+
+    With ``log``, progress lines (:class:`ProgressCallback`: episode, recent return, updates)
+    go through it at least every 30 s while the agent trains."""
     algo = algo.lower()
     algo_class(algo)
     os.makedirs(out_dir, exist_ok=True)
@@ -79,6 +82,11 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
             callbacks: list[BaseCallback] = [ckpt]
             if not isinstance(model, LAWDDPG):
                 callbacks.append(LAWInfoCallback())
+            if log is not None:
+                steps = episode_length(venv) or 1
+                callbacks.append(ProgressCallback(
+                    total_steps // steps, log,
+                    done_episodes=int(model.num_timesteps) // steps))
             model.learn(total_timesteps=remaining, callback=callbacks,
                         reset_num_timesteps=reset, tb_log_name=algo.upper())
             if ckpt.saved_steps != int(model.num_timesteps):  # the end is a checkpoint too

@@ -116,8 +116,7 @@ DEMO_ENV: dict[str, Any] = {"preset": "tiny", "noise_rate": 0.4, "epochs": 100, 
 # weights on a few samples make training collapse (measured: README "Baselines").
 FSR_MLP_KWARGS: dict[str, Any] = {"rule": "clip", "lookahead_lr": "schedule"}
 DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4},
-                                                 "fsr": FSR_MLP_KWARGS,
-                                                 "fsr_relabel_mixup": FSR_MLP_KWARGS}
+                                                 "fsr": FSR_MLP_KWARGS}
 
 # The demo's agent: LAW-DDPG with the package defaults (agents/defaults.py, chosen by the
 # evaluation protocol of agents/protocol.py) for the protocol's budget of training episodes.
@@ -136,36 +135,59 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--agent-episodes", type=int, default=DEMO_AGENT_EPISODES,
                    help=f"LAW-DDPG training episodes (default {DEMO_AGENT_EPISODES})")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=DEMO_ENV["epochs"],
+                   help=f"epochs of every training run (default {DEMO_ENV['epochs']}; fewer for "
+                        f"a quick look, at least the {DEMO_ENV['num_stages']} stages)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return p
 
 
+#: The baselines the demo compares its agent with (after ``uniform``, the reference).
+DEMO_BASELINES = ("focal", "class_balanced", "spl", "mwnet", "gdw", "fsr", "nrt")
+
+
+def _demo_specs(methods: list[str], seeds: int, preset: str,
+                env_kwargs: dict[str, Any]) -> list[Any]:
+    """The demo's benchmark runs, validated by ``build_specs`` (every key of
+    ``DEMO_METHOD_KWARGS`` must be one of ``methods``): ``methods`` on the demo's setting."""
+    from reweight_gym.benchmark.bench import build_specs
+
+    overrides = {k: v for k, v in env_kwargs.items() if k != "noise_rate"}
+    return build_specs("digits", "uniform-noise", methods, seeds, preset,
+                       settings=[f"noise_rate={env_kwargs['noise_rate']}"],
+                       env_overrides=overrides, method_kwargs=DEMO_METHOD_KWARGS)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from reweight_gym.benchmark.bench import build_specs, run_benchmark
+    from reweight_gym.benchmark.bench import run_benchmark
     from reweight_gym.benchmark.methods import TRAIN_SB3, load_attr
     from reweight_gym.benchmark.report import write_report
 
+    if args.agent_episodes < 1:
+        raise ValueError(f"invalid --agent-episodes {args.agent_episodes}: must be >= 1")
+    if args.seeds < 1:
+        raise ValueError(f"invalid --seeds {args.seeds}: must be >= 1")
     torch.set_num_threads(1)  # small MLPs: one thread beats two (no OpenMP sync per tiny op)
     t0 = time.perf_counter()
-    env_kwargs = {k: v for k, v in DEMO_ENV.items()}
+    env_kwargs = {**DEMO_ENV, "epochs": args.epochs}
     preset = env_kwargs.pop("preset")
+    baselines = ["uniform", *DEMO_BASELINES]
+    # every run but the agent's is checked before the agent trains: a bad setting fails now
+    _demo_specs(baselines, args.seeds, preset, env_kwargs)
     agent_dir = os.path.join(args.out, "agent")
     stages = env_kwargs["num_stages"]
     print(f"[demo] training SB3 LAW-DDPG on Reweight-Digits-v0 (40% uniform noise) for "
           f"{args.agent_episodes} episodes, 2 parallel searchers -> {agent_dir}", flush=True)
     train_sb3 = load_attr(TRAIN_SB3)
     train_sb3("Reweight-Digits-v0", {"preset": preset, **env_kwargs}, agent_dir,
-              total_steps=args.agent_episodes * stages, algo="ddpg", n_envs=2, seed=0)
+              total_steps=args.agent_episodes * stages, algo="ddpg", n_envs=2, seed=0,
+              log=lambda line: print(f"[demo] {line}", flush=True))
     print(f"[demo] agent trained in {time.perf_counter() - t0:.0f} s; benchmarking", flush=True)
-    overrides = {k: v for k, v in env_kwargs.items() if k != "noise_rate"}
-    methods = ["uniform", agent_dir, "focal", "class_balanced", "spl", "mwnet", "gdw", "fsr",
-               "nrt"]
-    specs = build_specs("digits", "uniform-noise", methods, args.seeds, preset,
-                        settings=["noise_rate=0.4"], env_overrides=overrides,
-                        method_kwargs=DEMO_METHOD_KWARGS)
+    specs = _demo_specs([baselines[0], agent_dir, *baselines[1:]], args.seeds, preset,
+                        env_kwargs)
     run_benchmark(specs, args.out, isolate=False, progress=not args.quiet, threads=1)
     rep = write_report(args.out)
     print(rep["markdown"])
