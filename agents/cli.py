@@ -13,8 +13,8 @@ each sets ``func`` to a callable ``(args) -> int`` (the exit code). Bad argument
 
 ``train`` resumes from the newest checkpoint in ``--out`` (a run killed at any moment loses at
 most the rounds since its last checkpoint; checkpoints are written atomically). DDPG trains with
-the evaluation protocol's settings (``agents.defaults.DDPG_DEFAULTS``) unless ``--settings law``
-(LAW's own, ``LAW_DDPG``); ``--agent-kwargs`` overrides single keys on top.
+the evaluation protocol's settings (``reweight_gym.agents.defaults.DDPG_DEFAULTS``) unless
+``--settings law`` (LAW's own, ``LAW_DDPG``); ``--agent-kwargs`` overrides single keys on top.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import sys
 from typing import Any
 
-from agents.policies import POLICY_NAMES
+from reweight_gym.agents.policies import POLICY_NAMES
 from reweight_gym.validation import parse_json_object
 
 LIBS = ("sb3", "rllib")
@@ -112,7 +112,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _agent_kwargs(args: argparse.Namespace, algo: str) -> dict[str, Any]:
-    from agents.defaults import LAW_DDPG
+    from reweight_gym.agents.defaults import LAW_DDPG
 
     settings = str(args.settings).lower()
     if settings not in SETTINGS:
@@ -158,7 +158,7 @@ def run_train(args: argparse.Namespace) -> int:
             env = _make_env(args.env, env_kwargs)
         except ValueError as e:  # EnvConfig validation: names field, value, what is allowed
             raise UsageError(str(e)) from None
-        from agents.fdu import episode_length
+        from reweight_gym.agents.fdu import episode_length
 
         steps = episode_length(env)
         env.close()
@@ -182,7 +182,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _train_sb3(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
                agent_kwargs: dict[str, Any], n_envs: int, episodes: int, steps: int,
                rounds: int) -> int:
-    from agents.sb3 import train_sb3
+    from reweight_gym.agents.sb3 import train_sb3
 
     try:
         model = train_sb3(args.env, env_kwargs, args.out, total_steps=episodes * steps,
@@ -199,7 +199,7 @@ def _train_sb3(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
 
 def _train_rllib(args: argparse.Namespace, algo: str, env_kwargs: dict[str, Any],
                  agent_kwargs: dict[str, Any], n_envs: int, episodes: int, rounds: int) -> int:
-    from agents.rllib.agent import train_rllib
+    from reweight_gym.agents.rllib.agent import train_rllib
 
     summary = train_rllib(algo, args.env, env_kwargs, args.out, episodes=episodes,
                           num_env_runners=n_envs, num_gpus_per_env_runner=args.gpus_per_runner,
@@ -247,7 +247,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             env = _make_env(args.env, env_kwargs)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        from agents.evaluate import evaluate, load_agent
+        from reweight_gym.agents.evaluate import evaluate, load_agent
 
         agent = load_agent(args.agent, env=env, seed=args.seed)
         env.close()
@@ -292,7 +292,7 @@ def _recorded(env_id: str, record: str | None) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m agents.cli train ...``)."""
+    """Standalone entry (``python -m reweight_gym.agents.cli train ...``)."""
     parser = argparse.ArgumentParser(prog="reweight-gym")
     sub = parser.add_subparsers(dest="command")
     add_train_parser(sub)

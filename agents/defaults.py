@@ -1,6 +1,7 @@
 """The agents' settings: the defaults chosen by the evaluation protocol, and LAW's own values.
 
-One home for both, used by SB3's :class:`~agents.sb3.LAWDDPG`, RLlib's ``DDPGConfig`` and
+One home for both, used by SB3's :class:`~reweight_gym.agents.sb3.LAWDDPG`, RLlib's ``DDPGConfig``
+and
 ``reweight-gym train``: a user who trains with the defaults gets the agent that
 ``benchmarks/agent_learning.py`` measured; ``LAW_DDPG`` is LAW's DDPG, one argument away
 (``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``, ``reweight-gym train --settings law``).
@@ -24,8 +25,8 @@ episodes of exploration; without it (SB3's one minibatch per step) the return ha
 paper gives no epoch count: 4 epochs ranked first on the validation episodes, by less than the
 spread of the training seeds, over the 2 of the package's earlier defaults.
 
-The names are the keyword arguments of :class:`~agents.sb3.LAWDDPG` and, under the same names,
-the ``.training()`` keys of RLlib's ``DDPGConfig`` (``agents/rllib/ddpg.py``).
+The names are the keyword arguments of :class:`~reweight_gym.agents.sb3.LAWDDPG` and, under the
+same names, the ``.training()`` keys of RLlib's ``DDPGConfig`` (``agents/rllib/ddpg.py``).
 """
 
 from __future__ import annotations

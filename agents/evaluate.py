@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-from agents.policies import POLICY_NAMES, make_policy
+from reweight_gym.agents.policies import POLICY_NAMES, make_policy
 from reweight_gym.validation import check_number
 
 AGENT_META = "agent.json"
@@ -188,23 +188,23 @@ def load_agent(spec: str, env: gym.Env | None = None, seed: int = 0) -> Agent:
         meta = read_agent_meta(spec) or {}
         lib = meta.get("lib")
         if lib == "sb3":
-            from agents.sb3 import latest_checkpoint, load_sb3
+            from reweight_gym.agents.sb3 import latest_checkpoint, load_sb3
 
             last = latest_checkpoint(spec, meta.get("algo", "ddpg"))
             if last is None:
                 raise FileNotFoundError(f"checkpoint not found: no SB3 checkpoint in {spec!r}")
             return load_sb3(last, algo=meta.get("algo", "ddpg"))
-        from agents.runs import find_rllib_checkpoint
+        from reweight_gym.agents.runs import find_rllib_checkpoint
 
         ckpt = find_rllib_checkpoint(spec)  # without Ray: only an RLlib checkpoint needs it
         if ckpt is None:
             raise FileNotFoundError(f"checkpoint not found: no RLlib or SB3 checkpoint in "
                                     f"{spec!r}")
-        from agents.rllib.agent import RLlibAgent
+        from reweight_gym.agents.rllib.agent import RLlibAgent
 
         return RLlibAgent.from_checkpoint(ckpt)
     if spec.endswith(".zip"):
-        from agents.sb3 import load_sb3
+        from reweight_gym.agents.sb3 import load_sb3
 
         meta = read_agent_meta(os.path.dirname(os.path.abspath(spec))) or {}
         return load_sb3(spec, algo=meta.get("algo", "ddpg"))

@@ -1,7 +1,7 @@
 """LAW's Full Data Update (Li et al., AAAI 2020, Algorithm 1): the one definition of its schedule.
 
-Both DDPG agents use it: SB3's :class:`~agents.sb3.LAWDDPG` (``train``) and RLlib's
-:class:`~agents.rllib.DDPG` (``training_step``). Algorithm 1 alternates two phases:
+Both DDPG agents use it: SB3's :class:`~reweight_gym.agents.sb3.LAWDDPG` (``train``) and RLlib's
+:class:`~reweight_gym.agents.rllib.DDPG` (``training_step``). Algorithm 1 alternates two phases:
 
 1. *Search*: each of the N_a parallel searchers (SB3: the envs of a ``VecEnv``; RLlib: the env
    runners) runs one complete episode, i.e. one whole training run of the classifier, with the

@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.policies import FixedPolicy
+from reweight_gym.agents.policies import FixedPolicy
 from reweight_gym.benchmark.methods import PolicyController, make_controller
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.episode import Episode

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from agents.evaluate import AGENT_META
+from reweight_gym.agents.evaluate import AGENT_META
 
 TMP_PREFIX = ".tmp-"
 #: An RLlib run writes ``checkpoint_<iteration>`` directories; an algorithm checkpoint holds the

@@ -1,6 +1,6 @@
 """Weighting baselines on the shared substrate: classic (uniform, focal, class-balanced, SPL) and
 meta-gradient (MW-Net, GDW, FSR, NRT) weighers, one module per method (NRT: a subpackage); the
-meta-gradient machinery that MW-Net, GDW and NRT share is :mod:`baselines.meta`.
+meta-gradient machinery that MW-Net, GDW and NRT share is :mod:`reweight_gym.baselines.meta`.
 
 ``METHODS`` maps each name to ``"module:attr"`` and is imported on first use, so importing this
 package stays light. ``make_weigher(name, cfg, **method_kwargs)`` builds a weigher for a config;
@@ -18,15 +18,15 @@ from reweight_gym.training.weigher import Weigher
 from reweight_gym.validation import check_choice
 
 METHODS: dict[str, str] = {
-    "uniform": "baselines.uniform:UniformBaseline",
-    "focal": "baselines.focal:FocalWeigher",
-    "class_balanced": "baselines.class_balanced:ClassBalancedWeigher",
-    "spl": "baselines.spl:SelfPacedWeigher",
-    "mwnet": "baselines.mwnet:MWNetWeigher",
-    "gdw": "baselines.gdw:GDWWeigher",
-    "fsr": "baselines.fsr:FSRWeigher",
-    "fsr_relabel_mixup": "baselines.fsr:FSRRelabelMixupWeigher",
-    "nrt": "baselines.nrt:NRTWeigher",
+    "uniform": "reweight_gym.baselines.uniform:UniformBaseline",
+    "focal": "reweight_gym.baselines.focal:FocalWeigher",
+    "class_balanced": "reweight_gym.baselines.class_balanced:ClassBalancedWeigher",
+    "spl": "reweight_gym.baselines.spl:SelfPacedWeigher",
+    "mwnet": "reweight_gym.baselines.mwnet:MWNetWeigher",
+    "gdw": "reweight_gym.baselines.gdw:GDWWeigher",
+    "fsr": "reweight_gym.baselines.fsr:FSRWeigher",
+    "fsr_relabel_mixup": "reweight_gym.baselines.fsr:FSRRelabelMixupWeigher",
+    "nrt": "reweight_gym.baselines.nrt:NRTWeigher",
 }
 METHOD_NAMES = tuple(METHODS)
 
@@ -67,8 +67,8 @@ def make_weigher(name: str, cfg: EnvConfig | None = None, **method_kwargs: Any) 
 
 def run(method: str, seed: int = 0, method_kwargs: dict[str, Any] | None = None,
         progress: bool = False, **env_kwargs: Any) -> dict[str, Any]:
-    """Train one method on one config; see :func:`baselines.runner.run`."""
-    from baselines.runner import run as _run
+    """Train one method on one config; see :func:`reweight_gym.baselines.runner.run`."""
+    from reweight_gym.baselines.runner import run as _run
 
     return _run(method, seed=seed, method_kwargs=method_kwargs, progress=progress, **env_kwargs)
 

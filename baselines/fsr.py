@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import logit_error, normalise_to_batch
+from reweight_gym.baselines._common import logit_error, normalise_to_batch
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting

@@ -21,7 +21,8 @@ where p is the softmax and y the one-hot observed label.
   with omega' as class-level weights (eq. 12).
 - Defaults: c = 0.2, eta_omega = 100 for 10 classes and 1000 otherwise (CIFAR-100), V's
   optimiser as MW-Net's (Adam, weight decay 1e-4), with the paper's 1e-3 scaled to the run's
-  length, 1e-3 sqrt(60,000 / T) for T iterations (``baselines.meta.run_length_lr``; larger
+  length, 1e-3 sqrt(60,000 / T) for T iterations (``reweight_gym.baselines.meta.run_length_lr``;
+  larger
   for shorter runs, measured; MW-Net's Adam stays at 1e-3) unless ``meta_lr`` is ``"paper"``
   or a number;
   weights not normalised (the code uses the batch mean of the weighted loss). eta_omega and c
@@ -38,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._common import logit_error
-from baselines.meta import (
+from reweight_gym.baselines._common import logit_error
+from reweight_gym.baselines.meta import (
     PAPER_ITERATIONS,
     SETTINGS,
     MetaWeigher,
@@ -94,7 +95,7 @@ def omega_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,
 
     The chain rule through eq. 9, with one Jacobian-vector product of the training logits
     (``jvp``: one forward difference, or exact forward-mode AD; see
-    ``baselines.meta.logits_jvp``)."""
+    ``reweight_gym.baselines.meta.logits_jvp``)."""
     g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
     tangent = logits_jvp(model, x, g_meta, jvp, logits)
     return -lr / logits.shape[0] * logit_error(logits, labels) * tangent, meta_loss

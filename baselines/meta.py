@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from baselines._common import logit_error, normalise_to_batch
+from reweight_gym.baselines._common import logit_error, normalise_to_batch
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward, trainable_params
 from reweight_gym.training.pipeline import MetaSampler

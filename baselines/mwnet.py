@@ -1,7 +1,7 @@
 """``mwnet``: Meta-Weight-Net (Shu et al., NeurIPS 2019).
 
 The weight of sample i is V(l_i; Theta), an MLP 1 -> 100 (ReLU) -> 1 (sigmoid) of its loss.
-Every iteration (their Algorithm 1, the machinery in :mod:`baselines.meta`):
+Every iteration (their Algorithm 1, the machinery in :mod:`reweight_gym.baselines.meta`):
 
 1. look-ahead (eq. 3): theta^(Theta) = theta - alpha (1/n) sum_i V(l_i; Theta) grad_theta l_i,
    plain SGD with the current learning rate alpha, differentiable in Theta;
@@ -9,7 +9,8 @@ Every iteration (their Algorithm 1, the machinery in :mod:`baselines.meta`):
    batch (Adam, weight decay 1e-4 for label noise; SGD, momentum 0.9, weight decay 5e-4 for
    long-tail, as in the paper's code). The paper's beta (Adam 1e-3, SGD 1e-5) is for a
    ~60,000-iteration run; by default beta follows the run's length by
-   ``baselines.meta.run_length_lr``: SGD 1e-5 (60,000 / T) for a run of T iterations (long
+   ``reweight_gym.baselines.meta.run_length_lr``: SGD 1e-5 (60,000 / T) for a run of T iterations
+   (long
    tail), Adam 1e-3 at every length (noise; exponent 0, measured); ``meta_lr="paper"`` is the
    paper's value, a number sets it;
 3. real step (eq. 5): the trainer updates theta with the weights V(l_i; Theta_new).
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.meta import SETTINGS, MetaWeigher, check_meta_lr, resolve_setting
+from reweight_gym.baselines.meta import SETTINGS, MetaWeigher, check_meta_lr, resolve_setting
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.pipeline import MetaSampler
 from reweight_gym.training.weigher import Batch, WeighContext
@@ -49,7 +50,7 @@ class MWNetWeigher(MetaWeigher):
 
     def lr_exponent(self) -> float:
         """0 for Adam on V (noise: the paper's 1e-3 at every length), 1 for SGD (long tail):
-        ``baselines.meta.run_length_lr``."""
+        ``reweight_gym.baselines.meta.run_length_lr``."""
         return 1.0 if self.setting == "long_tail" else 0.0
 
     def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,

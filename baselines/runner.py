@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines import make_weigher
+from reweight_gym.baselines import make_weigher
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.stats import WeightTotals
 from reweight_gym.training.trainer import DuplicateTrainer

@@ -12,7 +12,7 @@ noise, 100 epochs, 10 stages) with the given corruption, this script
 1. ``train``: trains each library's DDPG with the package defaults (``agents/defaults.py``) for
    ``--episodes`` episodes per training seed, 2 parallel searchers, checkpointing as it goes;
 2. ``search``: finds the best constant action with the same episode budget
-   (:func:`agents.protocol.constant_action_search`);
+   (:func:`reweight_gym.agents.protocol.constant_action_search`);
 3. ``evaluate``: plays every agent, the fixed policies (easy_first, hard_first, random, the best
    constant) and the meta-gradient baselines on the evaluation episodes;
 4. ``curves``: plays every saved checkpoint of every agent on the first ``--curve-episodes``
@@ -109,8 +109,8 @@ def _play_job(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import reweight_gym
-    from agents.evaluate import load_agent
-    from agents.protocol import ConstantPolicy, play, spaces
+    from reweight_gym.agents.evaluate import load_agent
+    from reweight_gym.agents.protocol import ConstantPolicy, play, spaces
     from reweight_gym.config import EnvConfig
     from reweight_gym.data import build_splits
 
@@ -187,7 +187,7 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
 
     The candidates differ only in agent settings, which both libraries share under the same
     names (``agents/defaults.py``), so the choice is made once, on SB3."""
-    from agents.protocol import mean_std, validation_set
+    from reweight_gym.agents.protocol import mean_std, validation_set
 
     es = validation_set(cfg)
     unknown = sorted(set(args.candidates or ()) - set(CANDIDATES))
@@ -252,7 +252,7 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
 
 
 def step_search(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
-    from agents.protocol import TRAIN_DATA_SEED, constant_action_search
+    from reweight_gym.agents.protocol import TRAIN_DATA_SEED, constant_action_search
 
     path = os.path.join(args.out, "search.json")
     if os.path.exists(path):
@@ -276,7 +276,7 @@ def _final_checkpoint(d: str) -> str | None:
 
 
 def step_evaluate(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
-    from agents.protocol import evaluation_sets
+    from reweight_gym.agents.protocol import evaluation_sets
     from reweight_gym.benchmark.cli import DEMO_METHOD_KWARGS
 
     search = step_search(args, cfg) if "constant" in args.fixed else None
@@ -348,7 +348,7 @@ def _checkpoints(d: str) -> list[tuple[int, str]]:
 
 
 def step_curves(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
-    from agents.protocol import evaluation_sets
+    from reweight_gym.agents.protocol import evaluation_sets
 
     es = evaluation_sets(cfg)[0]
     jobs = []
@@ -364,7 +364,7 @@ def step_curves(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
 
 
 def step_transfer(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
-    from agents.protocol import EVALUATION_SEEDS, TRAIN_DATA_SEED
+    from reweight_gym.agents.protocol import EVALUATION_SEEDS, TRAIN_DATA_SEED
 
     tcfg = {"noise_rate": 0.4, "noise_type": cfg["noise_type"], "features": cfg["features"],
             "normalize_weights": cfg["normalize_weights"], "data_root": args.cifar_root,
@@ -393,7 +393,7 @@ def _by(rows: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
 
 
 def step_report(args: argparse.Namespace, cfg: dict[str, Any]) -> str:
-    from agents.protocol import mean_std, paired_comparison
+    from reweight_gym.agents.protocol import mean_std, paired_comparison
 
     rows = [r for r in _load_rows(args.out) if r["group"] not in ("curve", "transfer", "select")]
     transfer = [r for r in _load_rows(args.out) if r["group"] == "transfer"]

@@ -45,8 +45,8 @@ def _row(lib: str, searchers: int, steps: int, seconds: float,
 
 
 def measure_rllib(n: int, env_kwargs: dict[str, Any], rounds: int) -> dict[str, Any]:
-    import agents.rllib  # noqa: F401
-    from agents.rllib import DDPGConfig
+    import reweight_gym.agents.rllib  # noqa: F401
+    from reweight_gym.agents.rllib import DDPGConfig
 
     config = (DDPGConfig().environment(ENV_ID, env_config=env_kwargs)
               .env_runners(num_env_runners=n, num_cpus_per_env_runner=1)
@@ -66,8 +66,8 @@ def measure_rllib(n: int, env_kwargs: dict[str, Any], rounds: int) -> dict[str, 
 
 
 def measure_sb3(n: int, env_kwargs: dict[str, Any], rounds: int) -> dict[str, Any]:
-    from agents.fdu import episode_length
-    from agents.sb3 import LAWDDPG, make_reweight_vec_env
+    from reweight_gym.agents.fdu import episode_length
+    from reweight_gym.agents.sb3 import LAWDDPG, make_reweight_vec_env
 
     venv = make_reweight_vec_env(ENV_ID, env_kwargs, n_envs=n, seed=0, subprocess=True)
     try:

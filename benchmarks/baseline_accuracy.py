@@ -72,7 +72,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table: mean +- std over seeds of final and best test accuracy (%)."""
     import numpy as np
 
-    from baselines.runner import test_acc_at_best_epoch
+    from reweight_gym.baselines.runner import test_acc_at_best_epoch
 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     import torch
 
-    from baselines import run
     from reweight_gym.allocator import tune_cpu_allocator
+    from reweight_gym.baselines import run
 
     tune_cpu_allocator()  # as the reweight-gym command does
     if args.threads:

@@ -77,7 +77,7 @@ def synthetic_splits(shape: tuple[int, int, int] = (3, 32, 32), n_train: int = 1
 
 
 def make_trainer(model: str, method: str, batch: int) -> Any:
-    from baselines import make_weigher
+    from reweight_gym.baselines import make_weigher
     from reweight_gym.config import EnvConfig
     from reweight_gym.training.trainer import DuplicateTrainer
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.protocol import (
+from reweight_gym.agents.protocol import (
     ConstantPolicy,
     mean_std,
     paired_comparison,

@@ -3,7 +3,7 @@
 FSR has no clean meta set: its proxy reward set R is a class-balanced dictionary of training
 samples, refreshed every epoch with the samples of best momentum meta-margin (eq. 5). The
 method can only weight noisy samples below clean ones if R is cleaner than the data. This script
-trains FSR through the same loop as ``baselines.run`` on the three digits runs of
+trains FSR through the same loop as ``reweight_gym.baselines.run`` on the three digits runs of
 ``benchmarks/method_defaults.py`` (``tiny``, ``cpu``, demo; 40% uniform noise) and records after
 every epoch the share of mislabelled samples in R (the oracle the reference code logs as
 ``queue/purity``), next to the noise share of the training data, for:
@@ -55,8 +55,8 @@ def run_one(config: dict[str, Any], method: str, kwargs: dict[str, Any],
             seed: int) -> dict[str, Any]:
     """One FSR run; the dictionary's noise share and the weights of noisy / clean samples per
     epoch."""
-    from baselines import make_weigher
-    from baselines.fsr import FSRWeigher
+    from reweight_gym.baselines import make_weigher
+    from reweight_gym.baselines.fsr import FSRWeigher
     from reweight_gym.config import EnvConfig
     from reweight_gym.training.trainer import DuplicateTrainer
 

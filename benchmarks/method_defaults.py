@@ -1,7 +1,8 @@
 """Do the weighting methods' default hyperparameters hold on every preset? (issue 12.3)
 
-Each method runs through ``baselines.run`` on three digits configurations with 40% uniform label
-noise: ``tiny`` (the ``tiny`` preset: 800 images, 8 epochs, 96 iterations), ``cpu`` (the
+Each method runs through ``reweight_gym.baselines.run`` on three digits configurations with 40%
+uniform label noise: ``tiny`` (the ``tiny`` preset: 800 images, 8 epochs, 96 iterations), ``cpu``
+(the
 ``cpu`` preset: all 1,097 training digits, 30 epochs, step schedule, 450 iterations) and
 ``demo`` (``DEMO_ENV`` of ``reweight-gym demo``: 100 epochs, cosine lr 0.1, no weight decay,
 1,500 iterations); ``--configs cifar10-cpu-noaug`` adds CIFAR-10's ``cpu-noaug`` preset (2,340
@@ -71,7 +72,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     to ``uniform`` of the same label and configuration, and the mean weights."""
     import numpy as np
 
-    from baselines.runner import test_acc_at_best_epoch
+    from reweight_gym.baselines.runner import test_acc_at_best_epoch
 
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     import torch
 
-    import baselines
+    from reweight_gym import baselines
     from reweight_gym.allocator import tune_cpu_allocator
 
     tune_cpu_allocator()

@@ -15,8 +15,8 @@ import argparse
 
 import torch
 
-from baselines import make_weigher
-from baselines.meta import draw_seed
+from reweight_gym.baselines import make_weigher
+from reweight_gym.baselines.meta import draw_seed
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.observation import episode_seed
 from reweight_gym.training import DuplicateTrainer

@@ -34,7 +34,7 @@ POLICIES = ("random", "easy_first")
 
 def record(directory: str, episodes: int, env_kwargs: dict[str, Any]) -> list[Path]:
     """``episodes`` episodes per policy at one thread, seeds 0..episodes-1; their files."""
-    from agents.policies import make_policy
+    from reweight_gym.agents.policies import make_policy
 
     torch.set_num_threads(1)
     paths: list[Path] = []

@@ -24,8 +24,8 @@ from reweight_gym.validation import parse_json_object
 # Sub-commands contributed by the upper layers: "module:function" adding a sub-parser.
 # Imported when the parser is built; those modules import their heavy dependencies lazily.
 EXTERNAL_COMMANDS = (
-    "agents.cli:add_train_parser",
-    "agents.cli:add_evaluate_parser",
+    "reweight_gym.agents.cli:add_train_parser",
+    "reweight_gym.agents.cli:add_evaluate_parser",
     "reweight_gym.benchmark.cli:add_benchmark_parser",
     "reweight_gym.benchmark.cli:add_report_parser",
     "reweight_gym.benchmark.cli:add_demo_parser",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import reweight_gym  # noqa: F401
-from agents.fdu import FDUSchedule, episode_length, visits
-from agents.runs import atomic_dir, atomic_file, remove_stale_temps, write_json_atomic
+from reweight_gym.agents.fdu import FDUSchedule, episode_length, visits
+from reweight_gym.agents.runs import atomic_dir, atomic_file, remove_stale_temps, write_json_atomic
 
 
 @pytest.mark.parametrize("n,batch", [(0, 4), (1, 4), (7, 3), (12, 4), (50, 64)])

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import reweight_gym  # noqa: F401
-from agents.cli import add_evaluate_parser, add_train_parser
-from agents.evaluate import check_compatible, evaluate, load_agent, weight_vs_loss
-from agents.policies import (
+from reweight_gym.agents.cli import add_evaluate_parser, add_train_parser
+from reweight_gym.agents.evaluate import check_compatible, evaluate, load_agent, weight_vs_loss
+from reweight_gym.agents.policies import (
     EasyFirstPolicy,
     HardFirstPolicy,
     RandomPolicy,
@@ -47,7 +47,8 @@ def test_light_import() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, agents, agents.policies, agents.evaluate; "
+    code = ("import sys, reweight_gym, reweight_gym.agents, reweight_gym.agents.policies, "
+            "reweight_gym.agents.evaluate, reweight_gym.baselines; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('ray', 'stable_baselines3')]; "
             "print(bad); assert not bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -158,7 +159,7 @@ def test_load_agent_errors(env: gym.Env, tmp_path) -> None:
 def test_load_agent_needs_no_rllib_for_a_non_rllib_directory(tmp_path) -> None:
     """A directory that holds no RLlib checkpoint is refused without importing Ray, so an
     install with only the [sb3] extra gets the same one-line error."""
-    code = ("import sys\nfrom agents.evaluate import load_agent\ntry:\n"
+    code = ("import sys\nfrom reweight_gym.agents.evaluate import load_agent\ntry:\n"
             f"    load_agent({str(tmp_path)!r})\nexcept FileNotFoundError as e:\n"
             "    assert 'checkpoint not found' in str(e)\nelse:\n    raise SystemExit(3)\n"
             "raise SystemExit(4 if 'ray' in sys.modules else 0)\n")

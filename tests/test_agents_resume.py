@@ -66,7 +66,7 @@ def test_sb3_train_killed_resumes_from_its_last_checkpoint(tmp_path: Path) -> No
     assert f"resumed from {os.path.join(out, f'law_ddpg_{newest}_steps.zip')}" in stdout
     assert "trained sb3 ddpg for 120 env steps (30 episodes)" in stdout
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
-    from agents.sb3 import load_law_ddpg
+    from reweight_gym.agents.sb3 import load_law_ddpg
 
     model = load_law_ddpg(os.path.join(out, "final.zip"))
     assert model.num_timesteps == 120
@@ -94,6 +94,6 @@ def test_rllib_train_killed_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     assert logs[-1]["episodes"] == 20
     assert "trained rllib ddpg: 20 episodes" in stdout
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
-    from agents.rllib.agent import RLlibAgent
+    from reweight_gym.agents.rllib.agent import RLlibAgent
 
     assert RLlibAgent.from_checkpoint(out) is not None

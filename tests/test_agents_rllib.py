@@ -25,12 +25,12 @@ from ray.rllib.algorithms.algorithm import Algorithm  # noqa: E402
 from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.tune.registry import ENV_CREATOR, _global_registry, get_trainable_cls  # noqa: E402
 
-import agents.rllib  # noqa: E402,F401  (registers the env ids and the DDPG trainable)
-from agents.defaults import DDPG_DEFAULTS, LAW_DDPG  # noqa: E402
-from agents.evaluate import evaluate, load_agent  # noqa: E402
-from agents.rllib import DDPG, DDPGConfig, make_config  # noqa: E402
-from agents.rllib.agent import RLlibAgent, train_rllib  # noqa: E402
-from agents.runs import find_rllib_checkpoint  # noqa: E402
+import reweight_gym.agents.rllib  # noqa: E402,F401  (registers the env ids and the DDPG trainable)
+from reweight_gym.agents.defaults import DDPG_DEFAULTS, LAW_DDPG  # noqa: E402
+from reweight_gym.agents.evaluate import evaluate, load_agent  # noqa: E402
+from reweight_gym.agents.rllib import DDPG, DDPGConfig, make_config  # noqa: E402
+from reweight_gym.agents.rllib.agent import RLlibAgent, train_rllib  # noqa: E402
+from reweight_gym.agents.runs import find_rllib_checkpoint  # noqa: E402
 from reweight_gym.benchmark.bench import connect_ray  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -294,7 +294,7 @@ def test_rllib_bad_input(ray_local, tmp_path) -> None:
 def test_cli_train_rllib_and_evaluate(ray_local, tmp_path, capsys) -> None:
     import argparse
 
-    from agents.cli import add_evaluate_parser, add_train_parser
+    from reweight_gym.agents.cli import add_evaluate_parser, add_train_parser
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()

@@ -1,4 +1,5 @@
-"""Stable-Baselines3 LAW-DDPG (agents.sb3) on the real Reweight-Digits-v0 environment."""
+"""Stable-Baselines3 LAW-DDPG (reweight_gym.agents.sb3) on the real Reweight-Digits-v0
+environment."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import reweight_gym  # noqa: F401
-from agents.cli import add_evaluate_parser, add_train_parser
-from agents.defaults import DDPG_DEFAULTS, LAW_DDPG
-from agents.evaluate import evaluate, load_agent
-from agents.sb3 import (
+from reweight_gym.agents.cli import add_evaluate_parser, add_train_parser
+from reweight_gym.agents.defaults import DDPG_DEFAULTS, LAW_DDPG
+from reweight_gym.agents.evaluate import evaluate, load_agent
+from reweight_gym.agents.sb3 import (
     LAWDDPG,
     latest_checkpoint,
     load_law_ddpg,

@@ -10,19 +10,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import baselines
-from baselines._common import normalise_to_batch
-from baselines.class_balanced import effective_number_weights
-from baselines.focal import FocalWeigher
-from baselines.fsr import (
+from reweight_gym import baselines
+from reweight_gym.baselines._common import normalise_to_batch
+from reweight_gym.baselines.class_balanced import effective_number_weights
+from reweight_gym.baselines.focal import FocalWeigher
+from reweight_gym.baselines.fsr import (
     FSRWeigher,
     last_layer_lookahead,
     last_layer_weight_gradient,
     self_influence,
 )
-from baselines.gdw import GDWWeigher, zero_mean_constraint
-from baselines.meta import VNet, logits_jvp, meta_gradient
-from baselines.nrt import (
+from reweight_gym.baselines.gdw import GDWWeigher, zero_mean_constraint
+from reweight_gym.baselines.meta import VNet, logits_jvp, meta_gradient
+from reweight_gym.baselines.nrt import (
     CutPointController,
     NeuralRegressionTree,
     RunningStandardizer,
@@ -30,7 +30,7 @@ from baselines.nrt import (
     hard_bins,
     soft_bins,
 )
-from baselines.spl import SelfPacedWeigher
+from reweight_gym.baselines.spl import SelfPacedWeigher
 from reweight_gym.config import EnvConfig
 from reweight_gym.models import MLP
 from reweight_gym.training.functional import functional_forward, trainable_params
@@ -194,7 +194,7 @@ def test_weight_net_learning_rate_follows_the_run_length():
     """Adam on MW-Net's V: the paper's 1e-3 at every length; on GDW's V and NRT's tree:
     paper * sqrt(60,000 / T); SGD (long tail): paper * 60,000 / T; "paper" and a number as
     given; resolved when the weight net is built, from the run's iterations."""
-    from baselines.meta import run_length_lr
+    from reweight_gym.baselines.meta import run_length_lr
 
     assert run_length_lr(1e-3, 60_000, -0.5) == pytest.approx(1e-3)
     assert run_length_lr(1e-3, 15_000, 0.5) == pytest.approx(2e-3)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import baselines
+from reweight_gym import baselines
 from reweight_gym.benchmark.cli import DEMO_ENV, DEMO_METHOD_KWARGS
 
 CONFIG = {k: v for k, v in DEMO_ENV.items() if k != "num_stages"}

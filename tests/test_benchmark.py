@@ -83,7 +83,7 @@ def test_identical_seeds_give_identical_rows(tmp_path: Path) -> None:
 def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -> None:
     """The benchmark's episode with the stored reference (the uniform row of the seed) earns
     exactly the rewards of the environment's episode with a live reference network."""
-    from agents.policies import make_policy
+    from reweight_gym.agents.policies import make_policy
 
     rows = run_benchmark(_specs(["uniform", "easy_first"], seeds=1), tmp_path, isolate=False,
                          progress=False)

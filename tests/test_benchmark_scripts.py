@@ -53,14 +53,14 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
                                                                              monkeypatch):
     """The select step trains each candidate (through ``reweight-gym train``, resumable) and
     plays it on the protocol's validation episodes, never on the evaluation ones."""
-    from agents.protocol import EVALUATION_SEEDS, VALIDATION_SEEDS
+    from reweight_gym.agents.protocol import EVALUATION_SEEDS, VALIDATION_SEEDS
 
     module = _load("agent_learning")
     # the episodes are played in worker processes, which find the script by its module name
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     monkeypatch.setitem(sys.modules, "agent_learning", module)
     monkeypatch.setattr(module, "CANDIDATES", {"law": ["--settings", "law"], "defaults": []})
-    monkeypatch.setattr("agents.protocol.VALIDATION_SEEDS", VALIDATION_SEEDS[:1])
+    monkeypatch.setattr("reweight_gym.agents.protocol.VALIDATION_SEEDS", VALIDATION_SEEDS[:1])
     argv = ["--steps", "select", "--episodes", "2", "--select-seeds", "0", "--workers", "1",
             "--env-kwargs", '{"epochs": 2, "num_stages": 2, "train_size": 200}',
             "--out", str(tmp_path)]

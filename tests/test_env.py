@@ -193,7 +193,7 @@ def test_lower_layers_import_without_the_env_or_the_trainer() -> None:
 
     code = """
 import json, sys
-import reweight_gym.models, baselines.focal, gymnasium
+import reweight_gym.models, reweight_gym.baselines.focal, gymnasium
 heavy = ("reweight_gym.envs.reweight_env", "reweight_gym.envs.episode",
          "reweight_gym.training.trainer", "stable_baselines3", "ray")
 before = [m for m in heavy if m in sys.modules]

@@ -206,7 +206,7 @@ METHODS = ["uniform", "focal", "spl", "mwnet", "fsr", "nrt", "easy_first"]
 
 def _method_keywords(method: str) -> st.SearchStrategy[dict[str, Any]]:
     """Keywords of ``method`` (its own names and a wrong one) with plausible or any values."""
-    from baselines import method_kwarg_names
+    from reweight_gym.baselines import method_kwarg_names
 
     names = (("strength", "seed") if method == "easy_first" else method_kwarg_names(method))
     plausible = st.one_of(st.floats(1e-4, 1), st.floats(0, 2), st.integers(1, 6), st.booleans(),

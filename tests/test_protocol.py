@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.policies import make_policy
-from agents.protocol import (
+from reweight_gym.agents.policies import make_policy
+from reweight_gym.agents.protocol import (
     EVALUATION_SEEDS,
     HELDOUT_DATA_SEED,
     SEARCH_SEED_RANGE,

@@ -131,7 +131,7 @@ def test_seed_fixes_init_batches_and_augmentation() -> None:
 
 def test_weight_totals_add_up_spans_of_a_run() -> None:
     """Per-epoch statistics summed with ``WeightTotals.add`` equal the statistics of the whole
-    span (the benchmark and ``baselines.run`` aggregate this way)."""
+    span (the benchmark and ``reweight_gym.baselines.run`` aggregate this way)."""
     cfg = EnvConfig.resolve("digits", "tiny", noise_rate=0.4, epochs=2, num_stages=2)
     w = LinearTanhWeigher("law")
     w.set_params(torch.full((13,), 0.3), 0.1)

@@ -1,12 +1,12 @@
 """Train RLlib agents with checkpoints and resume; use a trained RLModule like an SB3 agent.
 
-:func:`train_rllib` builds the config of :mod:`agents.rllib.configs`, connects to Ray (a local
-instance or a cluster), restores the newest checkpoint in the output directory if there is one,
-trains until a number of episodes (or env steps), saving a checkpoint (atomically) every few
+:func:`train_rllib` builds the config of :mod:`reweight_gym.agents.rllib.configs`, connects to Ray
+(a local instance or a cluster), restores the newest checkpoint in the output directory if there is
+one, trains until a number of episodes (or env steps), saving a checkpoint (atomically) every few
 iterations. :class:`RLlibAgent` wraps the trained
 ``RLModule`` with SB3's ``predict(obs, deterministic=True) -> (action, state)`` so that
-:mod:`agents.evaluate` treats it like any agent; deterministic prediction uses the module's
-inference forward pass (no exploration noise).
+:mod:`reweight_gym.agents.evaluate` treats it like any agent; deterministic prediction uses the
+module's inference forward pass (no exploration noise).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.spaces.space_utils import unsquash_action
 
-from agents.evaluate import AGENT_META
-from agents.fdu import episode_length
-from agents.runs import (
+from reweight_gym.agents.evaluate import AGENT_META
+from reweight_gym.agents.fdu import episode_length
+from reweight_gym.agents.runs import (
     RLLIB_CKPT_PREFIX,
     RLLIB_MODULE_SUBDIR,
     atomic_dir,
@@ -132,7 +132,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
     end. Ray: the cluster at ``address`` (or ``RAY_ADDRESS``), else a local instance with
     ``num_cpus`` CPUs. Returns the last result summary; its ``resumed_from`` is the checkpoint
     the run started from (``None`` for a fresh run)."""
-    from agents.rllib.configs import make_config
+    from reweight_gym.agents.rllib.configs import make_config
     from reweight_gym.benchmark.bench import connect_ray
 
     if episodes is None and env_steps is None:

@@ -7,7 +7,7 @@ sample timeout (``sample_timeout_s=None``: wait for the runners however long a s
 each runner one CPU and optionally a GPU (``num_gpus_per_env_runner``), and restart failed
 runners. ``num_env_runners`` runners are LAW's N_a parallel searchers that share one strategy
 model (the learner's, broadcast after every update). DDPG's defaults are its config's
-(``agents.defaults.DDPG_DEFAULTS``).
+(``reweight_gym.agents.defaults.DDPG_DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.algorithms.sac import SACConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from agents.defaults import DDPG_DEFAULTS
-from agents.fdu import episode_length
-from agents.rllib.ddpg import DDPGConfig
-from agents.rllib.envs import check_env
+from reweight_gym.agents.defaults import DDPG_DEFAULTS
+from reweight_gym.agents.fdu import episode_length
+from reweight_gym.agents.rllib.ddpg import DDPGConfig
+from reweight_gym.agents.rllib.envs import check_env
 from reweight_gym.validation import check_number
 
 RLLIB_ALGOS = ("ddpg", "sac", "ppo")

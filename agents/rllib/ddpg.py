@@ -4,15 +4,17 @@
 runners are LAW's N_a parallel searchers: each ``training_step`` is one *round* of LAW's
 Algorithm 1, one complete episode per env (per runner), whatever ``batch_mode`` says; the
 transitions go to one buffer; then, with the Full Data Update (the default), the
-:class:`~agents.rllib.learner.DDPGTorchLearner` (LAW eqs. 10-13) trains on every buffered
-transition for ``fdu_epochs`` epochs, in the minibatches of :class:`agents.fdu.FDUSchedule` (the
-schedule SB3's ``LAWDDPG`` uses: same rounds, same start of learning, same epochs over the whole
-buffer, minibatch order from a generator seeded with the config's ``seed``), and the new actor is
-broadcast to the runners. ``full_data_update=False`` instead runs ``replay_ratio`` gradient steps
-per new transition on minibatches sampled from the buffer.
+:class:`~reweight_gym.agents.rllib.learner.DDPGTorchLearner` (LAW eqs. 10-13) trains on every
+buffered transition for ``fdu_epochs`` epochs, in the minibatches of
+:class:`reweight_gym.agents.fdu.FDUSchedule` (the schedule SB3's ``LAWDDPG`` uses: same rounds,
+same start of learning, same epochs over the whole buffer, minibatch order from a generator seeded
+with the config's ``seed``), and the new actor is broadcast to the runners.
+``full_data_update=False`` instead runs ``replay_ratio`` gradient steps per new transition on
+minibatches sampled from the buffer.
 
-The ``.training()`` keys of LAW's DDPG have the names of :class:`agents.sb3.LAWDDPG`'s keyword
-arguments, and the defaults are the same (``agents.defaults.DDPG_DEFAULTS``), so
+The ``.training()`` keys of LAW's DDPG have the names of :class:`reweight_gym.agents.sb3.LAWDDPG`'s
+keyword arguments, and the defaults are the same (``reweight_gym.agents.defaults.DDPG_DEFAULTS``),
+so
 ``DDPGConfig().training(**LAW_DDPG)`` is LAW's DDPG. Keys DDPG does not use (``lr``: DDPG has
 ``actor_lr`` and ``critic_lr``; ``num_epochs``, ``minibatch_size``,
 ``shuffle_batch_per_epoch``: FDU's) raise a ``ValueError`` instead of being ignored.
@@ -46,10 +48,10 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.spaces.space_utils import normalize_action
 from ray.util import log_once
 
-from agents.defaults import DDPG_DEFAULTS
-from agents.fdu import FDUSchedule, visits
-from agents.rllib.envs import check_env, seed_action_space
-from agents.rllib.rl_module import DDPGTorchRLModule
+from reweight_gym.agents.defaults import DDPG_DEFAULTS
+from reweight_gym.agents.fdu import FDUSchedule, visits
+from reweight_gym.agents.rllib.envs import check_env, seed_action_space
+from reweight_gym.agents.rllib.rl_module import DDPGTorchRLModule
 from reweight_gym.validation import check_bool, check_number
 
 # RLlib warns once per process that an algorithm runs "on the new API stack"; this DDPG exists
@@ -245,7 +247,7 @@ class DDPGConfig(AlgorithmConfig):
         return RLModuleSpec(module_class=DDPGTorchRLModule)
 
     def get_default_learner_class(self) -> type:
-        from agents.rllib.learner import DDPGTorchLearner
+        from reweight_gym.agents.rllib.learner import DDPGTorchLearner
 
         return DDPGTorchLearner
 

@@ -1,7 +1,7 @@
 """The Reweight environments on Ray: registration, checks and seeding.
 
-``import agents.rllib`` calls :func:`register_reweight_envs`: every ``Reweight-*`` id is
-registered with ``ray.tune.register_env`` under its Gymnasium name, so RLlib's idioms
+``import reweight_gym.agents.rllib`` calls :func:`register_reweight_envs`: every ``Reweight-*`` id
+is registered with ``ray.tune.register_env`` under its Gymnasium name, so RLlib's idioms
 (``config.environment("Reweight-Digits-v0", env_config={...})``, PPO, SAC, Tune) find it in the
 driver and in every env runner, on any node (Ray keeps the registry in the cluster's key-value
 store; each node needs the package installed, and the data where ``data_root`` points).

@@ -15,7 +15,7 @@ from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 
-from agents.rllib.rl_module import ACTOR_ACTIONS, Q_OF_ACTOR, Q_VALUES
+from reweight_gym.agents.rllib.rl_module import ACTOR_ACTIONS, Q_OF_ACTOR, Q_VALUES
 
 QF_LOSS_KEY = "qf_loss"
 

@@ -23,7 +23,7 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
-from agents.defaults import DDPG_DEFAULTS
+from reweight_gym.agents.defaults import DDPG_DEFAULTS
 
 Q_VALUES = "q_values"
 Q_OF_ACTOR = "q_of_actor"

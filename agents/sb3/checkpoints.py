@@ -19,8 +19,8 @@ import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.runs import atomic_file
-from agents.sb3.ddpg import LAWDDPG
+from reweight_gym.agents.runs import atomic_file
+from reweight_gym.agents.sb3.ddpg import LAWDDPG
 
 CHECKPOINT_PREFIX = "law_ddpg"
 

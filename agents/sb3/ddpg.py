@@ -17,9 +17,9 @@ layer), Adam, Gaussian exploration noise on the action, N_a parallel searchers (
 environments of a ``VecEnv``, each a complete training run) feeding one shared model, and the
 *Full Data Update* (FDU, Algorithm 1): after every round of episodes the networks are trained for
 ``fdu_epochs`` epochs over *all* transitions in the buffer instead of on one sampled minibatch.
-The schedule (rounds, exploration episodes, minibatch order) is :mod:`agents.fdu`, shared with
-RLlib's DDPG. The defaults are ``agents.defaults.DDPG_DEFAULTS`` (the evaluation protocol's
-choice); LAW's own values are ``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``.
+The schedule (rounds, exploration episodes, minibatch order) is :mod:`reweight_gym.agents.fdu`,
+shared with RLlib's DDPG. The defaults are ``reweight_gym.agents.defaults.DDPG_DEFAULTS`` (the
+evaluation protocol's choice); LAW's own values are ``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``.
 ``full_data_update=False`` gives SB3's plain DDPG update.
 """
 
@@ -38,9 +38,9 @@ from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from agents.defaults import DDPG_DEFAULTS
-from agents.fdu import FDUSchedule, episode_length, visits
-from agents.sb3.callbacks import LAWInfoCallback
+from reweight_gym.agents.defaults import DDPG_DEFAULTS
+from reweight_gym.agents.fdu import FDUSchedule, episode_length, visits
+from reweight_gym.agents.sb3.callbacks import LAWInfoCallback
 from reweight_gym.validation import check_number, invalid
 
 _D = DDPG_DEFAULTS
@@ -67,7 +67,7 @@ class LAWDDPG(DDPG):
         fdu_epochs: epochs over all buffered transitions at each FDU update.
         fdu_batch_size: minibatch size inside an FDU epoch (``None``: ``batch_size``).
         learning_starts_episodes: episodes (summed over the envs) of uniform random actions
-            before the first update (:mod:`agents.fdu`).
+            before the first update (:mod:`reweight_gym.agents.fdu`).
         learning_starts: the same in SB3's transitions; ``None`` (default) derives it from
             ``learning_starts_episodes`` and the env's episode length, a number overrides it.
         train_freq: SB3's training frequency; ``None`` (default) is one round of episodes
@@ -77,7 +77,8 @@ class LAWDDPG(DDPG):
 
     After every FDU update, ``last_fdu_visits`` holds, for each buffered transition (shape
     ``(n_buffered_steps, n_envs)``), how many times it entered a minibatch; ``fdu_updates`` counts
-    FDU updates. ``fdu`` is the schedule (:class:`agents.fdu.FDUSchedule`), its permutation
+    FDU updates. ``fdu`` is the schedule (:class:`reweight_gym.agents.fdu.FDUSchedule`), its
+    permutation
     generator seeded with ``seed`` and saved with the model.
     """
 
@@ -208,7 +209,7 @@ class LAWDDPG(DDPG):
 
     def _episode_steps(self) -> None:
         """``train_freq`` and ``learning_starts`` in SB3's steps from the schedule in episodes
-        (:meth:`agents.fdu.FDUSchedule.sb3_steps`), where they were not given."""
+        (:meth:`reweight_gym.agents.fdu.FDUSchedule.sb3_steps`), where they were not given."""
         if self.train_freq is not None and self.learning_starts is not None:
             return
         assert self.fdu is not None
@@ -305,7 +306,8 @@ class LAWDDPG(DDPG):
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         """One update. With FDU (LAW Algorithm 1): the minibatches of
-        :meth:`agents.fdu.FDUSchedule.minibatches` over *all* buffered transitions, one DDPG step
+        :meth:`reweight_gym.agents.fdu.FDUSchedule.minibatches` over *all* buffered transitions,
+        one DDPG step
         (:meth:`_ddpg_step`) per minibatch. Without FDU: SB3's DDPG update on sampled
         minibatches."""
         if not self.full_data_update:

@@ -9,18 +9,18 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.fdu import episode_length
-from agents.runs import remove_stale_temps, write_agent_meta, write_json_atomic
-from agents.sb3.callbacks import LAWInfoCallback, ProgressCallback
-from agents.sb3.checkpoints import (
+from reweight_gym.agents.fdu import episode_length
+from reweight_gym.agents.runs import remove_stale_temps, write_agent_meta, write_json_atomic
+from reweight_gym.agents.sb3.callbacks import LAWInfoCallback, ProgressCallback
+from reweight_gym.agents.sb3.checkpoints import (
     AtomicCheckpointCallback,
     algo_class,
     latest_checkpoint,
     load_sb3,
     save_atomic,
 )
-from agents.sb3.ddpg import LAWDDPG
-from agents.sb3.envs import make_reweight_vec_env
+from reweight_gym.agents.sb3.ddpg import LAWDDPG
+from reweight_gym.agents.sb3.envs import make_reweight_vec_env
 
 
 def _new_model(algo: str, venv: VecEnv, seed: int, verbose: int, tb: str,
@@ -45,7 +45,8 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
     environment steps (summed over the ``n_envs`` parallel envs).
 
     ``agent_kwargs`` are the algorithm's keyword arguments (for ``ddpg``, :class:`LAWDDPG`'s,
-    whose defaults are ``agents.defaults.DDPG_DEFAULTS``). Checkpoints (model and replay buffer,
+    whose defaults are ``reweight_gym.agents.defaults.DDPG_DEFAULTS``). Checkpoints (model and
+    replay buffer,
     written atomically) every ``checkpoint_every`` env steps (default: a tenth of the run), and
     at the end, also as ``out_dir/final.zip``; TensorBoard logs in ``out_dir/tb``;
     ``out_dir/agent.json`` describes the run. A run killed at any moment resumes from its newest

@@ -2,20 +2,20 @@
 the neural regression tree with its cut-point controller (:mod:`.tree`) and rule extraction
 (:mod:`.rules`)."""
 
-from baselines.nrt.characteristics import (
+from reweight_gym.baselines.nrt.characteristics import (
     CHARACTERISTICS,
     RunningStandardizer,
     compute_characteristics,
 )
-from baselines.nrt.rules import extract_rules
-from baselines.nrt.tree import (
+from reweight_gym.baselines.nrt.rules import extract_rules
+from reweight_gym.baselines.nrt.tree import (
     CutAction,
     CutPointController,
     NeuralRegressionTree,
     hard_bins,
     soft_bins,
 )
-from baselines.nrt.weigher import NRTWeigher
+from reweight_gym.baselines.nrt.weigher import NRTWeigher
 
 __all__ = ["CHARACTERISTICS", "CutAction", "CutPointController", "NRTWeigher",
            "NeuralRegressionTree", "RunningStandardizer", "compute_characteristics",

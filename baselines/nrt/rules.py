@@ -12,8 +12,8 @@ import math
 import numpy as np
 import torch
 
-from baselines.nrt.characteristics import CHARACTERISTICS, RunningStandardizer
-from baselines.nrt.tree import NeuralRegressionTree, hard_bins
+from reweight_gym.baselines.nrt.characteristics import CHARACTERISTICS, RunningStandardizer
+from reweight_gym.baselines.nrt.tree import NeuralRegressionTree, hard_bins
 
 
 def _entropy(labels: np.ndarray, n_clusters: int) -> float:

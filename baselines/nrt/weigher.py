@@ -2,10 +2,10 @@
 
 A sample's weight is a function of nine characteristics (:mod:`.characteristics`), computed by
 a neural regression tree (:mod:`.tree`) and meta-trained as MW-Net (eqs. 13-15 there; the
-machinery of :mod:`baselines.meta`): look-ahead with the current learning rate, meta loss on a
-clean meta batch, Adam on the tree's scores and cut points, real step with the updated weights.
-The meta update runs every ``meta_interval`` iterations (the paper's 20 saves 83% of the time
-at equal accuracy); in between, the current tree only weighs. After each meta update the cut
+machinery of :mod:`reweight_gym.baselines.meta`): look-ahead with the current learning rate, meta
+loss on a clean meta batch, Adam on the tree's scores and cut points, real step with the updated
+weights. The meta update runs every ``meta_interval`` iterations (the paper's 20 saves 83% of the
+time at equal accuracy); in between, the current tree only weighs. After each meta update the cut
 points grow and prune (defaults eps+ = 0.1, T_r = 20, eps- = 0.2, c = 2, tau = 0.1).
 ``weight_net="mlp"`` is the paper's comparison, an MLP 9 -> 100 -> 1 on the same
 characteristics instead of the tree. :meth:`NRTWeigher.extract_rules` reads the tree's rules
@@ -20,7 +20,8 @@ Deviations from the paper, each one argument away where it is a choice:
   live on one scale; rules are reported back in raw units).
 - ``meta_lr``: Adam's learning rate for the tree, 1e-3 in the paper (``"paper"``); by default
   (``None``) scaled to the run's length, 1e-3 sqrt(60,000 / T) for T iterations: larger for
-  shorter runs, since the tree starts flat (:func:`baselines.meta.run_length_lr`, README
+  shorter runs, since the tree starts flat (:func:`reweight_gym.baselines.meta.run_length_lr`,
+  README
   "Baselines"); a number sets it.
 - Pruning also deactivates a cut point beyond the data (no sample on one side), which lets a
   characteristic lose its last cut point and drop out of the tree (:mod:`.tree`).
@@ -31,14 +32,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.meta import MetaWeigher, VNet, check_meta_lr
-from baselines.nrt.characteristics import (
+from reweight_gym.baselines.meta import MetaWeigher, VNet, check_meta_lr
+from reweight_gym.baselines.nrt.characteristics import (
     CHARACTERISTICS,
     RunningStandardizer,
     compute_characteristics,
 )
-from baselines.nrt.rules import extract_rules
-from baselines.nrt.tree import CutPointController, NeuralRegressionTree
+from reweight_gym.baselines.nrt.rules import extract_rules
+from reweight_gym.baselines.nrt.tree import CutPointController, NeuralRegressionTree
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.pipeline import MetaSampler
 from reweight_gym.training.weigher import Batch, WeighContext
@@ -87,7 +88,8 @@ class NRTWeigher(MetaWeigher):
         return 1e-3
 
     def lr_exponent(self) -> float:
-        """1/2: the tree starts flat and has to travel (``baselines.meta.run_length_lr``)."""
+        """1/2: the tree starts flat and has to travel
+        (``reweight_gym.baselines.meta.run_length_lr``)."""
         return 0.5
 
     def make_optimizer(self) -> torch.optim.Optimizer:
@@ -141,7 +143,8 @@ class NRTWeigher(MetaWeigher):
             self.optimizer = self.make_optimizer()
 
     def extract_rules(self, n_clusters: int = 3, top_k: int = 3, seed: int = 0) -> str:
-        """The tree's weighting rules as text (:func:`baselines.nrt.rules.extract_rules`)."""
+        """The tree's weighting rules as text
+        (:func:`reweight_gym.baselines.nrt.rules.extract_rules`)."""
         if not isinstance(self.net, NeuralRegressionTree):
             raise ValueError("invalid nrt kwarg weight_net='mlp': rules need weight_net='tree'")
         return extract_rules(self.net, self.standardizer, self.recent_characteristics(),

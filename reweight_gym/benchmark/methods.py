@@ -23,12 +23,12 @@ from reweight_gym.training.characteristics import feature_names
 from reweight_gym.training.trainer import DuplicateTrainer
 from reweight_gym.training.weigher import LinearTanhWeigher, Weigher
 
-BASELINE_NAMES = "baselines:METHOD_NAMES"
-MAKE_WEIGHER = "baselines:make_weigher"
-POLICY_NAMES = "agents.policies:POLICY_NAMES"
-MAKE_POLICY = "agents.policies:make_policy"
-LOAD_AGENT = "agents.evaluate:load_agent"
-TRAIN_SB3 = "agents.sb3:train_sb3"
+BASELINE_NAMES = "reweight_gym.baselines:METHOD_NAMES"
+MAKE_WEIGHER = "reweight_gym.baselines:make_weigher"
+POLICY_NAMES = "reweight_gym.agents.policies:POLICY_NAMES"
+MAKE_POLICY = "reweight_gym.agents.policies:make_policy"
+LOAD_AGENT = "reweight_gym.agents.evaluate:load_agent"
+TRAIN_SB3 = "reweight_gym.agents.sb3:train_sb3"
 
 
 def load_attr(spec: str) -> Any:

@@ -2,9 +2,9 @@
 
 :class:`WeightTotals` sums the weights given, split by noisy / clean label and by observed
 class, and :meth:`WeightTotals.add` accumulates spans (stages, epochs) into a whole run: the
-benchmark's rows and ``baselines.run`` report their mean weights from it. :class:`StageStats`,
-what :meth:`DuplicateTrainer.train_iterations` returns, adds the losses and divergence of its
-span.
+benchmark's rows and ``reweight_gym.baselines.run`` report their mean weights from it.
+:class:`StageStats`, what :meth:`DuplicateTrainer.train_iterations` returns, adds the losses and
+divergence of its span.
 """
 
 from __future__ import annotations

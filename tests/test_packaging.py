@@ -1,0 +1,40 @@
+"""The distribution: one import namespace, every package in the wheel's list."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _setuptools() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """A new subpackage must be added to ``packages`` in pyproject.toml, or the wheel lacks it."""
+    st = _setuptools()
+    roots = {name: REPO / folder for name, folder in st["package-dir"].items()}
+    found = set()
+    for name, root in roots.items():
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root).parts
+            pkg = ".".join((name, *rel))
+            # a folder mapped to a package of its own is listed under that name
+            if not any(init.parent == r and pkg != n for n, r in roots.items()):
+                found.add(pkg)
+    assert found == set(st["packages"])
+
+
+def test_one_namespace_no_top_level_agents_or_baselines() -> None:
+    """``reweight_gym.agents`` and ``reweight_gym.baselines`` import; the top-level names that
+    belong to other distributions (TF-Agents' ``agents``, OpenAI's ``baselines``) do not."""
+    code = ("import importlib.util, reweight_gym.agents, reweight_gym.baselines; "
+            "print(importlib.util.find_spec('agents'), importlib.util.find_spec('baselines'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd="/")
+    assert out.stdout.split() == ["None", "None"]
