@@ -13,7 +13,6 @@ identically initialised networks and identical data, a paired comparison.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -22,10 +21,9 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
-from reweight_gym.agents.policies import POLICY_NAMES, make_policy
+from reweight_gym import registry
+from reweight_gym.agents.policies import make_policy
 from reweight_gym.validation import check_number
-
-AGENT_META = "agent.json"
 
 
 class Agent(Protocol):
@@ -159,54 +157,21 @@ def weight_vs_loss(action: np.ndarray | list[float], feature_names: list[str] | 
 
 
 # ---------------------------------------------------------------------- loading
-def read_agent_meta(directory: str) -> dict[str, Any] | None:
-    path = os.path.join(directory, AGENT_META)
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return None
-
-
 def load_agent(spec: str, env: gym.Env | None = None, seed: int = 0) -> Agent:
-    """An agent from a fixed policy name (``POLICY_NAMES``), an SB3 ``.zip``, an RLlib checkpoint
-    directory, or a ``reweight-gym train`` output directory (its newest checkpoint). Raises
-    ``FileNotFoundError`` for a missing checkpoint and ``ValueError`` for a bad spec (a name
-    that is neither a fixed policy nor a path)."""
-    if spec in POLICY_NAMES:
+    """An agent from a fixed policy name (a registered policy, which needs ``env`` for its
+    spaces) or a path a registered agent format recognises (an SB3 ``.zip``, an RLlib
+    checkpoint, a ``reweight-gym train`` output directory: its newest checkpoint). Raises
+    ``FileNotFoundError`` for a missing checkpoint and ``ValueError`` for a bad spec."""
+    if spec in registry.policy_names():
         if env is None:
             raise ValueError(f"the fixed policy {spec!r} needs an env to know its spaces")
         return make_policy(spec, env, seed=seed)
-    if not os.path.exists(spec) and os.sep not in spec and not spec.endswith(".zip"):
-        raise ValueError(f"unknown policy {spec!r}: allowed: {', '.join(POLICY_NAMES)}, or a "
-                         "checkpoint path")
     if not os.path.exists(spec):
+        if os.sep not in spec and not spec.endswith(".zip"):
+            raise ValueError(f"unknown policy {spec!r}: allowed: "
+                             f"{', '.join(registry.policy_names())}, or a checkpoint path")
         raise FileNotFoundError(
             f"checkpoint not found: {spec!r} (give an SB3 .zip, an RLlib checkpoint directory, "
-            f"a training output directory, or a fixed policy: {', '.join(POLICY_NAMES)})"
-        )
-    if os.path.isdir(spec):
-        meta = read_agent_meta(spec) or {}
-        lib = meta.get("lib")
-        if lib == "sb3":
-            from reweight_gym.agents.sb3 import latest_checkpoint, load_sb3
-
-            last = latest_checkpoint(spec, meta.get("algo", "ddpg"))
-            if last is None:
-                raise FileNotFoundError(f"checkpoint not found: no SB3 checkpoint in {spec!r}")
-            return load_sb3(last, algo=meta.get("algo", "ddpg"))
-        from reweight_gym.agents.runs import find_rllib_checkpoint
-
-        ckpt = find_rllib_checkpoint(spec)  # without Ray: only an RLlib checkpoint needs it
-        if ckpt is None:
-            raise FileNotFoundError(f"checkpoint not found: no RLlib or SB3 checkpoint in "
-                                    f"{spec!r}")
-        from reweight_gym.agents.rllib.agent import RLlibAgent
-
-        return RLlibAgent.from_checkpoint(ckpt)
-    if spec.endswith(".zip"):
-        from reweight_gym.agents.sb3 import load_sb3
-
-        meta = read_agent_meta(os.path.dirname(os.path.abspath(spec))) or {}
-        return load_sb3(spec, algo=meta.get("algo", "ddpg"))
-    raise ValueError(f"cannot load an agent from {spec!r}: expected an SB3 .zip, an RLlib "
-                     "checkpoint directory or a training output directory")
+            "a training output directory, or a fixed policy: "
+            f"{', '.join(registry.policy_names())})")
+    return registry.load_agent(spec)

@@ -12,8 +12,9 @@ the weighting function K(f, theta) = 1 + tanh(theta . f + b) (LAW eq. 3). The fi
 
 All share :class:`FixedPolicy`'s ``predict(obs, state=None, episode_start=None,
 deterministic=True) -> (action, state)``, so evaluation treats agents and policies alike.
-``POLICY_NAMES`` is the one list of their names: the benchmark's methods, ``reweight-gym
-episode --policy`` and ``reweight-gym evaluate`` use these spellings.
+``POLICIES`` names them; :func:`register` registers them with :mod:`reweight_gym.registry`, where
+the benchmark's methods, ``reweight-gym episode --policy`` and ``reweight-gym evaluate`` find
+them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from reweight_gym.registry import make_policy as registry_make_policy
+from reweight_gym.registry import register_policy
 from reweight_gym.validation import check_number
-
-POLICY_NAMES = ("uniform", "easy_first", "hard_first", "random")
 
 
 class FixedPolicy:
@@ -66,19 +67,28 @@ class UniformPolicy(FixedPolicy):
 
     name = "uniform"
 
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *,
+                 feature_names: Sequence[str] | None = None, seed: int | None = None) -> None:
+        super().__init__(observation_space, action_space)
+        del feature_names, seed  # the zero action needs neither
+
     def _action(self) -> np.ndarray:
         return np.zeros(self.action_space.shape, dtype=self.action_space.dtype)
 
 
 class LossSlopePolicy(FixedPolicy):
-    """``slope`` on the loss feature, 0 elsewhere: K = 1 + tanh(slope * scale * z_loss)."""
+    """``slope`` on the loss feature, 0 elsewhere: K = 1 + tanh(slope * scale * z_loss). The
+    loss entry of the action is found in ``feature_names`` (LAW's order puts it first)."""
 
     slope_sign = 0.0
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space,
-                 loss_index: int = 0, strength: float = 1.0) -> None:
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *,
+                 feature_names: Sequence[str] | None = None, seed: int | None = None,
+                 strength: float = 1.0) -> None:
         super().__init__(observation_space, action_space)
+        del seed  # deterministic
         n = int(self.action_space.shape[0])
+        loss_index = loss_feature_index(feature_names)
         if not (0 <= loss_index < n - 1):
             raise ValueError(f"invalid loss_index={loss_index}: the action has {n - 1} feature "
                              "entries and the bias last")
@@ -112,9 +122,10 @@ class RandomPolicy(FixedPolicy):
 
     name = "random"
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space,
-                 seed: int | None = 0) -> None:
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *,
+                 feature_names: Sequence[str] | None = None, seed: int | None = 0) -> None:
         super().__init__(observation_space, action_space)
+        del feature_names
         self.seed = seed
         self.rng = np.random.default_rng(seed)
 
@@ -146,23 +157,30 @@ def _spaces_and_features(env: Any) -> tuple[gym.spaces.Space, gym.spaces.Space,
     return env.observation_space, env.action_space, names
 
 
+#: The fixed policies by name: what ``register`` registers (``reweight_gym.registry``).
+POLICIES: dict[str, type[FixedPolicy]] = {
+    "uniform": UniformPolicy, "easy_first": EasyFirstPolicy, "hard_first": HardFirstPolicy,
+    "random": RandomPolicy,
+}
+POLICY_NAMES = tuple(POLICIES)
+
+
+def register() -> None:
+    """Register the fixed policies (the ``reweight_gym.plugins`` entry point ``policies``)."""
+    for name, cls in POLICIES.items():
+        register_policy(name, cls)
+
+
 def make_policy(name: str, env: Any = None, *, observation_space: gym.spaces.Space | None = None,
                 action_space: gym.spaces.Space | None = None,
                 feature_names: Sequence[str] | None = None, seed: int | None = 0,
-                strength: float = 1.0) -> FixedPolicy:
-    """A fixed policy by name (one of ``POLICY_NAMES``) for an env (or a VecEnv), or for explicit
-    spaces (+ ``feature_names`` to locate the loss entry)."""
-    if name not in POLICY_NAMES:
-        raise ValueError(f"unknown policy {name!r}: allowed: {', '.join(POLICY_NAMES)}")
+                **kwargs: Any) -> Any:
+    """A registered fixed policy by name for an env (or a VecEnv), or for explicit spaces (+
+    ``feature_names`` to locate the loss entry): :func:`reweight_gym.registry.make_policy`."""
     if env is not None:
         observation_space, action_space, env_names = _spaces_and_features(env)
         feature_names = feature_names if feature_names is not None else env_names
     if observation_space is None or action_space is None:
         raise ValueError("make_policy needs an env or both observation_space and action_space")
-    if name == "uniform":
-        return UniformPolicy(observation_space, action_space)
-    if name == "random":
-        return RandomPolicy(observation_space, action_space, seed=seed)
-    cls = EasyFirstPolicy if name == "easy_first" else HardFirstPolicy
-    return cls(observation_space, action_space, loss_index=loss_feature_index(feature_names),
-               strength=strength)
+    return registry_make_policy(name, observation_space, action_space,
+                                feature_names=feature_names, seed=seed, **kwargs)

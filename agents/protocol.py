@@ -35,10 +35,10 @@ import gymnasium as gym
 import numpy as np
 
 from reweight_gym.agents.policies import FixedPolicy
-from reweight_gym.benchmark.methods import PolicyController, make_controller
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.episode import Episode
 from reweight_gym.envs.observation import action_space, episode_seed, observation_space
+from reweight_gym.runner.controllers import PolicyController, make_controller
 from reweight_gym.validation import check_number
 
 TRAIN_DATA_SEED = 0
@@ -128,7 +128,9 @@ def play(method: str | Any, config: dict[str, Any], reset_seed: int, *, dataset:
     cfg = EnvConfig.resolve(dataset, preset, **config)
     episode = Episode(cfg, seed=episode_seed(reset_seed), reference="live")
     if isinstance(method, str):
-        controller = make_controller(method, cfg, episode.trainer, method_kwargs)
+        trainer = episode.trainer
+        controller = make_controller(method, cfg, trainer.splits.num_classes, trainer.seed,
+                                     method_kwargs)
         name = label or method
     else:
         controller = PolicyController(method, cfg)
@@ -144,7 +146,7 @@ def play(method: str | Any, config: dict[str, Any], reset_seed: int, *, dataset:
     return Outcome(name, int(reset_seed), int(cfg.seed), float(total),
                    float(final["test_acc_target"]), float(final["test_acc_reference"]),
                    _mean(noisy), _mean(clean), bool(episode.diverged),
-                   list(getattr(controller, "actions", [])))
+                   list(controller.actions or []))
 
 
 # ---------------------------------------------------------------------- statistics

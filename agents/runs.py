@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reweight_gym.agents.evaluate import AGENT_META
-
+#: What a training run's output directory holds about the run: library, algorithm, env, settings.
+AGENT_META = "agent.json"
 TMP_PREFIX = ".tmp-"
 #: An RLlib run writes ``checkpoint_<iteration>`` directories; an algorithm checkpoint holds the
 #: RLModule under this subdirectory ("default_policy" is RLlib's DEFAULT_MODULE_ID). Found
@@ -88,6 +88,15 @@ def write_json_atomic(path: str, obj: Any) -> None:
 def write_agent_meta(out_dir: str, meta: dict[str, Any]) -> None:
     """``out_dir/agent.json``: what ``load_agent`` and ``reweight-gym evaluate`` read."""
     write_json_atomic(os.path.join(out_dir, AGENT_META), meta)
+
+
+def read_agent_meta(directory: str) -> dict[str, Any] | None:
+    """``directory/agent.json``, or ``None`` if there is none."""
+    path = os.path.join(directory, AGENT_META)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
 
 
 def remove_stale_temps(out_dir: str) -> list[str]:

@@ -1,8 +1,9 @@
 """Do the agents learn? LAW-DDPG against fixed schedules and meta-gradient methods, by protocol.
 
 The evaluation protocol is ``agents/protocol.py`` (held-out episode seeds and a held-out data
-draw, 3 training seeds, paired comparisons). On the demo's setting (``DEMO_ENV``: digits, 40%
-noise, 100 epochs, 10 stages) with the given corruption, this script
+draw, 3 training seeds, paired comparisons). On the demo's setting
+(``reweight_gym.experiments.DEMO``: digits, 40% noise, 100 epochs, 10 stages) with the given
+corruption, this script
 
 0. ``select`` (only when asked for, on its own ``--out``): how the defaults were chosen. Every
    candidate setting of :data:`CANDIDATES` (LAW's DDPG, the defaults, the earlier defaults and
@@ -72,9 +73,9 @@ CANDIDATES: dict[str, list[str]] = {
 def _config(corruption: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The demo's run with ``corruption``; the env formulation spelled out (the defaults:
     class-count-free features, normalised weights), ``overrides`` last (e.g. LAW_FORMULATION)."""
-    from reweight_gym.benchmark.cli import DEMO_ENV
+    from reweight_gym.experiments import DEMO
 
-    cfg = {k: v for k, v in DEMO_ENV.items() if k != "preset"}
+    cfg = dict(DEMO.env)
     cfg.update(noise_type=corruption, features="agnostic", normalize_weights=True)
     cfg.update(overrides)
     return cfg
@@ -277,7 +278,7 @@ def _final_checkpoint(d: str) -> str | None:
 
 def step_evaluate(args: argparse.Namespace, cfg: dict[str, Any], commit: str | None) -> None:
     from reweight_gym.agents.protocol import evaluation_sets
-    from reweight_gym.benchmark.cli import DEMO_METHOD_KWARGS
+    from reweight_gym.experiments import DEMO_METHOD_KWARGS
 
     search = step_search(args, cfg) if "constant" in args.fixed else None
     jobs: list[dict[str, Any]] = []

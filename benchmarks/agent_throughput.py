@@ -32,9 +32,10 @@ NO_LEARNING = 10**6  # learning_starts_episodes past the run: searchers only
 
 
 def _env_kwargs(quick: bool) -> dict[str, Any]:
-    from reweight_gym.benchmark.cli import DEMO_ENV
+    from reweight_gym.experiments import DEMO
 
-    return {"preset": "tiny", "noise_rate": 0.4} if quick else dict(DEMO_ENV)
+    return ({"preset": "tiny", "noise_rate": 0.4} if quick
+            else {"preset": DEMO.preset, **DEMO.env})
 
 
 def _row(lib: str, searchers: int, steps: int, seconds: float,
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     reweight_gym.tune_cpu_allocator()
-    from reweight_gym.benchmark.bench import connect_ray
+    from reweight_gym.cluster import connect_ray
 
     connect_ray(None, num_cpus=2)
     env_kwargs = _env_kwargs(args.quick)

@@ -33,8 +33,8 @@ from reweight_gym.agents.protocol import (
     spaces,
     validation_set,
 )
-from reweight_gym.benchmark.cli import DEMO_ENV
 from reweight_gym.config import LAW_FORMULATION, EnvConfig
+from reweight_gym.experiments import DEMO
 from reweight_gym.training.characteristics import feature_names
 
 FORMULATIONS: dict[str, dict[str, Any]] = {
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="benchmarks/results/agents/env_formulation.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    base = {k: v for k, v in DEMO_ENV.items() if k != "preset"}
+    base = dict(DEMO.env)
     rows: list[dict[str, Any]] = []
     if os.path.exists(args.out):
         with open(args.out) as f:

@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from reweight_gym.benchmark.cli import FSR_MLP_KWARGS  # noqa: E402
+from reweight_gym.experiments import FSR_MLP_KWARGS  # noqa: E402
 
 #: the paper code's rule and fixed step (the defaults since 2026-12-05, spelled out so that the
 #: stored rows keep their meaning)

@@ -4,8 +4,9 @@ Each method runs through ``reweight_gym.baselines.run`` on three digits configur
 uniform label noise: ``tiny`` (the ``tiny`` preset: 800 images, 8 epochs, 96 iterations), ``cpu``
 (the
 ``cpu`` preset: all 1,097 training digits, 30 epochs, step schedule, 450 iterations) and
-``demo`` (``DEMO_ENV`` of ``reweight-gym demo``: 100 epochs, cosine lr 0.1, no weight decay,
-1,500 iterations); ``--configs cifar10-cpu-noaug`` adds CIFAR-10's ``cpu-noaug`` preset (2,340
+``demo`` (``reweight_gym.experiments.DEMO``, the run of ``reweight-gym demo``: 100 epochs,
+cosine lr 0.1, no weight decay, 1,500 iterations); ``--configs cifar10-cpu-noaug`` adds CIFAR-10's
+``cpu-noaug`` preset (2,340
 iterations). Per (label, configuration, method, seed) it records the final and best test
 accuracy, the mean weight of noisy and of clean samples over the run, the share of samples whose
 last weight is zero and the load of the machine; every finished run is appended to ``--out`` at
@@ -44,11 +45,11 @@ CIFAR_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 
 def configs() -> dict[str, dict[str, Any]]:
-    from reweight_gym.benchmark.cli import DEMO_ENV
+    from reweight_gym.experiments import DEMO
 
     return {"tiny": {"preset": "tiny", "noise_rate": 0.4},
             "cpu": {"preset": "cpu", "noise_rate": 0.4},
-            "demo": {k: v for k, v in DEMO_ENV.items() if k != "num_stages"},
+            "demo": {k: v for k, v in DEMO.kwargs().items() if k not in ("num_stages", "dataset")},
             "cpu-cnn": {"preset": "cpu", "noise_rate": 0.4, "model": "small_cnn",
                         "model_kwargs": {"width": 16}},
             "cifar10-cpu-noaug": {"dataset": "cifar10", "preset": "cpu-noaug",

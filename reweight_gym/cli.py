@@ -15,21 +15,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from reweight_gym.allocator import tune_cpu_allocator
 from reweight_gym.validation import parse_json_object
-
-# Sub-commands contributed by the upper layers: "module:function" adding a sub-parser.
-# Imported when the parser is built; those modules import their heavy dependencies lazily.
-EXTERNAL_COMMANDS = (
-    "reweight_gym.agents.cli:add_train_parser",
-    "reweight_gym.agents.cli:add_evaluate_parser",
-    "reweight_gym.benchmark.cli:add_benchmark_parser",
-    "reweight_gym.benchmark.cli:add_report_parser",
-    "reweight_gym.benchmark.cli:add_demo_parser",
-)
 
 
 def cmd_episode(args: argparse.Namespace) -> int:
@@ -37,14 +26,14 @@ def cmd_episode(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     import reweight_gym  # noqa: F401  (registration)
-    from reweight_gym.benchmark.methods import MAKE_POLICY, load_attr
+    from reweight_gym.agents.policies import make_policy
 
     kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     try:
         env = gym.make(args.env, **kwargs)
     except gym.error.Error as e:
         raise ValueError(f"invalid --env {args.env!r}: {e}") from None
-    policy = load_attr(MAKE_POLICY)(args.policy, env, seed=args.seed)
+    policy = make_policy(args.policy, env, seed=args.seed)
     obs, info = env.reset(seed=args.seed)
     cfg = env.unwrapped.config
     print(f"{args.env} {cfg.dataset} preset={cfg.preset} noise={cfg.noise_type}:{cfg.noise_rate} "
@@ -115,7 +104,13 @@ def _add_tolerance_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reweight_gym.benchmark.methods import POLICY_NAMES, load_attr
+    from reweight_gym.agents.cli import add_evaluate_parser, add_train_parser
+    from reweight_gym.benchmark.cli import (
+        add_benchmark_parser,
+        add_demo_parser,
+        add_report_parser,
+    )
+    from reweight_gym.registry import policy_names
 
     parser = argparse.ArgumentParser(
         prog="reweight-gym",
@@ -128,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--env-kwargs", default='{"noise_rate": 0.4}',
                     help="JSON object of environment keywords")
     ep.add_argument("--policy", default="easy_first",
-                    help=f"a fixed policy: {', '.join(load_attr(POLICY_NAMES))}")
+                    help=f"a fixed policy: {', '.join(policy_names())}")
     ep.add_argument("--seed", type=int, default=0)
     ep.set_defaults(func=cmd_episode)
     rp = sub.add_parser("replay", help="re-run a recorded trajectory file and compare",
@@ -146,12 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     va.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     _add_tolerance_args(va)
     va.set_defaults(func=cmd_validate)
-    for spec in EXTERNAL_COMMANDS:
-        try:
-            adder: Callable[[Any], None] = load_attr(spec)
-        except (ImportError, AttributeError):
-            continue  # that layer is not installed in this build
-        adder(sub)
+    for add in (add_train_parser, add_evaluate_parser, add_benchmark_parser, add_report_parser,
+                add_demo_parser):
+        add(sub)
     return parser
 
 

@@ -3,9 +3,9 @@
 - :func:`replay_env` re-runs an environment trajectory (:class:`reweight_gym.envs.RecordEpisode`):
   a fresh environment made from the recorded env id and config, reset the way the recording was
   (the last explicit seed, then as many unseeded resets as followed it), fed the recorded actions.
-- :func:`replay_benchmark` re-runs a benchmark trajectory (``reweight-gym benchmark --record``)
-  through the benchmark runner: the recorded config, seed and DNR reference, the recorded stage
-  actions of a policy or agent (a baseline method runs again).
+- :func:`replay_run` re-runs a run trajectory (``reweight-gym benchmark --record``) through
+  :func:`reweight_gym.runner.run`: the recorded config, seed and DNR reference, the recorded
+  stage actions of a policy or agent (a baseline method runs again).
 - :func:`validate_results` does the same for a seeded sample of the rows of a results directory.
 
 Each gives a :class:`ReplayReport`: every value that differs, per stage, and the mismatches,
@@ -275,14 +275,15 @@ def _replay_steps(env: Any, traj: dict[str, Any], report: ReplayReport, tol: flo
 
 
 # ---------------------------------------------------------------------- benchmark trajectories
-def replay_benchmark(traj: dict[str, Any], source: str = "trajectory", *,
+def replay_run(traj: dict[str, Any], source: str = "trajectory", *,
                      tolerance: float | None = None, value_tolerance: float | None = None,
                      threads: int | None = None) -> ReplayReport:
-    """Re-run a benchmark trajectory through the benchmark runner and compare its values."""
-    from reweight_gym.benchmark.runner import REWARD_KEYS, RunSpec, execute
+    """Re-run a run trajectory through :func:`reweight_gym.runner.run` and compare its
+    values."""
+    from reweight_gym.runner import REWARD_KEYS, RunSpec, run
 
     tol, vtol, exact, threads = _settings(traj, tolerance, value_tolerance, threads)
-    report = ReplayReport(source, "benchmark run", tol, vtol, exact, threads)
+    report = ReplayReport(source, "run", tol, vtol, exact, threads)
     cfg = config_from_dict(traj["config"])
     report.notes += _notes(traj, cfg)
     spec = RunSpec(**traj["spec"])
@@ -291,8 +292,9 @@ def replay_benchmark(traj: dict[str, Any], source: str = "trajectory", *,
     if missing:
         raise ValueError(f"invalid trajectory {source!r}: its result lacks {missing}")
     with _torch_threads(threads):
-        row = execute(spec, traj.get("reference"), cfg=cfg, actions=recorded.get("stage_actions"))
-    replayed = jsonable(row)
+        result = run(spec, traj.get("reference"), cfg=cfg,
+                     actions=recorded.get("stage_actions"))
+    replayed = jsonable(result.to_row())
     warm = cfg.warmup_stages
     for i, (a, b) in enumerate(_pad(recorded["stage_rewards"], replayed["stage_rewards"])):
         report.rewards.append((f"stage {i + warm}", a, b))
@@ -327,7 +329,7 @@ def replay(path: str | Path, *, tolerance: float | None = None,
            value_tolerance: float | None = None, threads: int | None = None) -> ReplayReport:
     """Replay the trajectory file ``path`` (either kind)."""
     traj = read_trajectory(path)
-    run = replay_env if traj["kind"] == "env" else replay_benchmark
+    run = replay_env if traj["kind"] == "env" else replay_run
     return run(traj, str(path), tolerance=tolerance, value_tolerance=value_tolerance,
                threads=threads)
 
@@ -338,21 +340,19 @@ def validate_results(directory: str | Path, sample: int = 3, seed: int = 0, *,
                      threads: int | None = None) -> list[ReplayReport]:
     """Re-run a seeded sample of ``sample`` rows of ``DIR/results.jsonl`` (every row when
     ``sample`` is at least their number) and compare each with its stored values."""
-    from reweight_gym.benchmark.runner import RunSpec, trajectory
     from reweight_gym.benchmark.store import load_rows
 
     check_number("sample", sample, 1, integer=True)
     rows = load_rows(directory)
     if not rows:
         raise ValueError(f"invalid results directory {str(directory)!r}: no rows")
-    by_key = {r["key"]: r for r in rows}
+    by_key = {r.key: r for r in rows}
     chosen = (rows if sample >= len(rows) else
               [rows[i] for i in sorted(random.Random(seed).sample(range(len(rows)), sample))])
     reports = []
     for row in chosen:
-        ref = by_key.get(RunSpec(**row["spec"]).reference_key)
-        traj = trajectory(row, ref)
-        reports.append(replay_benchmark(traj, row["key"], tolerance=tolerance,
+        traj = row.trajectory(by_key.get(row.spec.reference_key))
+        reports.append(replay_run(traj, row.key, tolerance=tolerance,
                                         value_tolerance=value_tolerance, threads=threads))
     return reports
 

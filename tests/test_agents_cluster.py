@@ -42,7 +42,7 @@ import numpy as np, ray, torch
 torch.set_num_threads(1)
 import reweight_gym.agents.rllib
 from reweight_gym.agents.rllib import make_config
-from reweight_gym.benchmark.bench import connect_ray
+from reweight_gym.cluster import connect_ray
 connect_ray(sys.argv[1] or None, num_cpus=2)
 config = make_config("ddpg", "Reweight-Digits-v0", json.loads(sys.argv[2]), num_env_runners=2,
                      seed=0, learning_starts_episodes=1, fdu_batch_size=5)

@@ -31,7 +31,7 @@ from reweight_gym.agents.evaluate import evaluate, load_agent  # noqa: E402
 from reweight_gym.agents.rllib import DDPG, DDPGConfig, make_config  # noqa: E402
 from reweight_gym.agents.rllib.agent import RLlibAgent, train_rllib  # noqa: E402
 from reweight_gym.agents.runs import find_rllib_checkpoint  # noqa: E402
-from reweight_gym.benchmark.bench import connect_ray  # noqa: E402
+from reweight_gym.cluster import connect_ray  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,9 @@ from reweight_gym.baselines.nrt import (
 )
 from reweight_gym.baselines.spl import SelfPacedWeigher
 from reweight_gym.config import EnvConfig
+from reweight_gym.envs.observation import episode_seed
 from reweight_gym.models import MLP
+from reweight_gym.runner import RunResult
 from reweight_gym.training.functional import functional_forward, trainable_params
 from reweight_gym.training.trainer import DuplicateTrainer
 from reweight_gym.training.weigher import Batch, Weigher
@@ -68,21 +70,22 @@ def test_run_returns_metrics_and_is_deterministic():
                        test_size=100)
     r2 = baselines.run("mwnet", seed=3, noise_rate=0.4, epochs=2, num_stages=2, train_size=300,
                        test_size=100)
-    for key in ("final_test_acc", "test_acc_at_best_val", "test_acc_curve", "val_acc_curve",
-                "noisy_weight_mean", "clean_weight_mean", "class_weight_mean", "weight_auc",
-                "seconds", "config", "method"):
-        assert key in r1
-    assert len(r1["test_acc_curve"]) == 2
-    assert r1["final_test_acc"] == r1["test_acc_curve"][-1]
+    assert isinstance(r1, RunResult) and r1.method == "mwnet" and r1.seed == 3
+    assert r1.config["noise_rate"] == 0.4 and r1.seconds > 0
+    assert r1.stage_rewards is None  # no reference: no rewards
+    assert len(r1.test_acc_curve) == 2
+    assert r1.final_test_acc == r1.test_acc_curve[-1]
     # the best epoch is the validation split's, and the test curve is read only at it
-    best = r1["best_val_epoch"] - 1
-    assert r1["val_acc_curve"][best] == max(r1["val_acc_curve"]) == r1["best_val_acc"]
-    assert r1["test_acc_at_best_val"] == r1["test_acc_curve"][best]
-    assert r1["oracle_best_test_acc"] == max(r1["test_acc_curve"])
-    assert len(r1["class_weight_mean"]) == 10
-    assert 0.0 <= r1["weight_auc"] <= 1.0
-    assert r1["test_acc_curve"] == r2["test_acc_curve"]
-    assert r1["noisy_weight_mean"] == r2["noisy_weight_mean"]
+    best = r1.best_val_epoch - 1
+    assert r1.val_acc_curve[best] == max(r1.val_acc_curve) == r1.best_val_acc
+    assert r1.test_acc_at_best_val == r1.test_acc_curve[best]
+    assert r1.oracle_best_test_acc == max(r1.test_acc_curve)
+    assert len(r1.class_weight_mean) == 10
+    assert 0.0 <= r1.weight_auc <= 1.0
+    assert r1.test_acc_curve == r2.test_acc_curve
+    assert r1.noisy_weight_mean == r2.noisy_weight_mean
+    # one seeding: the run of seed 3 is the env's episode of reset(seed=3)
+    assert r1.episode_seed == episode_seed(3)
 
 
 # ---------------------------------------------------------------------------- classic

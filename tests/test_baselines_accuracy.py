@@ -1,9 +1,8 @@
 """End to end on digits with 40% uniform label noise, 3 fixed seeds: the demo's config.
 
-The config (``DEMO_ENV`` of ``reweight-gym demo``) lets plain training fit part of the wrong
-labels, so its final test accuracy falls below its best epoch; every meta method and SPL must end
-above it and give the mislabelled samples lower weight (measured numbers: the README's demo
-section).
+The config (``reweight_gym.experiments.DEMO``, the run of ``reweight-gym demo``) lets plain
+training fit part of the wrong labels, so its final test accuracy falls below its best epoch;
+every meta method and SPL must end above it and give the mislabelled samples lower weight.
 
 Not asserted on noisy digits, by design of those methods: ``focal`` up-weights high-loss
 samples, i.e. the mislabelled ones, and makes no claim of noise robustness; ``class_balanced``
@@ -18,33 +17,34 @@ import numpy as np
 import pytest
 
 from reweight_gym import baselines
-from reweight_gym.benchmark.cli import DEMO_ENV, DEMO_METHOD_KWARGS
+from reweight_gym.experiments import DEMO, DEMO_METHOD_KWARGS
+from reweight_gym.runner import RunResult
 
-CONFIG = {k: v for k, v in DEMO_ENV.items() if k != "num_stages"}
+CONFIG = DEMO.kwargs()
 SEEDS = (0, 1, 2)
 METHODS = ("uniform", "gdw", "nrt", "mwnet", "fsr", "spl")
 LONG_TAIL = {**CONFIG, "noise_rate": 0.0, "imbalance_type": "long_tail",
              "imbalance_factor": 100.0}
 
 
-def run_seeds(methods: tuple[str, ...], config: dict) -> dict[str, list[dict]]:
+def run_seeds(methods: tuple[str, ...], config: dict) -> dict[str, list[RunResult]]:
     """Every method on ``config`` for every seed, with the demo's method options."""
     return {m: [baselines.run(m, seed=s, method_kwargs=DEMO_METHOD_KWARGS.get(m), **config)
                 for s in SEEDS] for m in methods}
 
 
 @pytest.fixture(scope="module")
-def results() -> dict[str, list[dict]]:
+def results() -> dict[str, list[RunResult]]:
     return run_seeds(METHODS, CONFIG)
 
 
 @pytest.fixture(scope="module")
-def long_tail_results() -> dict[str, list[dict]]:
+def long_tail_results() -> dict[str, list[RunResult]]:
     return run_seeds(("uniform", "class_balanced", "focal"), LONG_TAIL)
 
 
-def mean(rs: list[dict], key: str) -> float:
-    return float(np.mean([r[key] for r in rs]))
+def mean(rs: list[RunResult], key: str) -> float:
+    return float(np.mean([r.value(key) for r in rs]))
 
 
 @pytest.mark.slow
@@ -73,5 +73,5 @@ def test_imbalance_method_beats_uniform_on_long_tailed_digits(long_tail_results,
     assert mean(long_tail_results[method], "final_test_acc") > mean(
         long_tail_results["uniform"], "final_test_acc")
     # both give the rarest class (the last one) more weight than the most frequent one
-    w = np.mean([r["class_weight_mean"] for r in long_tail_results[method]], axis=0)
+    w = np.mean([r.class_weight_mean for r in long_tail_results[method]], axis=0)
     assert w[-1] > w[0]

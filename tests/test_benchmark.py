@@ -17,6 +17,7 @@ import pytest
 import reweight_gym  # noqa: F401
 from reweight_gym.benchmark import ResultsStore, build_specs, run_benchmark, select_settings
 from reweight_gym.benchmark.report import write_report
+from reweight_gym.runner import RunResult
 
 FAST = {"epochs": 4, "num_stages": 2, "train_size": 400}
 # what differs between identical runs: timing, memory, where it ran, and the provenance (a git
@@ -25,8 +26,8 @@ TIMING = {"seconds", "peak_rss_mb", "peak_rss_start_mb", "time_overhead", "memor
           "isolated", "torch_threads", "provenance"}
 
 
-def _strip(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in TIMING}
+def _strip(result: RunResult) -> dict:
+    return {k: v for k, v in result.to_row().items() if k not in TIMING}
 
 
 def _specs(methods: list[str], seeds: int = 2, **kw):
@@ -37,29 +38,29 @@ def _specs(methods: list[str], seeds: int = 2, **kw):
 def test_three_methods_two_seeds_and_report_matches_store(tmp_path: Path) -> None:
     rows = run_benchmark(_specs(["uniform", "focal", "easy_first"]), tmp_path, isolate=False,
                          progress=False)
-    assert len(rows) == 6 and {r["method"] for r in rows} == {"uniform", "focal", "easy_first"}
+    assert len(rows) == 6 and {r.method for r in rows} == {"uniform", "focal", "easy_first"}
     for r in rows:
-        assert len(r["test_acc_curve"]) == 4 and r["final_test_acc"] == r["test_acc_curve"][-1]
-        assert len(r["val_acc_curve"]) == 4
-        assert r["best_val_epoch"] == r["val_acc_curve"].index(max(r["val_acc_curve"])) + 1
-        assert r["test_acc_at_best_val"] == r["test_acc_curve"][r["best_val_epoch"] - 1]
-        assert r["provenance"]["torch_threads"] == r["torch_threads"]
-        assert len(r["stage_rewards"]) == 2
-        if r["method"] == "uniform":
-            assert r["cumulative_reward"] == 0.0 and r["noisy_weight_mean"] == 1.0
+        assert len(r.test_acc_curve) == 4 and r.final_test_acc == r.test_acc_curve[-1]
+        assert len(r.val_acc_curve) == 4
+        assert r.best_val_epoch == r.val_acc_curve.index(max(r.val_acc_curve)) + 1
+        assert r.test_acc_at_best_val == r.test_acc_curve[r.best_val_epoch - 1]
+        assert r.provenance["torch_threads"] == r.torch_threads
+        assert len(r.stage_rewards) == 2
+        if r.method == "uniform":
+            assert r.cumulative_reward == 0.0 and r.noisy_weight_mean == 1.0
     # every row of a seed shares the reference (the uniform run): same data and reference acc
     by_seed = {}
     for r in rows:
-        by_seed.setdefault(r["seed"], set()).add(r["reference_final_test_acc"])
+        by_seed.setdefault(r.seed, set()).add(r.reference_final_test_acc)
     assert all(len(v) == 1 for v in by_seed.values())
     rep = write_report(str(tmp_path))
-    stored = [r for r in rows if r["method"] == "focal"]
-    mean_final = sum(r["final_test_acc"] for r in stored) / 2
+    stored = [r for r in rows if r.method == "focal"]
+    mean_final = sum(r.final_test_acc for r in stored) / 2
     with open(tmp_path / "results.csv") as fh:
         csv_rows = {row["method"]: row for row in csv.DictReader(fh)}
     assert float(csv_rows["focal"]["final_test_acc_mean"]) == pytest.approx(mean_final)
     # the sample standard deviation over the seeds (ddof=1): |a - b| / sqrt(2) for two seeds
-    a, b = (r["final_test_acc"] for r in stored)
+    a, b = (r.final_test_acc for r in stored)
     assert a != b
     assert float(csv_rows["focal"]["final_test_acc_std"]) == pytest.approx(abs(a - b) / 2**0.5)
     assert f"{100 * mean_final:.2f}" in rep["markdown"]
@@ -77,7 +78,7 @@ def test_identical_seeds_give_identical_rows(tmp_path: Path) -> None:
     c = run_benchmark(build_specs("digits", "uniform-noise", ["uniform"], [1], "tiny",
                                   settings=["noise_rate=0.4"], env_overrides=FAST),
                       tmp_path / "c", isolate=False, progress=False)
-    assert c[0]["test_acc_curve"] != a[0]["test_acc_curve"]
+    assert c[0].test_acc_curve != a[0].test_acc_curve
 
 
 def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -> None:
@@ -87,7 +88,7 @@ def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -
 
     rows = run_benchmark(_specs(["uniform", "easy_first"], seeds=1), tmp_path, isolate=False,
                          progress=False)
-    easy = next(r for r in rows if r["method"] == "easy_first")
+    easy = next(r for r in rows if r.method == "easy_first")
     env = gym.make("Reweight-Digits-v0", noise_rate=0.4, noise_type="uniform", seed=0, **FAST)
     policy = make_policy("easy_first", env)
     obs, _ = env.reset(seed=0)
@@ -96,9 +97,9 @@ def test_runner_reward_equals_the_env_duplicate_network_reward(tmp_path: Path) -
         obs, r, term, trunc, info = env.step(policy.predict(obs)[0])
         rewards.append(r)
         done = term or trunc
-    assert rewards == easy["stage_rewards"]
-    assert info["test_acc_target"] == easy["final_test_acc"]
-    assert info["test_acc_reference"] == easy["reference_final_test_acc"]
+    assert rewards == easy.stage_rewards
+    assert info["test_acc_target"] == easy.final_test_acc
+    assert info["test_acc_reference"] == easy.reference_final_test_acc
 
 
 def test_best_epoch_is_chosen_on_validation_without_the_test_set(tmp_path: Path) -> None:
@@ -115,33 +116,36 @@ def test_best_epoch_is_chosen_on_validation_without_the_test_set(tmp_path: Path)
         rows[test_size] = run_benchmark(specs, tmp_path / str(test_size), isolate=False,
                                         progress=False)[0]
     big, small = rows[400], rows[40]
-    assert big["test_acc_curve"] != small["test_acc_curve"]
-    assert big["val_acc_curve"] == small["val_acc_curve"]
-    val = big["val_acc_curve"]
-    assert big["best_val_epoch"] == small["best_val_epoch"] == val.index(max(val)) + 1
+    assert big.test_acc_curve != small.test_acc_curve
+    assert big.val_acc_curve == small.val_acc_curve
+    val = big.val_acc_curve
+    assert big.best_val_epoch == small.best_val_epoch == val.index(max(val)) + 1
     for r in (big, small):
-        assert r["test_acc_at_best_val"] == r["test_acc_curve"][r["best_val_epoch"] - 1]
-    test = small["test_acc_curve"]
-    assert test.index(max(test)) + 1 != small["best_val_epoch"]
-    assert small["test_acc_at_best_val"] < max(test)
-    assert "oracle" not in json.dumps(small) and "best_test_acc" not in small
+        assert r.test_acc_at_best_val == r.test_acc_curve[r.best_val_epoch - 1]
+    test = small.test_acc_curve
+    assert test.index(max(test)) + 1 != small.best_val_epoch
+    assert small.test_acc_at_best_val < max(test)
+    # the oracle (test-chosen) best is recorded for diagnosing memorisation, never reported
+    assert small.oracle_best_test_acc == max(test)
+    assert "oracle" not in write_report(str(tmp_path / "40"), plots=False)["markdown"]
 
 
 def test_report_states_versions_and_warns_when_a_table_mixes_them(tmp_path: Path) -> None:
     rows = run_benchmark(_specs(["uniform", "focal"], seeds=1), tmp_path, isolate=False,
                          progress=False)
-    prov = rows[0]["provenance"]
+    prov = rows[0].provenance
     for key in ("package_version", "torch", "numpy", "gymnasium", "torch_threads", "device"):
         assert key in prov
     md = write_report(str(tmp_path), plots=False)["markdown"]
     assert f"torch {prov['torch']}, numpy {prov['numpy']}" in md
     assert "different code or library versions" not in md
     # one row from another torch, one without provenance (written before it was recorded)
-    other = dict(rows[1], provenance={**prov, "torch": "0.0.0"})
-    legacy = {k: v for k, v in rows[1].items() if k not in ("provenance", "val_acc_curve")}
-    legacy.update(key=legacy["key"].replace("|0", "|1"), seed=1)
+    other = dict(rows[1].to_row(), provenance={**prov, "torch": "0.0.0"})
+    legacy = {k: v for k, v in rows[1].to_row().items()
+              if k not in ("provenance", "val_acc_curve", "schema_version")}
+    legacy.update(key=legacy["key"].replace("|0", "|1"), seed=1, spec={**legacy["spec"], "seed": 1})
     results = tmp_path / "results.jsonl"
-    results.write_text(json.dumps(rows[0]) + "\n" + json.dumps(other) + "\n"
+    results.write_text(json.dumps(rows[0].to_row()) + "\n" + json.dumps(other) + "\n"
                        + json.dumps(legacy) + "\n")
     md = write_report(str(tmp_path), plots=False)["markdown"]
     assert "different code or library versions" in md
@@ -250,11 +254,11 @@ def test_ray_rows_equal_local_rows(tmp_path: Path) -> None:
     finally:
         ray.shutdown()
     for a, b in zip(local, remote):
-        diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b)
-                if k not in TIMING and a.get(k) != b.get(k)}
+        ra, rb = _strip(a), _strip(b)
+        diff = {k: (ra.get(k), rb.get(k)) for k in set(ra) | set(rb) if ra.get(k) != rb.get(k)}
         assert not diff, diff
     assert len(local) == len(remote) == 2
-    assert all(r["isolated"] for r in remote + local)
+    assert all(r.isolated for r in remote + local)
 
 
 def test_tensorboard_scalars_are_written(tmp_path: Path) -> None:
@@ -268,5 +272,5 @@ def test_tensorboard_scalars_are_written(tmp_path: Path) -> None:
     acc = EventAccumulator(str(runs[0]))
     acc.Reload()
     values = [e.value for e in acc.Scalars("test_acc")]
-    assert values == pytest.approx(rows[0]["test_acc_curve"])
+    assert values == pytest.approx(rows[0].test_acc_curve)
     assert len(acc.Scalars("val_acc")) == FAST["num_stages"]

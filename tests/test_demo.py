@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reweight_gym.benchmark.cli import DEMO_BASELINES
+from reweight_gym.experiments import DEMO_BASELINES
 
 REWEIGHT_GYM = os.path.join(os.path.dirname(sys.executable), "reweight-gym")
 
@@ -33,10 +33,10 @@ def test_demo_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
     assert re.search(r"\[demo\] episode 4/4: mean return of the last \d+ -?\d+\.\d+", text), text
     rows = {m.group(1): m.group(2) for m in
             re.finditer(r"^\| (\S+) \| 1 \| (\**\d+\.\d+)", text, flags=re.MULTILINE)}
-    expected = {"uniform", "agent:agent", *DEMO_BASELINES}
+    expected = {"uniform", "agent:law-ddpg", *DEMO_BASELINES}
     assert set(rows) == expected, text
     assert (out / "report.md").is_file() and (out / "results.jsonl").is_file()
-    assert (out / "agent" / "final.zip").is_file()
+    assert (out / "law-ddpg" / "final.zip").is_file()
     assert len((out / "results.jsonl").read_text().splitlines()) == len(expected)
 
 
@@ -45,11 +45,11 @@ def test_demo_settings_are_checked_before_the_agent_trains(tmp_path: Path,
                                                            ) -> None:
     """A method keyword for a method the demo does not run fails at once, before any training
     (the agent's output directory is never created)."""
-    from reweight_gym.benchmark import cli
+    from reweight_gym import experiments
     from reweight_gym.cli import main
 
-    monkeypatch.setattr(cli, "DEMO_METHOD_KWARGS",
-                        {**cli.DEMO_METHOD_KWARGS, "fsr_relabel_mixup": {}})
+    monkeypatch.setattr(experiments, "DEMO_METHOD_KWARGS",
+                        {**experiments.DEMO_METHOD_KWARGS, "fsr_relabel_mixup": {}})
     out = tmp_path / "demo"
     assert main(["demo", "--agent-episodes", "4", "--out", str(out), "--quiet"]) == 2
-    assert not (out / "agent").exists()
+    assert not (out / "law-ddpg").exists()

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 import reweight_gym  # noqa: F401  (registration)
 from reweight_gym.benchmark import build_specs
-from reweight_gym.benchmark.runner import execute
 from reweight_gym.cli import main
 from reweight_gym.config import (
     DATASETS,
@@ -40,6 +39,7 @@ from reweight_gym.config import (
     EnvConfig,
 )
 from reweight_gym.models import MODEL_NAMES
+from reweight_gym.runner import RunResult, run
 
 FIELDS = tuple(f.name for f in dataclasses.fields(EnvConfig))
 # small runs: a valid example trains in well under a second
@@ -227,16 +227,16 @@ METHOD_KWARGS = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def uniform_row() -> dict[str, Any]:
+def uniform_row() -> RunResult:
     """The uniform reference row of the fuzzed benchmark's one setting and seed."""
     specs = build_specs("digits", "uniform-noise", ["uniform"], 1, "tiny",
                         settings=["noise_rate=0.4"], env_overrides=BASE)
-    return execute(specs[0])
+    return run(specs[0])
 
 
 @_settings(60)
 @given(text=METHOD_KWARGS)
-def test_benchmark_method_kwargs(text: str, uniform_row: dict[str, Any]) -> None:
+def test_benchmark_method_kwargs(text: str, uniform_row: RunResult) -> None:
     """``--method-kwargs``: rejected before anything trains with a ValueError naming the
     option, the method or the keyword, or every run of the benchmark works."""
     from reweight_gym.validation import parse_json_object
@@ -253,8 +253,8 @@ def test_benchmark_method_kwargs(text: str, uniform_row: dict[str, Any]) -> None
         return
     for spec in specs:
         if spec.method_kwargs:
-            row = execute(spec, uniform_row)
-            assert len(row["stage_rewards"]) == BASE["num_stages"] or row["diverged"]
+            result = run(spec, uniform_row)
+            assert len(result.stage_rewards) == BASE["num_stages"] or result.diverged
 
 
 @pytest.mark.slow

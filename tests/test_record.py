@@ -18,6 +18,7 @@ from reweight_gym.benchmark.bench import trajectory_path
 from reweight_gym.cli import main
 from reweight_gym.envs.record import read_trajectory
 from reweight_gym.replay import compare, replay, validate_results
+from reweight_gym.runner import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"noise_rate": 0.4, "epochs": 2, "num_stages": 2, "train_size": 200}
@@ -166,7 +167,7 @@ def test_compare_tolerances() -> None:
     assert compare("s", "k", {"a": [0.5]}, {"a": [0.5]}, 0.0) == []
 
 
-def _bench(tmp_path: Path, methods: list[str]) -> list[dict]:
+def _bench(tmp_path: Path, methods: list[str]) -> list[RunResult]:
     specs = build_specs("digits", "uniform-noise", methods, 1, "tiny",
                         settings=["noise_rate=0.4"],
                         env_overrides={"epochs": 2, "num_stages": 2, "train_size": 200})
@@ -177,15 +178,14 @@ def _bench(tmp_path: Path, methods: list[str]) -> list[dict]:
 def test_benchmark_trajectories_replay_and_results_validate(tmp_path: Path) -> None:
     rows = _bench(tmp_path, ["uniform", "focal", "easy_first"])
     for row in rows:
-        path = trajectory_path(tmp_path / "rec", row["key"])
+        path = trajectory_path(tmp_path / "rec", row.key)
         traj = read_trajectory(path)
-        assert traj["kind"] == "benchmark" and traj["result"]["stage_rewards"] == \
-            row["stage_rewards"]
-        assert traj["provenance"] == row["provenance"]
+        assert traj["kind"] == "run" and traj["result"]["stage_rewards"] == row.stage_rewards
+        assert traj["provenance"] == row.provenance
         report = replay(path)
         assert report.ok and report.differences == [], report.lines()
-    easy = next(r for r in rows if r["method"] == "easy_first")
-    assert len(easy["stage_actions"]) == 2  # the policy's actions are recorded and replayed
+    easy = next(r for r in rows if r.method == "easy_first")
+    assert len(easy.stage_actions) == 2  # the policy's actions are recorded and replayed
     reports = validate_results(tmp_path / "out", sample=10)
     assert len(reports) == 3 and all(r.ok and not r.differences for r in reports)
     assert main(["validate", str(tmp_path / "out"), "--sample", "1"]) == 0
@@ -227,7 +227,7 @@ def test_rows_written_before_provenance_still_validate(tmp_path: Path) -> None:
     _bench(tmp_path, ["uniform", "easy_first"])
     results = tmp_path / "out" / "results.jsonl"
     old_keys = ("provenance", "val_acc_curve", "best_val_epoch", "best_val_acc",
-                "test_acc_at_best_val", "stage_actions", "episode_seed")
+                "test_acc_at_best_val", "stage_actions", "episode_seed", "schema_version")
     rows = [{k: v for k, v in json.loads(line).items() if k not in old_keys}
             for line in results.read_text().splitlines()]
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -22,9 +22,9 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.spaces.space_utils import unsquash_action
 
-from reweight_gym.agents.evaluate import AGENT_META
 from reweight_gym.agents.fdu import episode_length
 from reweight_gym.agents.runs import (
+    AGENT_META,
     RLLIB_CKPT_PREFIX,
     RLLIB_MODULE_SUBDIR,
     atomic_dir,
@@ -133,7 +133,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
     ``num_cpus`` CPUs. Returns the last result summary; its ``resumed_from`` is the checkpoint
     the run started from (``None`` for a fresh run)."""
     from reweight_gym.agents.rllib.configs import make_config
-    from reweight_gym.benchmark.bench import connect_ray
+    from reweight_gym.cluster import connect_ray
 
     if episodes is None and env_steps is None:
         raise ValueError("train_rllib needs episodes or env_steps")

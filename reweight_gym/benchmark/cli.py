@@ -18,7 +18,7 @@ from reweight_gym.validation import parse_json_object
 
 
 def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
-    from reweight_gym.benchmark.methods import baseline_names, policy_names
+    from reweight_gym.registry import benchmark_names
 
     p = sub.add_parser(
         "benchmark", help="compare methods on a suite of corruption settings",
@@ -30,9 +30,11 @@ def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
                    help=f"one of: {', '.join(SUITE_NAMES)}")
     p.add_argument("--settings", action="append", default=None, metavar="K=V[,K=V]",
                    help="select settings of the suite's grid, e.g. noise_rate=0.4 (repeatable)")
-    p.add_argument("--methods", default="uniform,focal,class_balanced,mwnet,gdw,fsr,nrt",
-                   help=f"comma-separated: {', '.join(baseline_names() + policy_names())}, or "
-                        "checkpoint paths of agents")
+    p.add_argument("--methods", action="append", default=None, metavar="M[,M]",
+                   help=f"comma-separated, repeatable: {', '.join(benchmark_names())}, or "
+                        "checkpoint paths of trained agents (a path that exists is taken whole, "
+                        "commas and all); default: uniform,focal,class_balanced,mwnet,gdw,fsr,"
+                        "nrt")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0..N-1)")
     p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     p.add_argument("--env-kwargs", default="{}",
@@ -56,12 +58,24 @@ def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def parse_methods(values: list[str]) -> list[str]:
+    """``--methods`` values: each is split on commas, except a value that is an existing path
+    (an RLlib Tune trial directory has commas in its name)."""
+    out: list[str] = []
+    for value in values:
+        if os.path.exists(value):
+            out.append(value)
+        else:
+            out += [m.strip() for m in value.split(",") if m.strip()]
+    return out
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from reweight_gym.benchmark.bench import build_specs, run_benchmark
 
     if args.seeds < 1:
         raise ValueError(f"invalid --seeds {args.seeds}: must be >= 1")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = parse_methods(args.methods or ["uniform,focal,class_balanced,mwnet,gdw,fsr,nrt"])
     specs = build_specs(args.dataset, args.suite, methods, args.seeds, args.preset,
                         settings=args.settings, data_root=args.data_root,
                         env_overrides=parse_json_object(args.env_kwargs, "--env-kwargs"),
@@ -99,31 +113,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-# The demo's run (also the config of the baselines' accuracy test, tests/test_baselines_accuracy):
-# digits with 40% uniform noise, all training images, cosine-annealed SGD from lr 0.1 without
-# weight decay, long enough for plain training to fit part of the wrong labels -- the damage the
-# weighting methods exist to prevent (measured: the README's demo section).
-DEMO_ENV: dict[str, Any] = {"preset": "tiny", "noise_rate": 0.4, "epochs": 100, "num_stages": 10,
-                            "train_size": None, "lr_schedule": "cosine", "lr": 0.1,
-                            "weight_decay": 0.0}
-
-# Method options of the demo. MW-Net's weight net uses Adam 1e-4 instead of the paper's 1e-3 (its
-# default): on this run's uniform noise, the weak meta-gradient of a 100-image meta set lets
-# Adam's fixed-size steps at 1e-3 drift V away from its monotone loss -> weight shape (measured:
-# README, demo section; under pair flip 1e-3 is the better one). FSR uses the paper's written
-# weight rule and a look-ahead step that follows the learning rate instead of its defaults (the
-# paper code's rule, fixed step 0.1): on this MLP, which has no BatchNorm, the defaults' large
-# weights on a few samples make training collapse (measured: README "Baselines").
-FSR_MLP_KWARGS: dict[str, Any] = {"rule": "clip", "lookahead_lr": "schedule"}
-DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4},
-                                                 "fsr": FSR_MLP_KWARGS}
-
-# The demo's agent: LAW-DDPG with the package defaults (agents/defaults.py, chosen by the
-# evaluation protocol of agents/protocol.py) for the protocol's budget of training episodes.
-DEMO_AGENT_EPISODES = 250
-
-
 def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
+    from reweight_gym.experiments import DEMO, DEMO_AGENT_EPISODES
+
     p = sub.add_parser(
         "demo", help="the main job of `make demo`: train LAW-DDPG on noisy digits, "
                      "then benchmark it against the baselines",
@@ -135,36 +127,33 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--agent-episodes", type=int, default=DEMO_AGENT_EPISODES,
                    help=f"LAW-DDPG training episodes (default {DEMO_AGENT_EPISODES})")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs", type=int, default=DEMO_ENV["epochs"],
-                   help=f"epochs of every training run (default {DEMO_ENV['epochs']}; fewer for "
-                        f"a quick look, at least the {DEMO_ENV['num_stages']} stages)")
+    p.add_argument("--epochs", type=int, default=DEMO.env["epochs"],
+                   help=f"epochs of every training run (default {DEMO.env['epochs']}; fewer for "
+                        f"a quick look, at least the {DEMO.env['num_stages']} stages)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
     return p
 
 
-#: The baselines the demo compares its agent with (after ``uniform``, the reference).
-DEMO_BASELINES = ("focal", "class_balanced", "spl", "mwnet", "gdw", "fsr", "nrt")
-
-
-def _demo_specs(methods: list[str], seeds: int, preset: str,
-                env_kwargs: dict[str, Any]) -> list[Any]:
+def _demo_specs(methods: list[str], seeds: int, epochs: int) -> list[Any]:
     """The demo's benchmark runs, validated by ``build_specs`` (every key of
     ``DEMO_METHOD_KWARGS`` must be one of ``methods``): ``methods`` on the demo's setting."""
     from reweight_gym.benchmark.bench import build_specs
+    from reweight_gym.experiments import DEMO, DEMO_METHOD_KWARGS
 
-    overrides = {k: v for k, v in env_kwargs.items() if k != "noise_rate"}
-    return build_specs("digits", "uniform-noise", methods, seeds, preset,
-                       settings=[f"noise_rate={env_kwargs['noise_rate']}"],
-                       env_overrides=overrides, method_kwargs=DEMO_METHOD_KWARGS)
+    corruption = {k: DEMO.env[k] for k in ("noise_type", "noise_rate")}
+    overrides = {k: v for k, v in DEMO.env.items() if k not in corruption}
+    return build_specs(DEMO.dataset, "uniform-noise", methods, seeds, DEMO.preset,
+                       settings=[corruption], env_overrides={**overrides, "epochs": epochs},
+                       method_kwargs=DEMO_METHOD_KWARGS)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     from reweight_gym.benchmark.bench import run_benchmark
-    from reweight_gym.benchmark.methods import TRAIN_SB3, load_attr
     from reweight_gym.benchmark.report import write_report
+    from reweight_gym.experiments import DEMO, DEMO_BASELINES
 
     if args.agent_episodes < 1:
         raise ValueError(f"invalid --agent-episodes {args.agent_episodes}: must be >= 1")
@@ -172,22 +161,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"invalid --seeds {args.seeds}: must be >= 1")
     torch.set_num_threads(1)  # small MLPs: one thread beats two (no OpenMP sync per tiny op)
     t0 = time.perf_counter()
-    env_kwargs = {**DEMO_ENV, "epochs": args.epochs}
-    preset = env_kwargs.pop("preset")
     baselines = ["uniform", *DEMO_BASELINES]
     # every run but the agent's is checked before the agent trains: a bad setting fails now
-    _demo_specs(baselines, args.seeds, preset, env_kwargs)
-    agent_dir = os.path.join(args.out, "agent")
-    stages = env_kwargs["num_stages"]
+    _demo_specs(baselines, args.seeds, args.epochs)
+    try:
+        from reweight_gym.agents.sb3 import train_sb3
+    except ImportError:
+        raise ValueError("the demo trains a Stable-Baselines3 agent: install the extra "
+                         "(pip install 'reweight-gym[sb3]')") from None
+    agent_dir = os.path.join(args.out, "law-ddpg")
+    env_kwargs = DEMO.kwargs(epochs=args.epochs)
+    del env_kwargs["dataset"]
     print(f"[demo] training SB3 LAW-DDPG on Reweight-Digits-v0 (40% uniform noise) for "
           f"{args.agent_episodes} episodes, 2 parallel searchers -> {agent_dir}", flush=True)
-    train_sb3 = load_attr(TRAIN_SB3)
-    train_sb3("Reweight-Digits-v0", {"preset": preset, **env_kwargs}, agent_dir,
-              total_steps=args.agent_episodes * stages, algo="ddpg", n_envs=2, seed=0,
-              log=lambda line: print(f"[demo] {line}", flush=True))
+    train_sb3("Reweight-Digits-v0", env_kwargs, agent_dir,
+              total_steps=args.agent_episodes * DEMO.env["num_stages"], algo="ddpg", n_envs=2,
+              seed=0, log=lambda line: print(f"[demo] {line}", flush=True))
     print(f"[demo] agent trained in {time.perf_counter() - t0:.0f} s; benchmarking", flush=True)
-    specs = _demo_specs([baselines[0], agent_dir, *baselines[1:]], args.seeds, preset,
-                        env_kwargs)
+    specs = _demo_specs([baselines[0], agent_dir, *baselines[1:]], args.seeds, args.epochs)
     run_benchmark(specs, args.out, isolate=False, progress=not args.quiet, threads=1)
     rep = write_report(args.out)
     print(rep["markdown"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -28,8 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from reweight_gym import registry
 from reweight_gym.benchmark.store import load_rows
-from reweight_gym.provenance import UNKNOWN, code_identity, describe, row_provenance
+from reweight_gym.provenance import UNKNOWN, code_identity, describe
+from reweight_gym.runner import RunResult
 
 # (column, title, direction for "best": +1 higher is better, -1 lower, 0 unranked, percent?)
 COLUMNS: list[tuple[str, str, int, bool]] = [
@@ -44,30 +47,40 @@ COLUMNS: list[tuple[str, str, int, bool]] = [
 ]
 
 
-def _label(method: str) -> str:
-    from reweight_gym.benchmark.methods import method_label
+def method_labels(methods: list[str]) -> dict[str, str]:
+    """Display names: a registered method or policy is its name; a trained agent's path is
+    ``agent:<the shortest tail of its path that no other agent of the list shares>`` (without
+    ``.zip``), so that two ``final.zip`` of different runs read ``agent:run_a/final`` and
+    ``agent:run_b/final``."""
+    known = set(registry.benchmark_names())
+    agents = [m for m in dict.fromkeys(methods) if m not in known]
+    parts = {m: os.path.normpath(os.path.splitext(m)[0] if m.endswith(".zip") else m)
+             .split(os.sep) for m in agents}
+    labels = {m: m for m in methods if m in known}
+    for m in agents:
+        n = 1
+        while n < len(parts[m]) and any(
+                o != m and parts[o][-n:] == parts[m][-n:] for o in agents):
+            n += 1
+        labels[m] = "agent:" + "/".join(parts[m][-n:])
+    return labels
 
-    try:
-        return method_label(method)
-    except (ValueError, FileNotFoundError):
-        return method
 
-
-def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+def summarize(rows: list[RunResult]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     """Group rows by (dataset, preset, suite, setting) then method: mean, sample standard
     deviation over the seeds (ddof=1, as the agents' protocol; 0 for one seed) and n per
     column."""
-    groups: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
+    groups: dict[tuple[str, str, str, str], dict[str, list[RunResult]]] = defaultdict(
         lambda: defaultdict(list))
     for r in rows:
-        groups[(r["dataset"], r["preset"], r["suite"], r["setting_id"])][r["method"]].append(r)
+        groups[(r.dataset, r.preset, r.suite, r.setting_id)][r.method].append(r)
     out: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for g, by_method in groups.items():
         table: dict[str, Any] = {}
         for method, rs in by_method.items():
-            stats: dict[str, Any] = {"n": len(rs), "seeds": sorted(r["seed"] for r in rs)}
+            stats: dict[str, Any] = {"n": len(rs), "seeds": sorted(r.seed for r in rs)}
             for col, _, _, _ in COLUMNS:
-                vals = [float(r[col]) for r in rs if r.get(col) is not None]
+                vals = [float(r.value(col)) for r in rs if r.value(col) is not None]
                 stats[col] = ((float(np.mean(vals)), float(np.std(vals, ddof=1))
                                if len(vals) > 1 else 0.0) if vals else None)
             table[method] = stats
@@ -90,7 +103,7 @@ def _fmt(v: tuple[float, float] | None, pct: bool, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
-def markdown_table(table: dict[str, Any]) -> str:
+def markdown_table(table: dict[str, Any], labels: dict[str, str] | None = None) -> str:
     head = "| method | seeds | " + " | ".join(t for _, t, _, _ in COLUMNS) + " |"
     sep = "|---|---|" + "---|" * len(COLUMNS)
     lines = [head, sep]
@@ -103,41 +116,43 @@ def markdown_table(table: dict[str, Any]) -> str:
             bold = v is not None and bests[col] is not None and math.isclose(
                 v[0], bests[col], rel_tol=0, abs_tol=1e-12)
             cells.append(_fmt(v, pct, bold))
-        lines.append(f"| {_label(method)} | {s['n']} | " + " | ".join(cells) + " |")
+        label = (labels or {}).get(method, method)
+        lines.append(f"| {label} | {s['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def provenance_lines(rows: list[dict[str, Any]]) -> list[str]:
+def provenance_lines(rows: list[RunResult], labels: dict[str, str]) -> list[str]:
     """Markdown lines on the software of ``rows``: the code and library versions (a note when
-    they are not all the same), the torch thread counts and devices."""
-    by_identity: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    they are not all the same), the processors, torch thread counts and devices."""
+    by_identity: dict[tuple[str, ...], list[RunResult]] = defaultdict(list)
     for r in rows:
-        by_identity[code_identity(row_provenance(r))].append(r)
+        by_identity[code_identity(r.known_provenance())].append(r)
 
     def values(name: str) -> str:
-        seen = sorted({str(row_provenance(r).get(name, UNKNOWN)) for r in rows})
+        seen = sorted({str(r.known_provenance().get(name, UNKNOWN)) for r in rows})
         return ", ".join(seen)
 
-    extra = f"torch threads {values('torch_threads')}; device {values('device')}"
+    extra = (f"processor {values('cpu')}; torch threads {values('torch_threads')}; device "
+             f"{values('device')}")
     if len(by_identity) == 1:
         lines = [f"Software: {describe(next(iter(by_identity)))}; {extra}."]
     else:
         lines = ["**Note: the rows of this table come from different code or library "
                  "versions**; compare them with care:"]
         for ident, rs in sorted(by_identity.items()):
-            runs = ", ".join(sorted({f"{_label(r['method'])} s{r['seed']}" for r in rs}))
+            runs = ", ".join(sorted({f"{labels[r.method]} s{r.seed}" for r in rs}))
             lines.append(f"- {describe(ident)}: {runs}")
         lines.append(f"\n{extra[0].upper()}{extra[1:]}.")
-    if any("val_acc_curve" not in r for r in rows):
+    if any("val_acc_curve" in r.absent for r in rows):
         lines.append("\n\"–\" at best-val epoch: rows written before the validation curve was "
                      "recorded (their former best-epoch figure chose the epoch on the test set, "
                      "an oracle, and is not shown).")
     return lines
 
 
-def _software(rows: list[dict[str, Any]]) -> str:
+def _software(rows: list[RunResult]) -> str:
     """One CSV cell: the code and library versions of ``rows`` (``mixed: a | b`` if several)."""
-    idents = sorted({code_identity(row_provenance(r)) for r in rows})
+    idents = sorted({code_identity(r.known_provenance()) for r in rows})
     text = " | ".join(describe(i) for i in idents)
     return text if len(idents) == 1 else f"mixed: {text}"
 
@@ -160,11 +175,12 @@ def write_report(directory: str, plots: bool = True) -> dict[str, Any]:
     if not rows:
         raise ValueError(f"no results in {d / 'results.jsonl'}")
     summary = summarize(rows)
+    labels = method_labels([r.method for r in rows])
     files: list[str] = []
     md = ["# reweight-gym benchmark report", ""]
-    by_group: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    by_group: dict[tuple[str, str, str, str], list[RunResult]] = defaultdict(list)
     for r in rows:
-        by_group[(r["dataset"], r["preset"], r["suite"], r["setting_id"])].append(r)
+        by_group[(r.dataset, r.preset, r.suite, r.setting_id)].append(r)
     with open(d / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["dataset", "preset", "suite", "setting", "method", "seeds"]
@@ -177,20 +193,21 @@ def write_report(directory: str, plots: bool = True) -> dict[str, Any]:
                 for col, _, _, _ in COLUMNS:
                     vals += list(s[col]) if s.get(col) is not None else ["", ""]
                 mine = [r for r in by_group[(dataset, preset, suite, sid)]
-                        if r["method"] == method]
-                w.writerow([dataset, preset, suite, sid, _label(method), s["n"]] + vals
+                        if r.method == method]
+                w.writerow([dataset, preset, suite, sid, labels[method], s["n"]] + vals
                            + [_software(mine)])
     files.append(str(d / "results.csv"))
     for g in sorted(summary):
         dataset, preset, suite, sid = g
         md += [f"## {dataset} · {suite} · {sid} · preset {preset}", "",
-               markdown_table(summary[g]), "", *provenance_lines(by_group[g]), ""]
+               markdown_table(summary[g], labels), "", *provenance_lines(by_group[g], labels),
+               ""]
         if plots:
-            for f in _plots(d, _slug(f"{dataset}_{suite}_{sid}"), by_group[g]):
+            for f in _plots(d, _slug(f"{dataset}_{suite}_{sid}"), by_group[g], labels):
                 files.append(str(f))
                 md.append(f"![{f.stem}]({f.name})")
             md.append("")
-    rules = [(r["key"], r["rules"]) for r in rows if r.get("rules")]
+    rules = [(r.key, r.rules) for r in rows if r.rules]
     if rules:
         text = "# Weighting rules extracted from NRT\n\n" + "\n\n".join(
             f"## {k}\n\n```\n{t}\n```" for k, t in rules)
@@ -203,8 +220,10 @@ def write_report(directory: str, plots: bool = True) -> dict[str, Any]:
     return {"markdown": markdown, "summary": summary, "files": files}
 
 
-def _mean_curves(rs: list[dict[str, Any]], key: str) -> np.ndarray | None:
-    curves = [r[key] for r in rs if r.get(key)]
+def _mean_curves(rs: list[Any], key: str) -> np.ndarray | None:
+    """The mean over ``rs`` (results, or dicts) of their list ``key``, cut to the shortest."""
+    curves = [c for c in (r.get(key) if isinstance(r, dict) else getattr(r, key) for r in rs)
+              if c]
     if not curves:
         return None
     n = min(len(c) for c in curves)
@@ -212,15 +231,15 @@ def _mean_curves(rs: list[dict[str, Any]], key: str) -> np.ndarray | None:
     return np.nanmean(arr, axis=0)
 
 
-def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
+def _plots(d: Path, slug: str, rows: list[RunResult], labels: dict[str, str]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_method: dict[str, list[RunResult]] = defaultdict(list)
     for r in rows:
-        by_method[r["method"]].append(r)
+        by_method[r.method].append(r)
     methods = sorted(by_method, key=lambda m: (m != "uniform", m))
     out: list[Path] = []
 
@@ -243,40 +262,40 @@ def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
         plt.close(fig)
         out.append(path)
 
-    def curves(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+    def curves(ax: Any, m: str, rs: list[RunResult]) -> bool:
         y = _mean_curves(rs, "test_acc_curve")
         if y is None:
             return False
-        ax.plot(np.arange(1, len(y) + 1), 100 * y, label=_label(m))
+        ax.plot(np.arange(1, len(y) + 1), 100 * y, label=labels[m])
         return True
 
-    def weight_loss(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+    def weight_loss(ax: Any, m: str, rs: list[RunResult]) -> bool:
         # loss-quantile bins: average bin k over seeds (x = mean loss, y = mean weight)
-        xs = _mean_curves([r["weight_vs_loss"] for r in rs], "loss")
-        ys = _mean_curves([r["weight_vs_loss"] for r in rs], "weight")
+        xs = _mean_curves([r.weight_vs_loss for r in rs], "loss")
+        ys = _mean_curves([r.weight_vs_loss for r in rs], "weight")
         if xs is None or ys is None:
             return False
-        ax.plot(xs, ys, marker=".", label=_label(m))
+        ax.plot(xs, ys, marker=".", label=labels[m])
         return True
 
-    def gap(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+    def gap(ax: Any, m: str, rs: list[RunResult]) -> bool:
         if m == "uniform":
             return False
         y = _mean_curves(rs, "stage_loss_gap")
         if y is None:
             return False
-        ax.plot(np.arange(1, len(y) + 1), y, marker="o", label=_label(m))
+        ax.plot(np.arange(1, len(y) + 1), y, marker="o", label=labels[m])
         return True
 
-    def minority(ax: Any, m: str, rs: list[dict[str, Any]]) -> bool:
+    def minority(ax: Any, m: str, rs: list[RunResult]) -> bool:
         series = []
         for r in rs:
-            mins = set(r.get("minority_classes") or [])
-            counts = r["class_counts"]
-            if not mins or max(counts) < 2 * min(counts):  # not an imbalanced setting
+            mins = set(r.minority_classes or [])
+            counts = r.class_counts
+            if not mins or not counts or max(counts) < 2 * min(counts):  # not imbalanced
                 continue
             row = []
-            for per_class in r["stage_class_weight_mean"]:
+            for per_class in r.stage_class_weight_mean:
                 a = [v for k, v in enumerate(per_class) if k in mins and v is not None]
                 b = [v for k, v in enumerate(per_class) if k not in mins and v is not None]
                 row.append((np.mean(a) if a else np.nan) / (np.mean(b) if b else np.nan))
@@ -285,10 +304,10 @@ def _plots(d: Path, slug: str, rows: list[dict[str, Any]]) -> list[Path]:
             return False
         n = min(len(s) for s in series)
         y = np.nanmean(np.array([s[:n] for s in series], dtype=float), axis=0)
-        ax.plot(np.arange(1, n + 1), y, marker="o", label=_label(m))
+        ax.plot(np.arange(1, n + 1), y, marker="o", label=labels[m])
         return True
 
-    where = f"{rows[0]['dataset']} · {rows[0]['setting_id']}"
+    where = f"{rows[0].dataset} · {rows[0].setting_id}"
     figure("curves", f"test accuracy (mean over seeds)\n{where}", "epoch",
            "test accuracy (%)", curves)
     figure("weight_vs_loss", f"learned weight vs loss, last weighted stage\n{where}",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from reweight_gym.runner.result import setting_id
+
 SUITES: dict[str, list[dict[str, Any]]] = {
     # MW-Net / GDW / FSR / LAW tables: uniform noise 0, 20, 40, 60 %
     "uniform-noise": [{"noise_type": "uniform", "noise_rate": r} for r in (0.0, 0.2, 0.4, 0.6)],
@@ -25,11 +27,6 @@ SUITES: dict[str, list[dict[str, Any]]] = {
 SUITE_NAMES = tuple(SUITES)
 
 
-def setting_id(setting: dict[str, Any]) -> str:
-    """A stable, readable id: ``imbalance_factor=100,noise_rate=0.4,...`` (sorted keys)."""
-    return ",".join(f"{k}={setting[k]}" for k in sorted(setting))
-
-
 def _coerce(text: str) -> Any:
     for cast in (int, float):
         try:
@@ -39,11 +36,15 @@ def _coerce(text: str) -> Any:
     return text
 
 
-def parse_filters(filters: list[str] | None) -> list[dict[str, Any]]:
+def parse_filters(filters: list[str | dict[str, Any]] | None) -> list[dict[str, Any]]:
     """``["noise_rate=0.4,imbalance_factor=100", "noise_rate=0.2"]`` -> a list of AND-filters
-    (a setting is selected when it matches any of them)."""
+    (a setting is selected when it matches any of them); a filter given as a dict is taken as
+    it is."""
     out: list[dict[str, Any]] = []
     for f in filters or []:
+        if isinstance(f, dict):
+            out.append(dict(f))
+            continue
         cond: dict[str, Any] = {}
         for part in f.split(","):
             if not part.strip():
@@ -56,7 +57,8 @@ def parse_filters(filters: list[str] | None) -> list[dict[str, Any]]:
     return out
 
 
-def select_settings(suite: str, filters: list[str] | None = None) -> list[dict[str, Any]]:
+def select_settings(suite: str, filters: list[str | dict[str, Any]] | None = None
+                    ) -> list[dict[str, Any]]:
     """The settings of ``suite`` matching any filter (all of them without filters)."""
     if suite not in SUITES:
         raise ValueError(f"invalid suite={suite!r}: allowed: {', '.join(SUITE_NAMES)}")

@@ -11,8 +11,16 @@ device). No per-sample arrays: a 20-stage episode is a few kilobytes. Values are
 (:mod:`reweight_gym.jsonable`: NaN is ``null``); floats are written exactly, so a replay on the
 same machine and thread count compares bit for bit.
 
-The benchmark writes trajectories of the same format with ``kind: "benchmark"`` (its runs play
-the episode through the benchmark runner: :func:`reweight_gym.benchmark.runner.trajectory`).
+Two kinds share the format (:func:`new_trajectory`, the one definition of its envelope):
+
+- ``kind: "env"`` (:class:`RecordEpisode`): ``env_id``, ``config``, ``reset``, ``episode_seed``,
+  ``initial_observation``, ``reset_info``, ``steps``;
+- ``kind: "run"`` (a run of :func:`reweight_gym.runner.run`, e.g. a benchmark row:
+  :meth:`reweight_gym.runner.RunResult.trajectory`): ``env_id``, ``key``, ``spec``, ``config``,
+  the DNR ``reference`` it was measured against, and its ``result`` values. Files written with
+  the older name ``"benchmark"`` of this kind read as ``"run"``.
+
+Both carry ``complete`` and ``provenance``.
 """
 
 from __future__ import annotations
@@ -31,7 +39,19 @@ from reweight_gym.provenance import provenance
 
 TRAJECTORY_FORMAT = "reweight-gym-trajectory"
 TRAJECTORY_VERSION = 1
-KINDS = ("env", "benchmark")
+KINDS = ("env", "run")
+_KIND_ALIASES = {"benchmark": "run"}
+
+
+def new_trajectory(kind: str, config: dict[str, Any], device: str | None,
+                   **fields: Any) -> dict[str, Any]:
+    """The envelope of a trajectory of ``kind``: format, version, kind, the resolved ``config``,
+    ``complete: False``, the :func:`~reweight_gym.provenance.provenance` of this process (on
+    ``device``), then ``fields``."""
+    if kind not in KINDS:
+        raise ValueError(f"invalid trajectory kind={kind!r}: allowed: {', '.join(KINDS)}")
+    return {"format": TRAJECTORY_FORMAT, "version": TRAJECTORY_VERSION, "kind": kind,
+            "config": config, **fields, "complete": False, "provenance": provenance(device)}
 
 
 def write_trajectory(path: str | os.PathLike[str], trajectory: dict[str, Any]) -> Path:
@@ -66,6 +86,7 @@ def read_trajectory(path: str | os.PathLike[str]) -> dict[str, Any]:
     if traj.get("version") != TRAJECTORY_VERSION:
         raise ValueError(f"invalid trajectory {str(path)!r}: version {traj.get('version')!r}, "
                          f"this package reads version {TRAJECTORY_VERSION}")
+    traj["kind"] = _KIND_ALIASES.get(traj.get("kind"), traj.get("kind"))
     if traj.get("kind") not in KINDS:
         raise ValueError(f"invalid trajectory {str(path)!r}: kind {traj.get('kind')!r}, "
                          f"allowed: {', '.join(KINDS)}")
@@ -125,19 +146,15 @@ class RecordEpisode(gym.Wrapper, gym.utils.RecordConstructorArgs):
         episode = getattr(base, "episode", None)
         device = str(episode.trainer.device) if episode is not None else base.config.device
         spec = self.env.spec
-        self._trajectory = {
-            "format": TRAJECTORY_FORMAT, "version": TRAJECTORY_VERSION, "kind": "env",
-            "env_id": spec.id if spec is not None else None,
-            "config": base.config.to_dict(),
-            "reset": {"seed": self._last_seed, "resets_since_seed": self._resets_since_seed,
-                      "options": jsonable(options)},
-            "episode_seed": info.get("episode_seed"),
-            "initial_observation": jsonable(obs),
-            "reset_info": jsonable(info),
-            "steps": [],
-            "complete": False,
-            "provenance": provenance(device),
-        }
+        self._trajectory = new_trajectory(
+            "env", base.config.to_dict(), device,
+            env_id=spec.id if spec is not None else None,
+            reset={"seed": self._last_seed, "resets_since_seed": self._resets_since_seed,
+                   "options": jsonable(options)},
+            episode_seed=info.get("episode_seed"),
+            initial_observation=jsonable(obs),
+            reset_info=jsonable(info),
+            steps=[])
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
