@@ -27,12 +27,12 @@ corruption, this script
 Every played episode is appended to ``OUT/episodes.jsonl`` as it finishes; a rerun skips what is
 there (resumable). Steps run in order; ``--steps`` selects some (default: all but ``select``).
 
-    .venv/bin/python benchmarks/agent_learning.py --corruption uniform --steps select \\
+    python -m benchmarks.agent_learning --corruption uniform --steps select \\
         --out benchmarks/results/agents/selection_uniform
 
-    .venv/bin/python benchmarks/agent_learning.py --corruption uniform \\
+    python -m benchmarks.agent_learning --corruption uniform \\
         --out benchmarks/results/agents/demo_uniform
-    .venv/bin/python benchmarks/agent_learning.py --corruption pair_flip --libs sb3,rllib \\
+    python -m benchmarks.agent_learning --corruption pair_flip --libs sb3,rllib \\
         --baselines mwnet,gdw,fsr,nrt,mwnet:meta_lr=1.5811388300841897e-4,mwnet:meta_lr=0.001 \\
         --steps train,search,evaluate,curves,report \\
         --out benchmarks/results/agents/demo_pair_flip

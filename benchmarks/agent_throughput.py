@@ -11,7 +11,7 @@ average of the machine around each measurement (other jobs on the machine lower 
 ratio is only comparable with the load it was measured under), and writes
 ``benchmarks/results/agents/throughput.json`` (``--out``).
 
-    .venv/bin/python benchmarks/agent_throughput.py [--rounds 3] [--quick]
+    python -m benchmarks.agent_throughput [--rounds 3] [--quick]
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ in one run only.
 malloc settings, ``REWEIGHT_GYM_MALLOC=default``): see ``reweight_gym/allocator.py``. Both
 plain and weighted training run under the same setting.
 
-    .venv/bin/python benchmarks/baseline_overhead.py --threads 1 --rounds 5 --iters 2 \
+    python -m benchmarks.baseline_overhead --threads 1 --rounds 5 --iters 2 \
         --out benchmarks/results/baseline_overhead.json
 """
 

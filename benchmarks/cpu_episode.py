@@ -1,7 +1,7 @@
 """Wall time of one complete `cpu`-preset episode of Reweight-CIFAR-v0 (both networks, every
 stage's validation and the final test evaluation), with a fixed easy-first action.
 
-Usage: python benchmarks/cpu_episode.py --data-root ../shared/datasets/cifar10-jpeg [--threads 2]
+Usage: python -m benchmarks.cpu_episode --data-root ../shared/datasets/cifar10-jpeg [--threads 2]
 """
 
 from __future__ import annotations

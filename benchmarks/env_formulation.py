@@ -11,7 +11,7 @@ one's return and test-accuracy gain over uniform (paired, same episodes):
 - ``easy_first``: theta_loss = -1, b = 0 (weight decreasing in the loss).
 - ``easy_first_shrink``: theta_loss = -1, b = -0.5.
 
-    .venv/bin/python benchmarks/env_formulation.py   # writes benchmarks/results/agents/
+    python -m benchmarks.env_formulation   # writes benchmarks/results/agents/
 """
 
 from __future__ import annotations

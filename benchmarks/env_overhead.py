@@ -10,8 +10,8 @@ Prints, measured in the same run:
 - the wall time of one ``tiny`` episode on digits (median of 5).
 
 Usage:
-    python benchmarks/env_overhead.py --data-root ../shared/datasets/cifar10-jpeg --preset cpu
-    python benchmarks/env_overhead.py --data-root ... --epochs 3 --num-stages 3   # quicker
+    python -m benchmarks.env_overhead --data-root ../shared/datasets/cifar10-jpeg --preset cpu
+    python -m benchmarks.env_overhead --data-root ... --epochs 3 --num-stages 3   # quicker
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 FSR has no clean meta set: its proxy reward set R is a class-balanced dictionary of training
 samples, refreshed every epoch with the samples of best momentum meta-margin (eq. 5). The
 method can only weight noisy samples below clean ones if R is cleaner than the data. This script
-trains FSR through the same loop as ``reweight_gym.baselines.run`` on the three digits runs of
-``benchmarks/method_defaults.py`` (``tiny``, ``cpu``, demo; 40% uniform noise) and records after
-every epoch the share of mislabelled samples in R (the oracle the reference code logs as
-``queue/purity``), next to the noise share of the training data, for:
+trains FSR through :func:`reweight_gym.runner.run` on the three digits runs of
+``benchmarks/method_defaults.py`` (``digits-tiny``, ``digits-cpu``, ``demo``; 40% uniform noise)
+and records after every epoch the share of mislabelled samples in R (the oracle the reference
+code logs as ``queue/purity``), next to the noise share of the training data, for:
 
 - ``written_rule``: the paper's written rule and a look-ahead step that follows the learning
-  rate (``rule="clip", lookahead_lr="schedule"``, the package's defaults until 2026-12-05, the
-  digits MLP's setting of ``DEMO_METHOD_KWARGS``), leave-one-out margin;
+  rate (``rule="clip", lookahead_lr="schedule"``, ``FSR_MLP_KWARGS``), leave-one-out margin;
 - ``paper``: the reference code's rule and fixed step (``rule="clip_code"``,
   ``lookahead_lr=0.1``, the package's defaults), leave-one-out margin;
 - ``paper_full_margin``: the same with the literal eq. 5 margin (``margin="full"``);
@@ -21,26 +20,20 @@ Each finished run is appended to ``--out`` (JSON lines) and skipped on a rerun; 
 printed at the end (and written to ``--out`` with ``.md``) gives per variant and run the
 dictionary's mean noise share over the epochs after warm-up against the data's.
 
-    .venv/bin/python benchmarks/fsr_dictionary.py [--seeds 0,1,2]
-    .venv/bin/python benchmarks/fsr_dictionary.py --configs cifar10-cpu-noaug --seeds 0
+    python -m benchmarks.fsr_dictionary [--seeds 0,1,2]
+    python -m benchmarks.fsr_dictionary --experiments cifar10-cpu-noaug-noise40 --seeds 0
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import RESULTS, JsonlLog, cifar10_root, machine, markdown_table
+from reweight_gym.experiments import FSR_MLP_KWARGS
 
-from reweight_gym.experiments import FSR_MLP_KWARGS  # noqa: E402
-
-#: the paper code's rule and fixed step (the defaults since 2026-12-05, spelled out so that the
-#: stored rows keep their meaning)
+#: the paper code's rule and fixed step, spelled out so that the stored rows keep their meaning
 PAPER: dict[str, Any] = {"rule": "clip_code", "lookahead_lr": 0.1}
 #: variant -> (method, its kwargs)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -49,102 +42,95 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "paper_full_margin": ("fsr", {**PAPER, "margin": "full"}),
     "paper_relabel_mixup": ("fsr_relabel_mixup", PAPER),
 }
+EXPERIMENTS = ("digits-tiny", "digits-cpu", "demo")
 
 
-def run_one(config: dict[str, Any], method: str, kwargs: dict[str, Any],
-            seed: int) -> dict[str, Any]:
-    """One FSR run; the dictionary's noise share and the weights of noisy / clean samples per
-    epoch."""
-    from reweight_gym.baselines import make_weigher
+def run_one(experiment: str, method: str, kwargs: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One FSR run; after every epoch the dictionary's noise share, the mean weight of noisy and
+    of clean samples at their visit in that epoch, and the test accuracy."""
+    import torch
+
     from reweight_gym.baselines.fsr import FSRWeigher
-    from reweight_gym.config import EnvConfig
-    from reweight_gym.training.trainer import DuplicateTrainer
+    from reweight_gym.experiments import EXPERIMENTS as NAMED
+    from reweight_gym.runner import RunSpec, run
 
-    env = dict(config)
-    preset = env.pop("preset", "tiny")
-    cfg = EnvConfig.resolve(env.pop("dataset", "digits"), preset, **env)
-    weigher = make_weigher(method, cfg, **kwargs)
-    assert isinstance(weigher, FSRWeigher)
-    trainer = DuplicateTrainer(cfg, seed=seed, with_reference=False, weigher=weigher)
-    noisy = trainer.splits.is_noisy
-    dict_noise, w_noisy, w_clean, acc = [], [], [], []
-    t0 = time.perf_counter()
-    for _ in range(cfg.epochs):
-        last = trainer.train_iterations(trainer.iters_per_epoch)
-        assert weigher.dictionary is not None
-        dict_noise.append(float(noisy[weigher.dictionary.cpu()].float().mean()))
-        w_noisy.append(last.noisy_weight_mean)
-        w_clean.append(last.clean_weight_mean)
-        acc.append(trainer.evaluate("test")["acc_target"])
-        if last.diverged:
-            break
-    return {"seed": seed, "method": method, "method_kwargs": kwargs,
-            "warmup_epochs": weigher.warmup_epochs,
-            "data_noise_share": float(noisy.float().mean()),
-            "dictionary_size": len(weigher.dictionary),
-            "dictionary_noise_share": dict_noise, "noisy_weight_mean": w_noisy,
-            "clean_weight_mean": w_clean, "test_acc": acc,
-            "seconds": time.perf_counter() - t0}
+    kw = NAMED[experiment].kwargs()
+    if kw["dataset"] != "digits":
+        kw["data_root"] = cifar10_root()
+    dataset, preset, root = kw.pop("dataset"), kw.pop("preset"), kw.pop("data_root", None)
+    spec = RunSpec(dataset, "custom", {}, method, seed, preset, root, kw, kwargs)
+    per_epoch: dict[str, list[float]] = {"dictionary_noise_share": [], "noisy_weight_mean": [],
+                                         "clean_weight_mean": [], "test_acc": []}
+    state: dict[str, Any] = {}
+
+    def on_epoch(end: Any) -> None:
+        weigher = end.controller.weigher
+        assert isinstance(weigher, FSRWeigher) and weigher.dictionary is not None
+        noisy = end.trainer.splits.is_noisy
+        w = end.trainer.last_weight.cpu()
+        per_epoch["dictionary_noise_share"].append(
+            float(noisy[weigher.dictionary.cpu()].float().mean()))
+        per_epoch["noisy_weight_mean"].append(float(w[torch.as_tensor(noisy)].mean()))
+        per_epoch["clean_weight_mean"].append(float(w[~torch.as_tensor(noisy)].mean()))
+        per_epoch["test_acc"].append(end.test_acc)
+        state.update(warmup_epochs=weigher.warmup_epochs, dictionary_size=len(weigher.dictionary),
+                     data_noise_share=float(noisy.float().mean()))
+
+    result = run(spec, on_epoch=on_epoch)
+    return {"seed": seed, "method": method, "method_kwargs": kwargs, **state, **per_epoch,
+            "episode_seed": result.episode_seed, "seconds": result.seconds}
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
     import numpy as np
 
-    lines = ["| run | variant | seeds | data noise share | dictionary noise share after warm-up "
-             "(mean over epochs) | at the last epoch | final test acc (%) | w noisy / w clean |",
-             "|---|---|---|---|---|---|---|---|"]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["config"], r["variant"]), []).append(r)
-    for (config, variant), rs in groups.items():
+        groups.setdefault((r["experiment"], r["variant"]), []).append(r)
+    lines = []
+    for (experiment, variant), rs in groups.items():
         data = np.mean([r["data_noise_share"] for r in rs])
         after = [np.mean(r["dictionary_noise_share"][r["warmup_epochs"]:]) for r in rs]
         last = [r["dictionary_noise_share"][-1] for r in rs]
         acc = [100 * r["test_acc"][-1] for r in rs]
         ratio = [np.nanmean(r["noisy_weight_mean"][r["warmup_epochs"]:])
                  / np.nanmean(r["clean_weight_mean"][r["warmup_epochs"]:]) for r in rs]
-        lines.append(f"| {config} | {variant} | {len(rs)} | {data:.3f} | "
-                     f"{np.mean(after):.3f} ± {np.std(after):.3f} | {np.mean(last):.3f} | "
-                     f"{np.mean(acc):.2f} | {np.mean(ratio):.3f} |")
-    return "\n".join(lines)
+        lines.append([experiment, variant, len(rs), f"{data:.3f}",
+                      f"{np.mean(after):.3f} ± {np.std(after, ddof=1) if len(rs) > 1 else 0:.3f}",
+                      f"{np.mean(last):.3f}", f"{np.mean(acc):.2f}", f"{np.mean(ratio):.3f}"])
+    return markdown_table(["experiment", "variant", "seeds", "data noise share",
+                           "dictionary noise share after warm-up (mean over epochs)",
+                           "at the last epoch", "final test acc (%)", "w noisy / w clean"],
+                          lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from method_defaults import EXTRA_CONFIG_NAMES, configs, load_rows
+    import torch
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--configs", default="tiny,cpu,demo",
-                   help=f"of tiny, cpu, demo, {', '.join(EXTRA_CONFIG_NAMES)}")
+    p.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "results", "fsr_dictionary.jsonl"))
+    p.add_argument("--out", default=str(RESULTS / "fsr_dictionary.jsonl"))
     args = p.parse_args(argv)
-    import torch
-
     torch.set_num_threads(1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = load_rows(out)
-    done = {(r["config"], r["variant"], r["seed"]) for r in rows}
-    all_configs = configs()
-    for config in [c for c in args.configs.split(",") if c]:
+    log = JsonlLog(args.out)
+    done = log.done(lambda r: (r["experiment"], r["variant"], r["seed"]))
+    for experiment in args.experiments:
         for variant in [v for v in args.variants.split(",") if v]:
             for seed in [int(s) for s in args.seeds.split(",") if s]:
-                if (config, variant, seed) in done:
+                if (experiment, variant, seed) in done:
                     continue
-                row = run_one(all_configs[config], *VARIANTS[variant], seed)
-                row.update(config=config, variant=variant, loadavg=list(os.getloadavg()))
-                with open(out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                rows.append(row)
+                row = run_one(experiment, *VARIANTS[variant], seed)
+                row.update(experiment=experiment, variant=variant, machine=machine())
+                log.append(row)
                 after = row["dictionary_noise_share"][row["warmup_epochs"]:]
-                print(f"{config} {variant} seed {seed}: dictionary noise share after warm-up "
-                      f"{sum(after) / max(1, len(after)):.3f} (data "
+                print(f"{experiment} {variant} seed {seed}: dictionary noise share after "
+                      f"warm-up {sum(after) / max(1, len(after)):.3f} (data "
                       f"{row['data_noise_share']:.3f}), final acc {row['test_acc'][-1]:.4f}",
                       flush=True)
-    text = summary(rows)
-    Path(str(out.with_suffix("")) + ".md").write_text(text + "\n")
+    text = summary(log.rows())
+    Path(str(Path(args.out).with_suffix("")) + ".md").write_text(text + "\n")
     print(text)
     return 0
 

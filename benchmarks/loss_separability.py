@@ -27,28 +27,20 @@ The configs are the CIFAR-10 ``cpu-noaug`` preset (the memorising setting) at
 40% uniform noise and 40% pair flip. Each finished run is appended to ``--out`` (JSON lines)
 and skipped on a rerun; the summary goes to ``--out`` with ``.md``.
 
-    .venv/bin/python benchmarks/loss_separability.py [--seeds 0,1,2] [--configs ...]
+    python -m benchmarks.loss_separability [--seeds 0,1,2] [--configs ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.common import RESULTS, JsonlLog, cifar10_root, machine
 
-from method_defaults import CIFAR_ROOT  # noqa: E402
-
-_NOAUG = {"dataset": "cifar10", "preset": "cpu-noaug", "data_root": CIFAR_ROOT}
-CONFIGS: dict[str, dict[str, Any]] = {
-    "uniform40": {**_NOAUG, "noise_type": "uniform", "noise_rate": 0.4},
-    "pairflip40": {**_NOAUG, "noise_type": "pair_flip", "noise_rate": 0.4},
-}
+#: config name -> the experiment of :mod:`reweight_gym.experiments`
+CONFIGS: dict[str, str] = {"uniform40": "cifar10-cpu-noaug-noise40",
+                           "pairflip40": "cifar10-cpu-noaug-pairflip40"}
 BINS = 10
 
 
@@ -96,29 +88,32 @@ def measure(trainer: Any) -> dict[str, Any]:
     }
 
 
-def run_one(config: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Plain training of ``config`` with ``seed``; the separability numbers after every epoch."""
-    from reweight_gym.config import EnvConfig
-    from reweight_gym.training.trainer import DuplicateTrainer
+def run_one(config: str, seed: int) -> dict[str, Any]:
+    """Plain training (:func:`reweight_gym.runner.run` of ``uniform``) of ``config`` with
+    ``seed``; the separability numbers after every epoch."""
+    from reweight_gym.experiments import EXPERIMENTS
+    from reweight_gym.runner import RunSpec, run
 
-    env = dict(config)
-    cfg = EnvConfig.resolve(env.pop("dataset"), env.pop("preset"), **env)
-    trainer = DuplicateTrainer(cfg, seed=seed, with_reference=False)
+    kw = EXPERIMENTS[CONFIGS[config]].kwargs()
+    dataset, preset = kw.pop("dataset"), kw.pop("preset")
+    spec = RunSpec(dataset, "custom", {}, "uniform", seed, preset, cifar10_root(), kw)
     epochs: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        trainer.train_iterations(trainer.iters_per_epoch)
-        row = measure(trainer)
-        row.update(epoch=epoch + 1, test_acc=trainer.evaluate("test")["acc_target"])
+
+    def on_epoch(end: Any) -> None:
+        row = measure(end.trainer)
+        row.update(epoch=end.epoch, test_acc=end.test_acc)
         epochs.append(row)
-    return {"seed": seed, "epochs": epochs, "seconds": time.perf_counter() - t0}
+
+    result = run(spec, on_epoch=on_epoch)
+    return {"seed": seed, "epochs": epochs, "episode_seed": result.episode_seed,
+            "seconds": result.seconds}
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
     import numpy as np
 
     def ms(v: list[float]) -> str:
-        return f"{np.mean(v):.3f} ± {np.std(v):.3f}"
+        return f"{np.mean(v):.3f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.3f}"
 
     at = (3, 10, 15, 20, 30)  # epochs: early, before / after the first lr decay (15), late
     lines = ["| config | seeds | epoch | test acc (%) | loss noisy / clean | loss AUC | "
@@ -145,36 +140,30 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from method_defaults import load_rows
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"of {', '.join(CONFIGS)}")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "results", "loss_separability.jsonl"))
+    p.add_argument("--out", default=str(RESULTS / "loss_separability.jsonl"))
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rows = load_rows(out)
-    done = {(r["config"], r["seed"]) for r in rows}
+    log = JsonlLog(out)
+    done = log.done(lambda r: (r["config"], r["seed"]))
     for config in [c for c in args.configs.split(",") if c]:
         if config not in CONFIGS:
             raise SystemExit(f"--configs: unknown config {config!r}; allowed: {sorted(CONFIGS)}")
         for seed in [int(s) for s in args.seeds.split(",") if s]:
             if (config, seed) in done:
                 continue
-            row = run_one(CONFIGS[config], seed)
-            row.update(config=config, loadavg=list(os.getloadavg()))
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            rows.append(row)
+            row = run_one(config, seed)
+            row.update(config=config, machine=machine())
+            log.append(row)
             last = row["epochs"][-1]
             print(f"{config} seed {seed}: loss AUC {last['loss_auc']:.3f}, alignment AUC "
                   f"{last['align_auc']:.3f} at the last epoch, {row['seconds']:.0f} s", flush=True)
-    text = summary(rows)
+    text = summary(log.rows())
     Path(str(out.with_suffix("")) + ".md").write_text(text + "\n")
     print(text)
     return 0

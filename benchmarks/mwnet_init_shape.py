@@ -5,7 +5,7 @@ initial shape decides whether rare (high-loss) classes get more or less weight. 
 V(l) at initialisation for the seeds of ``reweight-gym benchmark`` (the trainer and weigher
 seeding of the benchmark runner; no training):
 
-    .venv/bin/python benchmarks/mwnet_init_shape.py --seeds 3 \
+    python -m benchmarks.mwnet_init_shape --seeds 3 \
         --data-root ../shared/datasets/cifar10-jpeg
 """
 

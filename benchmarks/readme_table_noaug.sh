@@ -81,4 +81,4 @@ for d in noise40 pairflip40 longtail100 longtail100-mwnet-metalr1e-2 longtail100
     reweight-gym report "$OUT/$d" > /dev/null
 done
 # Why MW-Net's separation of pair flip is fragile: how much the loss tells noisy from clean samples
-python benchmarks/loss_separability.py
+python -m benchmarks.loss_separability

@@ -8,8 +8,8 @@ largest absolute difference of the rewards and of every other recorded float (ac
 weights, observations), and writes them to ``benchmarks/results/replay_tolerance.json``.
 
 Usage:
-    python benchmarks/replay_tolerance.py                     # 6 episodes, 1 vs 2 threads
-    python benchmarks/replay_tolerance.py --episodes 3 --epochs 4 --num-stages 2   # quicker
+    python -m benchmarks.replay_tolerance                     # 6 episodes, 1 vs 2 threads
+    python -m benchmarks.replay_tolerance --episodes 3 --epochs 4 --num-stages 2   # quicker
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The measurement scripts' own argument parsing (the scripts themselves run in benchmarks/)."""
+"""The measurement scripts' own argument parsing (the package ``benchmarks``, run from the
+repository root as ``python -m benchmarks.<name>``)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 from types import ModuleType
 
@@ -13,11 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 def test_agent_learning_baseline_entries_name_their_options():
@@ -56,9 +52,8 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
     from reweight_gym.agents.protocol import EVALUATION_SEEDS, VALIDATION_SEEDS
 
     module = _load("agent_learning")
-    # the episodes are played in worker processes, which find the script by its module name
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    monkeypatch.setitem(sys.modules, "agent_learning", module)
+    # the episodes are played in worker processes, which import the script's module
+    monkeypatch.syspath_prepend(str(ROOT))
     monkeypatch.setattr(module, "CANDIDATES", {"law": ["--settings", "law"], "defaults": []})
     monkeypatch.setattr("reweight_gym.agents.protocol.VALIDATION_SEEDS", VALIDATION_SEEDS[:1])
     argv = ["--steps", "select", "--episodes", "2", "--select-seeds", "0", "--workers", "1",

@@ -24,6 +24,7 @@ import os
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,18 @@ def weight_curve(losses: np.ndarray, weights: np.ndarray, bins: int = 12) -> dic
     return {"loss": xs, "weight": ys}
 
 
+@dataclass(frozen=True)
+class EpochEnd:
+    """What ``run``'s ``on_epoch`` sees after each epoch: the epoch (from 1), the validation and
+    test accuracies, the trainer and the controller (its weigher)."""
+
+    epoch: int
+    val_acc: float
+    test_acc: float
+    trainer: DuplicateTrainer
+    controller: Controller
+
+
 def _reference(spec: RunSpec, reference: RunResult | dict[str, Any] | None
                ) -> RunResult | None:
     """The reference as a result: a stored row, or the per-stage values a trajectory records
@@ -76,16 +89,16 @@ def _reference(spec: RunSpec, reference: RunResult | dict[str, Any] | None
 def run(spec: RunSpec, reference: RunResult | dict[str, Any] | None = None, *,
         progress: bool = False, tensorboard_dir: str | None = None,
         cfg: EnvConfig | None = None, actions: list[list[float]] | None = None,
-        on_epoch: Callable[[int, float, float], None] | None = None) -> RunResult:
+        on_epoch: Callable[[EpochEnd], None] | None = None) -> RunResult:
     """Train ``spec`` once and return its :class:`RunResult`.
 
     ``reference`` is the ``uniform`` run of the same config and seed (a result, or its stored
     row with the per-stage ``stage_val_acc`` / ``stage_train_loss``): the DNR reference of the
     stage rewards. Without it a method other than ``uniform`` gets no rewards. A re-run passes
     the recorded ``cfg`` (instead of resolving the spec with today's presets and defaults) and,
-    for a policy or agent, its recorded ``actions``. ``on_epoch(epoch, val_acc, test_acc)`` is
-    called after every epoch; ``progress`` shows a bar per epoch, ``tensorboard_dir`` writes
-    TensorBoard scalars there.
+    for a policy or agent, its recorded ``actions``. ``on_epoch(EpochEnd(...))`` is called after
+    every epoch (for measurements of the trainer or the weigher); ``progress`` shows a bar per
+    epoch, ``tensorboard_dir`` writes TensorBoard scalars there.
     """
     cfg = spec.config() if cfg is None else cfg
     ref = _reference(spec, reference)
@@ -118,7 +131,7 @@ def run(spec: RunSpec, reference: RunResult | dict[str, Any] | None = None, *,
             bar.update(1)
             bar.set_postfix(test_acc=f"{acc:.3f}")
         if on_epoch is not None:
-            on_epoch(len(curve), val_curve[-1], acc)
+            on_epoch(EpochEnd(len(curve), val_curve[-1], acc, r, controller))
 
     run_seed = episode_seed(spec.seed)
     episode = Episode(cfg, seed=run_seed, reference=dnr, on_epoch_end=on_epoch_end)
