@@ -78,6 +78,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reweight_gym.baselines._common import logit_error, normalise_to_batch
+from reweight_gym.baselines.meta import PenultimateFeatures, fc_grad, fc_jvp
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import functional_forward
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
@@ -99,19 +100,14 @@ def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: to
     ``smoothing``.
     """
     err = logit_error(logits, labels, smoothing)
-    proj = h @ g_w.T
-    if g_b is not None:
-        proj = proj + g_b
-    return -lr * (err * proj).sum(dim=1)
+    return -lr * (err * fc_jvp(h, g_w, g_b)).sum(dim=1)
 
 
 def last_layer_grad(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
                     eps: torch.Tensor, smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i eps_i (p_i - y_i) h_i^T, sum_i eps_i (p_i - y_i)): the last layer's gradient of
     the eps-weighted loss (y_i label-smoothed by ``smoothing``)."""
-    err = logit_error(logits, labels, smoothing)
-    werr = err * eps[:, None]
-    return werr.T @ h, werr.sum(0)
+    return fc_grad(h, logit_error(logits, labels, smoothing) * eps[:, None])
 
 
 def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
@@ -207,24 +203,12 @@ class FSRWeigher(Weigher):
         self.dictionary: torch.Tensor | None = None  # indices into the training set
         self.scores: torch.Tensor | None = None  # momentum meta-margin P^ per training sample
         self.pseudo: torch.Tensor | None = None  # EMA of predictions per training sample
-        self._features: torch.Tensor | None = None
-        self._hooked: set[int] = set()
+        self.features = PenultimateFeatures(self.name)
 
     # ------------------------------------------------------------------ setup
     def setup(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
         """Capture the input of ``model.fc`` (the shared features) on every forward."""
-        if id(model) in self._hooked:
-            return
-        fc = getattr(model, "fc", None)
-        if not isinstance(fc, nn.Linear):
-            raise ValueError("fsr needs a model whose last layer is the nn.Linear `fc` "
-                             f"(feature sharing); got {type(fc).__name__}")
-
-        def capture(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            self._features = args[0]
-
-        fc.register_forward_pre_hook(capture)
-        self._hooked.add(id(model))
+        self.features.attach(model, self.name)
 
     def dictionary_per_class(self, n_train: int, num_classes: int) -> int:
         size = self.requested_size if self.explicit_size else min(self.requested_size,
@@ -277,11 +261,9 @@ class FSRWeigher(Weigher):
     # ------------------------------------------------------------------ the iteration
     def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
               ctx: WeighContext) -> torch.Tensor | Weighting:
-        if self._features is None:
-            raise ValueError("fsr: no features captured; setup(model, ...) was not called")
+        h = self.features.take()
         self._ensure_state(ctx, losses.device)
         assert self.scores is not None
-        h = self._features.detach()
         z = logits.detach()
         y = batch.y
         b = len(y)
@@ -296,9 +278,7 @@ class FSRWeigher(Weigher):
             # Reward loss on a probe batch of the dictionary at W' (one backbone forward;
             # batch statistics, running statistics untouched).
             xp, yp = self.probe_batch(ctx)
-            params = dict(model.named_parameters())
-            functional_forward(model, params, xp)
-            hp = self._features.detach()
+            hp = self.features.of(model, xp)
             zp = F.linear(hp, w_la, b_la)
             errp = logit_error(zp, yp, a) / len(yp)
             g_w = errp.T @ hp
@@ -321,7 +301,6 @@ class FSRWeigher(Weigher):
             m = self.score_momentum
             self.scores[batch.index] = (m * self.scores[batch.index]
                                         + (1 - m) * (loss_before - loss_after))
-        self._features = None
         if ctx.epoch < self.warmup_epochs:
             w = torch.ones_like(w)
         with torch.no_grad():  # momentum buffer of the real step's last-layer gradient
@@ -367,7 +346,7 @@ class FSRWeigher(Weigher):
         # batch statistics of the mixed batch, but the running statistics are updated once per
         # iteration (by the trainer's forward), not twice
         zm = functional_forward(model, dict(model.named_parameters()), xm)
-        self._features = None
+        self.features.clear()
         a = self.smoothing
         lm = (lam * F.cross_entropy(zm, batch.y, reduction="none", label_smoothing=a)
               + (1 - lam) * F.cross_entropy(zm, batch.y[perm], reduction="none",

@@ -31,6 +31,14 @@ where p is the softmax and y the one-hot observed label.
 
 The extra work over MW-Net is the C-column weights and one more input of the same backward: no
 extra forward or backward pass.
+
+Cheaper meta steps, as MW-Net's (:mod:`reweight_gym.baselines.meta`): ``meta_grad`` changes how
+g = dL_meta/d omega of eq. 10 is computed (``"last_layer"``: the look-ahead of eq. 9 and the
+meta-gradient through the final linear layer only; ``"first_order"``: the meta batch's gradient at
+theta instead of theta^, no look-ahead). ``meta_every=k``: the meta step (eqs. 9-11) every k-th
+iteration only; in between the real step uses stage one's omega, V's scalar copied to the C
+columns and constrained (eq. 4; equal columns stay equal, so instance weighting by V), since
+eq. 11 needs the batch's meta-gradient.
 """
 
 from __future__ import annotations
@@ -46,9 +54,9 @@ from reweight_gym.baselines.meta import (
     MetaWeigher,
     apply_gradients,
     check_meta_lr,
-    logits_jvp,
-    meta_direction,
+    meta_logit_tangent,
     resolve_setting,
+    weighted_logit_grad,
 )
 from reweight_gym.config import EnvConfig
 from reweight_gym.training.functional import trainable_params
@@ -80,25 +88,19 @@ def manipulated_lookahead(model: nn.Module, logits: torch.Tensor, labels: torch.
     """
     params = trainable_params(model)
     names = list(params)
-    cotangent = omega.detach() * logit_error(logits, labels) / logits.shape[0]
+    cotangent = weighted_logit_grad(omega, logits, labels)
     grads = torch.autograd.grad(logits, [params[n] for n in names], grad_outputs=cotangent,
                                 retain_graph=True, allow_unused=True)
     return {n: (params[n] if g is None else params[n] - lr * g).detach().requires_grad_()
             for n, g in zip(names, grads)}
 
 
-def omega_gradient(model: nn.Module, x: torch.Tensor, logits: torch.Tensor,
-                   labels: torch.Tensor, params: dict[str, torch.Tensor], x_meta: torch.Tensor,
-                   y_meta: torch.Tensor, lr: float,
-                   jvp: str = "finite_difference") -> tuple[torch.Tensor, float]:
-    """g = dL_meta(theta^)/d omega (B, C) = -(lr/B) (p - y) * (J_z grad L_meta(theta^)).
-
-    The chain rule through eq. 9, with one Jacobian-vector product of the training logits
-    (``jvp``: one forward difference, or exact forward-mode AD; see
-    ``reweight_gym.baselines.meta.logits_jvp``)."""
-    g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
-    tangent = logits_jvp(model, x, g_meta, jvp, logits)
-    return -lr / logits.shape[0] * logit_error(logits, labels) * tangent, meta_loss
+def omega_gradient(logits: torch.Tensor, labels: torch.Tensor, tangent: torch.Tensor,
+                   lr: float) -> torch.Tensor:
+    """g = dL_meta(theta^)/d omega (B, C) = -(lr/B) (p - y) * T, the chain rule through eq. 9,
+    with T = J_z grad L_meta(theta^) the training logits' derivative along the meta direction
+    (``reweight_gym.baselines.meta.meta_logit_tangent``)."""
+    return -lr / logits.shape[0] * logit_error(logits, labels) * tangent
 
 
 def class_level_update(omega: torch.Tensor, g: torch.Tensor, eta: float,
@@ -116,8 +118,9 @@ class GDWWeigher(MetaWeigher):
 
     def __init__(self, cfg: EnvConfig | None = None, eta_omega: float | None = None,
                  clip: float = 0.2, hidden: int = 100, setting: str = "auto",
-                 meta_lr: float | str | None = None, jvp: str = "finite_difference") -> None:
-        super().__init__(cfg, jvp, normalize=False)
+                 meta_lr: float | str | None = None, jvp: str = "finite_difference",
+                 meta_every: int = 1, meta_grad: str = "exact") -> None:
+        super().__init__(cfg, jvp, False, meta_every, meta_grad)
         check_number("gdw kwarg eta_omega", eta_omega, 0.0, optional=True)
         check_number("gdw kwarg clip", clip, 0.0)
         check_number("gdw kwarg hidden", hidden, 1, integer=True)
@@ -138,16 +141,24 @@ class GDWWeigher(MetaWeigher):
 
     def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
                    losses: torch.Tensor, ctx: WeighContext, meta: MetaSampler) -> torch.Tensor:
-        assert self.net is not None and self.optimizer is not None
-        c = logits.shape[1]
-        # Stage one: V's scalar copied to C columns, constrained (eq. 4).
-        v = self.net(losses.detach()[:, None])
-        omega = zero_mean_constraint(v[:, None].expand(-1, c), logits, batch.y)
-        params = manipulated_lookahead(model, logits, batch.y, omega, ctx.lr)  # eq. 9
+        net = self.net
+        assert net is not None and self.optimizer is not None
+
+        def stage_one() -> torch.Tensor:  # V's scalar copied to C columns, constrained (eq. 4)
+            v = net(losses.detach()[:, None])
+            return zero_mean_constraint(v[:, None].expand(-1, logits.shape[1]), logits, batch.y)
+
+        if not self.is_meta_iteration(ctx):
+            with torch.no_grad():
+                return stage_one()
+        omega = stage_one()
         x_meta, y_meta = meta.next()
-        g_omega, self.last_meta_loss = omega_gradient(model, batch.x, logits, batch.y, params,
-                                                      x_meta, y_meta, ctx.lr, self.jvp)
-        vparams = list(self.net.parameters())
+        tangent, self.last_meta_loss = meta_logit_tangent(  # through eq. 9's look-ahead
+            model, batch.x, batch.y, logits, omega,
+            lambda: manipulated_lookahead(model, logits, batch.y, omega, ctx.lr), x_meta, y_meta,
+            ctx.lr, self.meta_grad, self.jvp, self.features)
+        g_omega = omega_gradient(logits, batch.y, tangent, ctx.lr)
+        vparams = list(net.parameters())
         apply_gradients(self.optimizer, vparams,
                         torch.autograd.grad(omega, vparams, grad_outputs=g_omega))  # eq. 10
         # Stage two: class-level update (eq. 11), constraint again, real step (eq. 12).

@@ -21,9 +21,45 @@ How, here:
   (``jvp="finite_difference"``, one forward pass without graph). Their error and cost are
   measured in the README's Baselines section.
 
+Cheaper meta-gradients (one option of every :class:`MetaWeigher`, two keywords that combine).
+Through eq. 3, eq. 4's gradient is, for every weight w_i of the batch (MW-Net's G_ij form, with
+the meta batch's mean),
+
+    dL_meta/dw_i = -(alpha/B) <grad_theta l_i(theta), grad L_meta(theta^)>,
+
+then back through V to Theta; GDW's class-level weights the same through eq. 9. With
+T = J_z(theta) grad L_meta(theta^), the Jacobian-vector product of the training logits along the
+meta direction (:func:`meta_logit_tangent`), the inner product is (p_i - y_i) . T_i. The backends
+of ``meta_grad`` approximate grad L_meta(theta^) and J_z:
+
+- ``"exact"`` (default): as above; the numbers of the code before these options existed.
+- ``"last_layer"``: the look-ahead (eq. 3) and the meta-gradient through the final linear layer
+  ``fc`` (W, b) only, on the penultimate features h, which are held fixed (detached): FSR's
+  feature sharing, the extreme of FaMUS's layer gating (Xu et al., CVPR 2021), which runs the
+  meta-gradient through a sampled subset of layers. W' = W - alpha (1/B) sum_i w_i (p_i - y_i)
+  h_i^T (b' likewise), L_meta on the meta batch's features at the current body and W', and in
+  closed form T_i = G_W h_i + G_b with (G_W, G_b) = grad_(W, b) L_meta(W', b')
+  (:func:`last_layer_tangent`). No backward of the training batch and no JVP: one forward of
+  the meta batch without graph.
+- ``"first_order"``: grad L_meta at theta instead of theta^ (no look-ahead), i.e. the inner
+  product of the meta batch's gradient and the sample's gradient, both at the current
+  parameters. theta^ - theta = O(alpha), so grad L_meta(theta^) = grad L_meta(theta) +
+  H_meta (theta^ - theta) + ...: this drops the second-order term, the meta loss's Hessian
+  along the look-ahead step, and is exact to first order in alpha; at w = 0 it is L2RW's
+  meta-gradient (Ren et al., ICML 2018, where theta^(0) = theta). FMW-Net (Zhou, Shu, Liu, Meng,
+  IJMLC 2025) motivates it (a first-order MW-Net at about a third of its time); its own
+  value-function algorithm also steps the classifier along the meta loss's gradient, which a
+  weigher cannot do, so it is not what runs here. Saves the look-ahead's backward of the
+  training batch; the meta forward/backward and the JVP remain.
+
+``meta_every=k``: the meta step (eqs. 3-4: look-ahead and weight-net update, and a meta batch
+drawn) only at iterations t with t mod k = 0; in between the current weight net still weighs
+every batch (eq. 5 alone). CMW-Net-SL's code (Shu et al., TPAMI 2023) updates every 10 batches,
+FMW-Net's every 20, NRT's paper every 20 (``nrt``'s ``meta_interval``).
+
 :class:`MetaWeigher` is the skeleton of the three weighers: a weight net and its optimiser,
-built seeded at the first iteration, the meta sampler required every iteration, and MW-Net's
-update-then-weigh step.
+built seeded at the first iteration, the meta sampler required every iteration, MW-Net's
+update-then-weigh step and the options above.
 """
 
 from __future__ import annotations
@@ -46,6 +82,8 @@ from reweight_gym.validation import check_bool, check_choice, check_number
 
 JVP_METHODS = ("finite_difference", "forward_ad")
 SETTINGS = ("auto", "noise", "long_tail")
+#: How the meta-gradient is computed (``meta_grad``; the module docstring).
+META_GRADS = ("exact", "last_layer", "first_order")
 
 
 class VNet(nn.Module):
@@ -131,11 +169,138 @@ def loss_directional_derivative(logits: torch.Tensor, labels: torch.Tensor,
     return (err * logits_tangent).sum(dim=1)
 
 
+def weighted_logit_grad(weights: torch.Tensor, logits: torch.Tensor,
+                        labels: torch.Tensor) -> torch.Tensor:
+    """w * (p - y) / B (B, C): the logit gradient of the weighted loss (1/B) sum_i w_i l_i for
+    per-sample weights w (B,), or GDW's manipulated logit gradient (eq. 2) for class-level
+    weights w (B, C); constant (no graph)."""
+    w = weights.detach()
+    w = w if w.dim() == 2 else w[:, None]
+    return w * logit_error(logits, labels) / logits.shape[0]
+
+
+def fc_grad(h: torch.Tensor, logit_grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G_W, G_b) = (logit_grad^T h, sum_i logit_grad_i): the gradient with respect to the last
+    layer z = W h + b of a loss whose logit gradient is ``logit_grad`` (B, C), on the features
+    h (B, F)."""
+    return logit_grad.T @ h, logit_grad.sum(0)
+
+
+def fc_jvp(h: torch.Tensor, g_w: torch.Tensor, g_b: torch.Tensor | None) -> torch.Tensor:
+    """J_z v = G_W h_i + G_b (B, C): the derivative of the logits z = W h + b along the last-layer
+    direction v = (G_W, G_b), the features held fixed."""
+    proj = h @ g_w.T
+    return proj if g_b is None else proj + g_b
+
+
+class PenultimateFeatures:
+    """The input of ``model.fc`` (the penultimate features h) at the model's latest forward pass,
+    captured by a forward pre-hook: the feature sharing of FSR and of ``meta_grad="last_layer"``.
+    Every model of :mod:`reweight_gym.models` ends in the linear layer ``fc``."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.features: torch.Tensor | None = None
+        self._hooked: set[int] = set()
+
+    def attach(self, model: nn.Module, who: str) -> None:
+        """Capture every forward of ``model`` from now on (once per model); ``who`` names what
+        needs it in the error for a model without ``fc``."""
+        if id(model) in self._hooked:
+            return
+        fc = getattr(model, "fc", None)
+        if not isinstance(fc, nn.Linear):
+            raise ValueError(f"{who} needs a model whose last layer is the nn.Linear `fc` "
+                             f"(feature sharing); got {type(fc).__name__}")
+
+        def capture(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            self.features = args[0]
+
+        fc.register_forward_pre_hook(capture)
+        self._hooked.add(id(model))
+
+    def clear(self) -> None:
+        """Forget the latest features (a forward whose features are not needed)."""
+        self.features = None
+
+    def take(self) -> torch.Tensor:
+        """The latest features, detached (the capture is emptied)."""
+        h = self.features
+        if h is None:
+            raise ValueError(f"{self.method}: no features captured; setup(model, ...) was not "
+                             "called")
+        self.features = None
+        return h.detach()
+
+    def of(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The features of ``x`` at the current parameters, without graph (batch statistics; the
+        running statistics untouched)."""
+        with torch.no_grad():
+            functional_forward(model, dict(model.named_parameters()), x)
+        return self.take()
+
+
+def last_layer_tangent(fc: nn.Linear, h: torch.Tensor, h_meta: torch.Tensor,
+                       logit_grad: torch.Tensor, y_meta: torch.Tensor,
+                       lr: float) -> tuple[torch.Tensor, float]:
+    """``meta_grad="last_layer"``: T = J_z grad L_meta(W', b') through the last layer only.
+
+    The look-ahead of eq. 3 (GDW eq. 9) restricted to ``fc``: W' = W - lr G_W, b' = b - lr G_b
+    with (G_W, G_b) the last layer's gradient of the weighted training loss (its logit gradient
+    ``logit_grad``, :func:`weighted_logit_grad`); the meta loss on the meta batch's features
+    ``h_meta`` (the body at theta); T_i = G'_W h_i + G'_b with (G'_W, G'_b) its gradient at
+    (W', b'). All in closed form, without graph. Returns T (B, C) and L_meta(W', b').
+    """
+    with torch.no_grad():
+        g_w, g_b = fc_grad(h, logit_grad)
+        w_la = fc.weight.detach() - lr * g_w
+        b_la = None if fc.bias is None else fc.bias.detach() - lr * g_b
+        z_meta = F.linear(h_meta, w_la, b_la)
+        meta_loss = F.cross_entropy(z_meta, y_meta)
+        gm_w, gm_b = fc_grad(h_meta, logit_error(z_meta, y_meta) / len(y_meta))
+        return fc_jvp(h, gm_w, None if b_la is None else gm_b), float(meta_loss)
+
+
+def current_params(model: nn.Module) -> dict[str, torch.Tensor]:
+    """theta itself, detached and requiring grad: where ``meta_grad="first_order"`` takes the
+    meta batch's gradient instead of the look-ahead theta^."""
+    return {n: p.detach().requires_grad_() for n, p in trainable_params(model).items()}
+
+
+def meta_logit_tangent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor,
+                       weights: torch.Tensor, lookahead: Callable[[], dict[str, torch.Tensor]],
+                       x_meta: torch.Tensor, y_meta: torch.Tensor, lr: float,
+                       meta_grad: str = "exact", jvp: str = "finite_difference",
+                       features: PenultimateFeatures | None = None
+                       ) -> tuple[torch.Tensor, float]:
+    """T = J_z(theta) grad L_meta(theta^) (B, C), the training logits' derivative along the meta
+    direction, and the meta loss: the factor of every meta-gradient here (MW-Net eq. 4,
+    GDW eq. 10), by the backend ``meta_grad`` (module docstring).
+
+    ``weights``: the look-ahead's weights, (B,) or GDW's (B, C); ``lookahead()``: the full
+    look-ahead theta^ (eq. 3 / GDW eq. 9), called by ``exact`` only; ``features``: the captured
+    penultimate features, for ``last_layer`` (the training batch's come from the trainer's
+    forward, the meta batch's from a forward without graph).
+    """
+    if meta_grad == "last_layer":
+        assert features is not None
+        h = features.take()
+        h_meta = features.of(model, x_meta)
+        fc: nn.Linear = model.fc  # type: ignore[assignment]
+        return last_layer_tangent(fc, h, h_meta, weighted_logit_grad(weights, logits, y),
+                                  y_meta, lr)
+    params = lookahead() if meta_grad == "exact" else current_params(model)
+    g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
+    return logits_jvp(model, x, g_meta, jvp, logits), meta_loss
+
+
 def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor,
                   losses: torch.Tensor, weight_fn: Callable[[], torch.Tensor],
                   weight_params: list[torch.Tensor], x_meta: torch.Tensor,
                   y_meta: torch.Tensor, lr: float, normalize: bool = True,
-                  jvp: str = "finite_difference") -> tuple[list[torch.Tensor], float]:
+                  jvp: str = "finite_difference", meta_grad: str = "exact",
+                  features: PenultimateFeatures | None = None
+                  ) -> tuple[list[torch.Tensor], float]:
     """grad_Theta L_meta(theta^(Theta)) for the weight-function parameters (MW-Net eq. 4).
 
     By the chain rule through the look-ahead of eq. 3,
@@ -143,7 +308,7 @@ def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: to
     (optional) normalisation and V to Theta. The per-sample inner products are one JVP of the
     training batch along grad L_meta(theta^) (:func:`logits_jvp`): the second-order term the
     reference code gets by differentiating through ``autograd.grad(create_graph=True)``, without
-    BatchNorm's double backward.
+    BatchNorm's double backward. ``meta_grad`` approximates it (:func:`meta_logit_tangent`).
 
     ``x, y, logits, losses``: the training batch and the trainer's forward at theta (graph
     kept); ``weight_fn()`` returns the weights (B,) differentiably in ``weight_params``.
@@ -151,9 +316,10 @@ def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: to
     w = weight_fn()
     if normalize:
         w = normalise_to_batch(w)
-    params = lookahead_params(model, losses, w, lr)
-    g_meta, meta_loss = meta_direction(model, params, x_meta, y_meta)
-    dots = loss_directional_derivative(logits, y, logits_jvp(model, x, g_meta, jvp, logits))
+    tangent, meta_loss = meta_logit_tangent(
+        model, x, y, logits, w, lambda: lookahead_params(model, losses, w, lr), x_meta, y_meta,
+        lr, meta_grad, jvp, features)
+    dots = loss_directional_derivative(logits, y, tangent)
     d_w = -lr / losses.shape[0] * dots
     grads = torch.autograd.grad(w, weight_params, grad_outputs=d_w, allow_unused=True)
     out = [torch.zeros_like(p) if g is None else g for p, g in zip(weight_params, grads)]
@@ -171,14 +337,15 @@ def apply_gradients(optimizer: torch.optim.Optimizer, params: list[torch.Tensor]
 def meta_step(model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,
               weight_fn: Callable[[], torch.Tensor], net: nn.Module,
               optimizer: torch.optim.Optimizer, meta: MetaSampler, lr: float,
-              normalize: bool = True, jvp: str = "finite_difference") -> float:
+              normalize: bool = True, jvp: str = "finite_difference", meta_grad: str = "exact",
+              features: PenultimateFeatures | None = None) -> float:
     """One weight-net update (eq. 4) on the next clean meta batch: the meta-gradient of
     :func:`meta_gradient` for ``net``'s parameters, then ``optimizer.step()``. Returns the meta
     loss at the look-ahead parameters."""
     x_meta, y_meta = meta.next()
     params = list(net.parameters())
     grads, meta_loss = meta_gradient(model, batch.x, batch.y, logits, losses, weight_fn, params,
-                                     x_meta, y_meta, lr, normalize, jvp)
+                                     x_meta, y_meta, lr, normalize, jvp, meta_grad, features)
     apply_gradients(optimizer, params, grads)
     return meta_loss
 
@@ -284,7 +451,9 @@ class MetaWeigher(Weigher):
     (``hidden`` units) and the paper code's optimiser for ``setting``, at the learning rate
     ``meta_lr`` resolves to for the run's length (:func:`resolve_meta_lr`; ``lr``).
     ``normalize``: the real step's weights are divided by their batch sum, as the paper code's
-    ``norm_c`` (returned times B, see ``normalise_to_batch``).
+    ``norm_c`` (returned times B, see ``normalise_to_batch``). ``meta_every`` and ``meta_grad``:
+    the meta step's frequency and backend (module docstring); their defaults, 1 and ``"exact"``,
+    are the method as published.
     """
 
     needs_meta = True
@@ -293,15 +462,30 @@ class MetaWeigher(Weigher):
     meta_lr: float | str | None = None
     lr: float | None = None  # the weight net's learning rate, resolved when it is built
 
-    def __init__(self, cfg: EnvConfig | None, jvp: str, normalize: bool) -> None:
+    def __init__(self, cfg: EnvConfig | None, jvp: str, normalize: bool, meta_every: int = 1,
+                 meta_grad: str = "exact") -> None:
         check_choice(f"{self.name} kwarg jvp", jvp, JVP_METHODS)
         check_bool(f"{self.name} kwarg normalize", normalize)
+        check_number(f"{self.name} kwarg meta_every", meta_every, 1, integer=True)
+        check_choice(f"{self.name} kwarg meta_grad", meta_grad, META_GRADS)
         self.cfg = cfg
         self.jvp = jvp
         self.normalize = normalize
+        self.meta_every = int(meta_every)
+        self.meta_grad = meta_grad
+        self.features = PenultimateFeatures(self.name)
         self.net: nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.last_meta_loss = float("nan")
+
+    def setup(self, model: nn.Module, num_classes: int, device: torch.device) -> None:
+        """``meta_grad="last_layer"``: capture the penultimate features of every forward."""
+        if self.meta_grad == "last_layer":
+            self.features.attach(model, f"{self.name} kwarg meta_grad='last_layer'")
+
+    def is_meta_iteration(self, ctx: WeighContext) -> bool:
+        """Whether this iteration takes a meta step (every ``meta_every``-th, from the first)."""
+        return ctx.iteration % self.meta_every == 0
 
     def make_net(self, num_classes: int) -> nn.Module:
         """The weight net (called under a fixed seed): V(l; Theta), 1 -> hidden -> 1."""
@@ -350,7 +534,8 @@ class MetaWeigher(Weigher):
         """Look-ahead and weight-net step (MW-Net eqs. 3-4) for the weights ``weight_fn()``."""
         assert self.net is not None and self.optimizer is not None
         self.last_meta_loss = meta_step(model, batch, logits, losses, weight_fn, self.net,
-                                        self.optimizer, meta, lr, self.normalize, self.jvp)
+                                        self.optimizer, meta, lr, self.normalize, self.jvp,
+                                        self.meta_grad, self.features)
 
     def real_weights(self, weight_fn: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The updated net's weights for the trainer's real step (MW-Net eq. 5)."""

@@ -18,6 +18,12 @@ Every iteration (their Algorithm 1, the machinery in :mod:`reweight_gym.baseline
 ``normalize=True`` (default) divides the weights by their batch sum as the paper's code does
 (``norm_c``); the weigher then returns them multiplied by B so that the trainer's
 (1/B) sum_i w_i l_i equals the code's sum_i w_i l_i / sum_j w_j.
+
+Cheaper meta steps (:mod:`reweight_gym.baselines.meta`, where each is derived from eqs. 3-4):
+``meta_every=k`` takes steps 1-2 only every k-th iteration (step 3 every iteration, with the
+current V); ``meta_grad="last_layer"`` runs eqs. 3-4 through the final linear layer only (the
+features fixed); ``meta_grad="first_order"`` takes eq. 4's meta-batch gradient at theta instead
+of the look-ahead theta^ (no look-ahead). The defaults (1, ``"exact"``) are Algorithm 1.
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ class MWNetWeigher(MetaWeigher):
 
     def __init__(self, cfg: EnvConfig | None = None, hidden: int = 100, setting: str = "auto",
                  meta_lr: float | str | None = None, normalize: bool = True,
-                 jvp: str = "finite_difference") -> None:
-        super().__init__(cfg, jvp, normalize)
+                 jvp: str = "finite_difference", meta_every: int = 1,
+                 meta_grad: str = "exact") -> None:
+        super().__init__(cfg, jvp, normalize, meta_every, meta_grad)
         check_number("mwnet kwarg hidden", hidden, 1, integer=True)
         check_choice("mwnet kwarg setting", setting, SETTINGS)
         check_meta_lr("mwnet kwarg meta_lr", meta_lr)
@@ -61,5 +68,6 @@ class MWNetWeigher(MetaWeigher):
         def weights() -> torch.Tensor:  # V(l_i; Theta): the network's input is the loss value
             return net(losses.detach()[:, None])
 
-        self.meta_update(model, batch, logits, losses, weights, meta, ctx.lr)  # eqs. 3-4
-        return self.real_weights(weights)  # eq. 5: the updated weight net
+        if self.is_meta_iteration(ctx):
+            self.meta_update(model, batch, logits, losses, weights, meta, ctx.lr)  # eqs. 3-4
+        return self.real_weights(weights)  # eq. 5: the (updated) weight net

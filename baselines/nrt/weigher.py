@@ -5,8 +5,11 @@ a neural regression tree (:mod:`.tree`) and meta-trained as MW-Net (eqs. 13-15 t
 machinery of :mod:`reweight_gym.baselines.meta`): look-ahead with the current learning rate, meta
 loss on a clean meta batch, Adam on the tree's scores and cut points, real step with the updated
 weights. The meta update runs every ``meta_interval`` iterations (the paper's 20 saves 83% of the
-time at equal accuracy); in between, the current tree only weighs. After each meta update the cut
-points grow and prune (defaults eps+ = 0.1, T_r = 20, eps- = 0.2, c = 2, tau = 0.1).
+time at equal accuracy; the shared ``meta_every`` of the meta weighers, either name may be given);
+in between, the current tree only weighs. ``meta_grad`` (``"exact"``, ``"last_layer"``,
+``"first_order"``) approximates the meta-gradient of eqs. 13-15 as for MW-Net
+(:mod:`reweight_gym.baselines.meta`). After each meta update the cut points grow and prune
+(defaults eps+ = 0.1, T_r = 20, eps- = 0.2, c = 2, tau = 0.1).
 ``weight_net="mlp"`` is the paper's comparison, an MLP 9 -> 100 -> 1 on the same
 characteristics instead of the tree. :meth:`NRTWeigher.extract_rules` reads the tree's rules
 (:mod:`.rules`).
@@ -55,21 +58,25 @@ class NRTWeigher(MetaWeigher):
                  eps_plus: float = 0.1, t_r: int = 20, eps_minus: float = 0.2,
                  max_cuts: int = 2, meta_interval: int = 1, meta_lr: float | str | None = None,
                  hidden: int = 100, normalize: bool = True, rule_buffer: int = 2048,
-                 jvp: str = "finite_difference") -> None:
-        super().__init__(cfg, jvp, normalize)
+                 jvp: str = "finite_difference", meta_every: int | None = None,
+                 meta_grad: str = "exact") -> None:
+        check_number("nrt kwarg meta_interval", meta_interval, 1, integer=True)
+        if meta_every is not None and meta_interval not in (1, meta_every):
+            raise ValueError(f"invalid nrt kwarg meta_every={meta_every!r}: meta_interval="
+                             f"{meta_interval!r} names the same setting; give one of them")
+        super().__init__(cfg, jvp, normalize, meta_interval if meta_every is None else meta_every,
+                         meta_grad)
         check_choice("nrt kwarg weight_net", weight_net, ("tree", "mlp"))
         check_number("nrt kwarg tau", tau, 0.0, lo_open=True)
         check_number("nrt kwarg eps_plus", eps_plus, 0.0)
         check_number("nrt kwarg t_r", t_r, 1, integer=True)
         check_number("nrt kwarg eps_minus", eps_minus, 0.0)
         check_number("nrt kwarg max_cuts", max_cuts, 1, integer=True)
-        check_number("nrt kwarg meta_interval", meta_interval, 1, integer=True)
         check_meta_lr("nrt kwarg meta_lr", meta_lr)
         check_number("nrt kwarg hidden", hidden, 1, integer=True)
         check_number("nrt kwarg rule_buffer", rule_buffer, 1, integer=True)
         self.weight_net = weight_net
         self.tau = float(tau)
-        self.meta_interval = int(meta_interval)
         self.meta_lr = meta_lr
         self.hidden = int(hidden)
         self.rule_buffer = int(rule_buffer)
@@ -119,7 +126,7 @@ class NRTWeigher(MetaWeigher):
         self.standardizer.update(chars)
         self._remember(chars)
         z = self.standardizer(chars)
-        if ctx.iteration % self.meta_interval == 0:
+        if self.is_meta_iteration(ctx):
             self.meta_update(model, batch, logits, losses, lambda: self.weights_of(z), meta,
                              ctx.lr)  # eqs. 13-15, as MW-Net
             if isinstance(self.net, NeuralRegressionTree):
