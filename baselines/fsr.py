@@ -67,6 +67,15 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   exactly that of the mixed weighted loss (at the cost of the extra forward/backward). The mixed
   forward uses batch statistics without touching the BatchNorm running statistics (cloned
   buffers), so they are updated once per iteration.
+- The meta weighers' cheaper meta steps (``meta_every``, ``meta_grad``;
+  :mod:`reweight_gym.baselines.meta`) are not options here. FSR already is the ``last_layer``
+  backend: its look-ahead and weight gradient run through the last layer only (feature
+  sharing). A first-order variant (the reward gradient at W instead of W') would save only a few
+  matrix products, the look-ahead being closed form. And FSR has no weight function that could
+  weigh the batches between meta steps: its weights are each batch's own meta-gradient, so a
+  meta step every k iterations would have to reuse a stale reward-set gradient, another method.
+  Its extra cost is the probe batch's forward without graph (and the full FSR's MixUp forward
+  and backward).
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ in one run only.
 malloc settings, ``REWEIGHT_GYM_MALLOC=default``): see ``reweight_gym/allocator.py``. Both
 plain and weighted training run under the same setting.
 
+The two measurements are functions other scripts use (``benchmarks/meta_cost.py``,
+``benchmarks/gpu_check.py``): :func:`interleaved_ratios` (time, interleaved rounds) and
+:func:`extra_peak_bytes` / :func:`child_extra_bytes` (memory, in a fresh process).
+
     python -m benchmarks.baseline_overhead --threads 1 --rounds 5 --iters 2 \
         --out benchmarks/results/baseline_overhead.json
 """
@@ -33,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,25 +114,61 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def memory_child(model: str, method: str, batch: int, iters: int) -> None:
-    tr = make_trainer(model, method, batch)
+def interleaved_ratios(steps: dict[str, Callable[[int], Any]], rounds: int, iters: int,
+                       plain: str = "uniform", warmup: int = 2,
+                       sync: Callable[[], None] = lambda: None) -> dict[str, dict[str, float]]:
+    """Per-iteration time of every ``steps[name](n)`` (train n iterations) relative to
+    ``plain``'s, measured interleaved: after ``warmup`` iterations of each (lazy state), in each
+    of ``rounds`` rounds every one trains ``iters`` iterations in turn, and its time is divided
+    by ``plain``'s of the same round; the median ratio (``time_ratio``) and the median seconds
+    per iteration. Load from other processes hits plain and the others alike. ``sync`` waits
+    for queued device work (``torch.cuda.synchronize`` on a GPU)."""
+    for run in steps.values():
+        run(warmup)
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, run in steps.items():
+            t0 = time.perf_counter()
+            run(iters)
+            sync()
+            times[name].append((time.perf_counter() - t0) / iters)
+    return {name: {"time_ratio": statistics.median(t / p for t, p in zip(ts, times[plain])),
+                   "seconds_per_iter": statistics.median(ts)} for name, ts in times.items()}
+
+
+def extra_peak_bytes(run: Callable[[], Any]) -> int:
+    """The peak resident memory during ``run()`` minus the resident memory before it (the
+    process's high-water mark is reset first, so earlier peaks, e.g. setup's, do not count):
+    activations, saved tensors, gradients, optimiser and weigher state. Run it in a fresh
+    process (:func:`child_extra_bytes`): a process's freed memory is not all returned."""
     before = rss_bytes()
     try:  # reset the high-water mark to the current RSS, so setup peaks do not count
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
         pass
-    tr.train_iterations(iters)
-    print(json.dumps({"extra_bytes": peak_rss_bytes() - before}))
+    run()
+    return peak_rss_bytes() - before
+
+
+def child_extra_bytes(cmd: list[str]) -> int:
+    """Run ``cmd``, a Python process whose last line of output is ``{"extra_bytes": n}``
+    (:func:`extra_peak_bytes` of its training), and return n."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["extra_bytes"])
+
+
+def memory_child(model: str, method: str, batch: int, iters: int) -> None:
+    tr = make_trainer(model, method, batch)
+    print(json.dumps({"extra_bytes": extra_peak_bytes(lambda: tr.train_iterations(iters))}))
 
 
 def measure_memory(model: str, method: str, batch: int, iters: int, threads: int,
                    malloc: str) -> int:
-    out = subprocess.run(
+    return child_extra_bytes(
         [sys.executable, __file__, "--memory-child", model, method, "--batch", str(batch),
-         "--iters", str(iters), "--threads", str(threads), "--malloc", malloc],
-        check=True, capture_output=True, text=True)
-    return int(json.loads(out.stdout.strip().splitlines()[-1])["extra_bytes"])
+         "--iters", str(iters), "--threads", str(threads), "--malloc", malloc])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,22 +199,13 @@ def main(argv: list[str] | None = None) -> None:
                               "allocator": allocator, "models": {}}
     for model in args.models:
         load_before = os.getloadavg()
-        rounds = 0 if args.no_time else args.rounds
-        trainers = {m: make_trainer(model, m, args.batch) for m in methods} if rounds else {}
-        for tr in trainers.values():  # warm-up: lazy weigher state
-            tr.train_iterations(2)
-        times: dict[str, list[float]] = {m: [math.nan] if not rounds else [] for m in methods}
-        for _ in range(rounds):
-            for m in methods:
-                t0 = time.perf_counter()
-                trainers[m].train_iterations(args.iters)
-                times[m].append((time.perf_counter() - t0) / args.iters)
-        rows: dict[str, Any] = {}
-        for m in methods:
-            ratios = [t / p for t, p in zip(times[m], times["uniform"])]
-            rows[m] = {"time_ratio": statistics.median(ratios),
-                       "seconds_per_iter": statistics.median(times[m])}
-        del trainers
+        rows: dict[str, Any] = {m: {"time_ratio": math.nan, "seconds_per_iter": math.nan}
+                                for m in methods}
+        if not args.no_time:
+            trainers = {m: make_trainer(model, m, args.batch) for m in methods}
+            rows = interleaved_ratios({m: tr.train_iterations for m, tr in trainers.items()},
+                                      args.rounds, args.iters)
+            del trainers
         if not args.no_memory:
             mem = {m: measure_memory(model, m, args.batch, 3, args.threads, args.malloc)
                    for m in methods}
