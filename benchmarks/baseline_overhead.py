@@ -152,10 +152,10 @@ def extra_peak_bytes(run: Callable[[], Any]) -> int:
     return peak_rss_bytes() - before
 
 
-def child_extra_bytes(cmd: list[str]) -> int:
-    """Run ``cmd``, a Python process whose last line of output is ``{"extra_bytes": n}``
-    (:func:`extra_peak_bytes` of its training), and return n."""
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+def child_extra_bytes(cmd: list[str], cwd: str | os.PathLike[str] | None = None) -> int:
+    """Run ``cmd`` (in ``cwd``), a Python process whose last line of output is
+    ``{"extra_bytes": n}`` (:func:`extra_peak_bytes` of its training), and return n."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=cwd)
     return int(json.loads(out.stdout.strip().splitlines()[-1])["extra_bytes"])
 
 
