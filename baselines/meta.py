@@ -45,12 +45,13 @@ of ``meta_grad`` approximate grad L_meta(theta^) and J_z:
   product of the meta batch's gradient and the sample's gradient, both at the current
   parameters. theta^ - theta = O(alpha), so grad L_meta(theta^) = grad L_meta(theta) +
   H_meta (theta^ - theta) + ...: this drops the second-order term, the meta loss's Hessian
-  along the look-ahead step, and is exact to first order in alpha; at w = 0 it is L2RW's
-  meta-gradient (Ren et al., ICML 2018, where theta^(0) = theta). FMW-Net (Zhou, Shu, Liu, Meng,
-  IJMLC 2025) motivates it (a first-order MW-Net at about a third of its time); its own
-  value-function algorithm also steps the classifier along the meta loss's gradient, which a
-  weigher cannot do, so it is not what runs here. Saves the look-ahead's backward of the
-  training batch; the meta forward/backward and the JVP remain.
+  along the look-ahead step, and is exact to first order in alpha. It is the exact gradient of
+  a look-ahead taken from w = 0, which is L2RW's meta-gradient (Ren et al., ICML 2018: their
+  weights start at 0, so theta^ = theta there). FMW-Net (Zhou, Shu, Liu, Meng,
+  IJMLC 2025) is the first-order MW-Net this stands in for: its own value-function algorithm
+  also steps the classifier along the meta loss's gradient, which a weigher cannot do, so it is
+  not what runs here. Saves the look-ahead's backward of the training batch; the meta
+  forward/backward and the JVP remain.
 
 ``meta_every=k``: the meta step (eqs. 3-4: look-ahead and weight-net update, and a meta batch
 drawn) only at iterations t with t mod k = 0; in between the current weight net still weighs

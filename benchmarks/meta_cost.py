@@ -67,25 +67,16 @@ GOAL_TIME = 1.5
 GOAL_SHARE = 0.8
 
 
-def _value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_setting(setting: str) -> tuple[str, dict[str, Any]]:
-    """``"mwnet meta_every=10"`` -> ``("mwnet", {"meta_every": 10})``."""
+    """``"mwnet meta_every=10"`` -> ``("mwnet", {"meta_every": 10})`` (numbers read as numbers,
+    as the benchmark's ``--settings`` filters)."""
+    from reweight_gym.benchmark.suites import parse_filters
+
     method, *pairs = setting.split()
-    kwargs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"invalid setting {setting!r}: keywords are key=value")
-        kwargs[key] = _value(value)
-    return method, kwargs
+    try:
+        return method, parse_filters([",".join(pairs)])[0]
+    except ValueError:
+        raise SystemExit(f"invalid setting {setting!r}: keywords are key=value") from None
 
 
 def setting_label(method: str, kwargs: dict[str, Any]) -> str:

@@ -267,16 +267,24 @@ def _cnn_trainer(weigher: Weigher) -> DuplicateTrainer:
     return DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=weigher)
 
 
-@pytest.mark.parametrize("name", ["mwnet", "gdw", "nrt", "fsr"])
-def test_lookahead_never_touches_running_stats(name):
-    weigher = baselines.make_weigher(name)
-    tr = _cnn_trainer(weigher)
+def first_batch(weigher: Weigher, tr: DuplicateTrainer) -> tuple[Batch, torch.Tensor,
+                                                                 torch.Tensor]:
+    """(batch, logits, losses): ``tr``'s next batch and the target's forward of it in train
+    mode, with ``weigher`` set up on the target; what the trainer hands ``weigher.weigh``."""
     model = tr.target.model
     weigher.setup(model, 10, tr.device)
     model.train()
     batch = tr.next_batch()
     logits = model(batch.x)
-    losses = F.cross_entropy(logits, batch.y, reduction="none")
+    return batch, logits, F.cross_entropy(logits, batch.y, reduction="none")
+
+
+@pytest.mark.parametrize("name", ["mwnet", "gdw", "nrt", "fsr"])
+def test_lookahead_never_touches_running_stats(name):
+    weigher = baselines.make_weigher(name)
+    tr = _cnn_trainer(weigher)
+    model = tr.target.model
+    batch, logits, losses = first_batch(weigher, tr)
     before = {n: b.clone() for n, b in model.named_buffers()}
     params_before = {n: p.detach().clone() for n, p in model.named_parameters()}
     ctx = tr.context()
@@ -453,13 +461,9 @@ def fsr_first_weighing(fsr: FSRWeigher, cfg: EnvConfig, lr: float | None = None)
     """(trainer, batch, logits, losses, weigher output) of ``fsr``'s weighing of the first batch
     of a fresh trainer (seed 0), the context's learning rate replaced by ``lr`` if given."""
     tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=fsr)
-    model = tr.target.model
-    fsr.setup(model, 10, tr.device)
-    batch = tr.next_batch()
-    logits = model(batch.x)
-    losses = F.cross_entropy(logits, batch.y, reduction="none")
+    batch, logits, losses = first_batch(fsr, tr)
     ctx = tr.context() if lr is None else dataclasses.replace(tr.context(), lr=lr)
-    return tr, batch, logits, losses, fsr.weigh(model, batch, logits, losses, ctx)
+    return tr, batch, logits, losses, fsr.weigh(tr.target.model, batch, logits, losses, ctx)
 
 
 def test_fsr_lookahead_step_fixed_or_following_the_schedule():

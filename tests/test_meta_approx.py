@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from test_baselines import first_batch
 from torch import nn
 
 from reweight_gym import baselines
@@ -52,18 +53,11 @@ def cnn_cfg() -> EnvConfig:
     return tiny_cfg(model="small_cnn", model_kwargs={"width": 4})
 
 
-def first_weighing(weigher: Weigher, cfg: EnvConfig) -> tuple[DuplicateTrainer, torch.Tensor,
-                                                               torch.Tensor]:
-    """(trainer, losses, weights) of ``weigher`` on the first batch of a fresh seed-0 trainer."""
+def first_weighing(weigher: Weigher, cfg: EnvConfig) -> torch.Tensor:
+    """``weigher``'s weights of the first batch of a fresh seed-0 trainer."""
     tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=weigher)
-    model = tr.target.model
-    weigher.setup(model, 10, tr.device)
-    model.train()
-    batch = tr.next_batch()
-    logits = model(batch.x)
-    losses = F.cross_entropy(logits, batch.y, reduction="none")
-    out = weigher.weigh(model, batch, logits, losses, tr.context())
-    return tr, losses, out
+    batch, logits, losses = first_batch(weigher, tr)
+    return weigher.weigh(tr.target.model, batch, logits, losses, tr.context())
 
 
 # ---------------------------------------------------------------------------- defaults
@@ -75,9 +69,7 @@ def test_defaults_are_the_exact_meta_step_every_iteration(name):
     default = baselines.make_weigher(name, cfg)
     explicit = baselines.make_weigher(name, cfg, meta_every=1, meta_grad="exact")
     assert (default.meta_every, default.meta_grad) == (1, "exact")
-    _, _, w1 = first_weighing(default, cfg)
-    _, _, w2 = first_weighing(explicit, cfg)
-    assert torch.equal(w1, w2)
+    assert torch.equal(first_weighing(default, cfg), first_weighing(explicit, cfg))
     runs = []
     for kw in ({}, {"meta_every": 1, "meta_grad": "exact"}):
         weigher = baselines.make_weigher(name, cfg, **kw)
@@ -176,10 +168,7 @@ def test_last_layer_builds_no_gradient_for_the_body(name):
         weigher = baselines.make_weigher(name, cfg, meta_grad=meta_grad)
         tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=weigher)
         model = tr.target.model
-        weigher.setup(model, 10, tr.device)
-        batch = tr.next_batch()
-        logits = model(batch.x)
-        losses = F.cross_entropy(logits, batch.y, reduction="none")
+        batch, logits, losses = first_batch(weigher, tr)
         state = copy.deepcopy(model.state_dict())
         fired = _param_hooks(model)
         out = weigher.weigh(model, batch, logits, losses, tr.context())
