@@ -318,6 +318,30 @@ def test_meta_cost_settings_are_valid_method_kwargs():
         meta_cost.parse_setting("mwnet meta_every")
 
 
+def test_meta_cost_shares_and_the_choice_on_validation():
+    """Shares of exact MW-Net's gain are paired by seed; the goal needs the time and every
+    experiment's share; a default is chosen on the validation shares alone."""
+    from benchmarks.meta_cost import gain_share, goal_section
+
+    acc = {"uniform": {0: 50.0, 1: 52.0}, "mwnet": {0: 60.0, 1: 62.0},
+           "mwnet meta_every=10": {0: 59.0, 1: 60.0, 2: 99.0}}  # seed 2 is not paired
+    assert gain_share(acc, "mwnet") == (1.0, "100%")
+    assert gain_share(acc, "mwnet meta_every=10") == (0.85, "85%")
+    assert gain_share(acc, "gdw")[1] == "–"
+    flat = {**acc, "mwnet": {0: 50.0, 1: 51.0}}
+    assert gain_share(flat, "mwnet meta_every=10")[1] == "n/a (MW-Net -0.50)"
+    settings = ["uniform", "mwnet", "a", "b", "c"]
+    costs = {"a": [1.2, 1.2], "b": [1.1, 1.1], "c": [2.0, 2.0]}
+    kept = {"a": {"final test": [0.9, 0.7], "final val": [0.9, 0.85]},  # test share too low
+            "b": {"final test": [0.9, 0.9], "final val": [0.82, 0.95]},
+            "c": {"final test": [1.0, 1.0], "final val": [1.0, 1.0]}}  # too slow
+    text = goal_section(settings, costs, kept, 2)
+    assert "| a | 1.20 | 70% | 85% | no |" in text and "| b | 1.10 | 90% | 82% | yes |" in text
+    assert "| c | 2.00 | 100% | 100% | no |" in text
+    assert "Chosen on validation: `a`" in text  # never on the test shares
+    assert "exact MW-Net stays the default" in goal_section(settings, costs, {}, 2)
+
+
 def test_meta_cost_modes_run_on_tiny_digits(tmp_path, capsys, monkeypatch):
     """The cost mode (interleaved timing and peak memory) and the ``--accuracy`` mode (training
     runs and the cost/accuracy table) end to end on the tiny digits experiment, one seed. The
