@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -99,9 +100,12 @@ def _mean_finite(values: list[float]) -> float:
 
 
 def evaluate(agent: Agent, env_id: str, env_kwargs: dict[str, Any] | None = None,
-             episodes: int = 5, seed: int = 0, deterministic: bool = True) -> EvalResult:
+             episodes: int = 5, seed: int = 0, deterministic: bool = True,
+             on_episode: Callable[[int, float, float, float], None] | None = None
+             ) -> EvalResult:
     """Run ``agent`` for ``episodes`` episodes of ``gymnasium.make(env_id, **env_kwargs)``
-    (episode ``i`` reset with ``seed + i``) with exploration off (``deterministic=True``)."""
+    (episode ``i`` reset with ``seed + i``) with exploration off (``deterministic=True``);
+    ``on_episode(i, return, test_acc_target, test_acc_reference)`` is called as each ends."""
     import reweight_gym  # noqa: F401  (registers the ids)
 
     check_number("episodes", episodes, 1, integer=True)
@@ -136,6 +140,8 @@ def evaluate(agent: Agent, env_id: str, env_kwargs: dict[str, Any] | None = None
             res.noisy_weight_mean.append(_mean_finite(noisy))
             res.clean_weight_mean.append(_mean_finite(clean))
             res.actions.append(acts)
+            if on_episode is not None:
+                on_episode(ep, total, res.test_acc_target[-1], res.test_acc_reference[-1])
         return res
     finally:
         env.close()

@@ -111,6 +111,19 @@ def visits(minibatches: list[np.ndarray], n: int) -> np.ndarray:
     return np.bincount(np.concatenate(minibatches), minlength=n).astype(np.int64)
 
 
+def resolved_config(env_id: str, env_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The resolved config of a Reweight env id and its keywords, without loading data
+    (``None`` for another env id); a bad keyword is a ``ValueError`` naming it."""
+    import reweight_gym
+    from reweight_gym.config import EnvConfig
+
+    dataset = reweight_gym.ENV_IDS.get(env_id)
+    if dataset is None:
+        return None
+    kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "dataset"}
+    return EnvConfig.resolve(dataset, **kwargs).to_dict()
+
+
 def episode_length(env: Any = None, env_id: str | None = None,
                    env_kwargs: dict[str, Any] | None = None) -> int | None:
     """Steps per episode: ``num_stages - warmup_stages`` for a Reweight env (from an env, a
@@ -122,14 +135,9 @@ def episode_length(env: Any = None, env_id: str | None = None,
         return None
     import gymnasium as gym
 
-    import reweight_gym
-    from reweight_gym.config import EnvConfig
-
-    dataset = reweight_gym.ENV_IDS.get(env_id)
-    if dataset is not None:
-        kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "dataset"}
-        cfg = EnvConfig.resolve(dataset, **kwargs)
-        return int(cfg.num_stages - cfg.warmup_stages)
+    cfg = resolved_config(env_id, env_kwargs)
+    if cfg is not None:
+        return int(cfg["num_stages"] - cfg["warmup_stages"])
     try:
         spec = gym.spec(env_id)
     except gym.error.Error:

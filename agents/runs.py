@@ -99,6 +99,56 @@ def read_agent_meta(directory: str) -> dict[str, Any] | None:
     return None
 
 
+#: What must agree between a run and the one already in its output directory to resume it.
+RESUME_FIELDS = ("lib", "algo", "env_id", "config", "n_envs", "seed", "settings")
+
+
+def describe_run(lib: str, algo: str, env_id: str, env_kwargs: dict[str, Any], n_envs: int,
+                 seed: int, settings: dict[str, Any] | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    """The ``agent.json`` of a training run: what was trained (library, algorithm, agent
+    settings) on which env (the id, the keywords as given, and the resolved config when the id
+    is a Reweight environment), with how many searchers and which seed."""
+    from reweight_gym.agents.fdu import resolved_config
+
+    cfg = resolved_config(env_id, env_kwargs)
+    return {"lib": lib, "algo": algo, "env_id": env_id, "env_kwargs": dict(env_kwargs),
+            "config": cfg, "n_envs": n_envs, "seed": seed, "settings": settings, **extra}
+
+
+def check_resume(out_dir: str, meta: dict[str, Any], restart: bool = False) -> list[str]:
+    """Before a run writes into ``out_dir``: if the directory holds a run that differs from
+    ``meta`` in a :data:`RESUME_FIELDS` field, ``ValueError`` naming the first difference (the
+    run would mix another run's replay buffer and checkpoints into this one), unless
+    ``restart``: then that run's checkpoints and ``agent.json`` are deleted and this run starts
+    over. Returns the names it deleted."""
+    old = read_agent_meta(out_dir)
+    if old is None:
+        return []
+    diffs = [k for k in RESUME_FIELDS if k in old and k in meta and old[k] != meta[k]]
+    if not diffs:
+        return []
+    if not restart:
+        k = diffs[0]
+        raise ValueError(f"--out {out_dir!r} holds another run ({k}: {_short(old[k])} there, "
+                         f"{_short(meta[k])} here): resuming would mix the two; use another "
+                         "--out, or --restart to delete that run and start over")
+    removed = []
+    for name in sorted(os.listdir(out_dir)):
+        path = os.path.join(out_dir, name)
+        if name == AGENT_META or name.endswith((".zip", ".pkl")) or name == "final.json" or \
+                name.startswith(RLLIB_CKPT_PREFIX) or name == "tb":
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            removed.append(name)
+    return removed
+
+
+def _short(value: Any) -> str:
+    """A compact rendering of a differing value: the keys that differ for dicts."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def remove_stale_temps(out_dir: str) -> list[str]:
     """Delete the ``.tmp-`` leftovers of a killed run in ``out_dir``; returns their names."""
     removed = []

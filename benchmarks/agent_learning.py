@@ -9,8 +9,8 @@ corruption, this script
    candidate setting of :data:`CANDIDATES` (LAW's DDPG, the defaults, the earlier defaults and
    those with one of their changes undone) is trained with SB3 for each of ``--select-seeds``
    and played on the protocol's *validation* episodes only; ``OUT/selection.md`` ranks them by
-   mean validation return, and ``agents/defaults.py`` holds the winner;
-1. ``train``: trains each library's DDPG with the package defaults (``agents/defaults.py``) for
+   mean validation return, and ``agents/settings.py`` holds the winner;
+1. ``train``: trains each library's DDPG with the package defaults (``agents/settings.py``) for
    ``--episodes`` episodes per training seed, 2 parallel searchers, checkpointing as it goes;
 2. ``search``: finds the best constant action with the same episode budget
    (:func:`reweight_gym.agents.protocol.constant_action_search`);
@@ -187,7 +187,7 @@ def step_select(args: argparse.Namespace, cfg: dict[str, Any], commit: str | Non
     protocol's validation episodes (never the evaluation ones); write ``OUT/selection.md``.
 
     The candidates differ only in agent settings, which both libraries share under the same
-    names (``agents/defaults.py``), so the choice is made once, on SB3."""
+    names (``agents/settings.py``), so the choice is made once, on SB3."""
     from reweight_gym.agents.protocol import mean_std, validation_set
 
     es = validation_set(cfg)

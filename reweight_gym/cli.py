@@ -24,10 +24,14 @@ from reweight_gym.validation import parse_json_object
 def cmd_episode(args: argparse.Namespace) -> int:
     """Run one complete episode with a fixed policy and print per-stage rewards/accuracies."""
     import gymnasium as gym
+    import torch
 
     import reweight_gym  # noqa: F401  (registration)
     from reweight_gym.agents.policies import make_policy
 
+    if not isinstance(args.threads, int) or args.threads < 1:
+        raise ValueError(f"invalid --threads {args.threads!r}: must be an integer >= 1")
+    torch.set_num_threads(args.threads)
     kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     try:
         env = gym.make(args.env, **kwargs)
@@ -125,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--policy", default="easy_first",
                     help=f"a fixed policy: {', '.join(policy_names())}")
     ep.add_argument("--seed", type=int, default=0)
+    ep.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: small nets, no OpenMP synchronisation)")
     ep.set_defaults(func=cmd_episode)
     rp = sub.add_parser("replay", help="re-run a recorded trajectory file and compare",
                         description=cmd_replay.__doc__)

@@ -79,7 +79,8 @@ def test_cli_train_connects_to_the_cluster(cluster: TwoNodeCluster, tmp_path: Pa
     res = subprocess.run(
         [sys.executable, "-m", "reweight_gym.cli", "train", "--lib", "rllib", "--address",
          cluster.address, "--n-envs", "2", "--episodes", "4", "--env-kwargs",
-         json.dumps(ENV_KW), "--out", out], env=ENV, capture_output=True, text=True, timeout=600)
+         json.dumps(ENV_KW), "--agent-kwargs", '{"learning_starts_episodes": 2}', "--out", out],
+        env=ENV, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "trained rllib ddpg: 4 episodes" in res.stdout
     assert os.path.isdir(os.path.join(out, "checkpoint_000002"))

@@ -64,7 +64,7 @@ def test_sb3_train_killed_resumes_from_its_last_checkpoint(tmp_path: Path) -> No
     stdout = _run(cmd)
     # resumed from the newest checkpoint the kill left (its buffer complete beside it)
     assert f"resumed from {os.path.join(out, f'law_ddpg_{newest}_steps.zip')}" in stdout
-    assert "trained sb3 ddpg for 120 env steps (30 episodes)" in stdout
+    assert "trained sb3 ddpg: 30 episodes (120 env steps)" in stdout
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
     from reweight_gym.agents.sb3 import load_law_ddpg
 
@@ -81,18 +81,18 @@ def _rllib_iterations(out: str) -> list[int]:
 def test_rllib_train_killed_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     out = str(tmp_path / "rllib")
-    cmd = [*CLI, "--lib", "rllib", "--episodes", "20", "--out", out]
+    cmd = [*CLI, "--lib", "rllib", "--episodes", "22", "--out", out]
     _kill_when(cmd, lambda: len(_rllib_iterations(out)) >= 3)
     newest = max(_rllib_iterations(out))
-    assert newest < 20
+    assert newest < 22
     stdout = _run(cmd)
     assert f"resumed from {os.path.join(out, f'checkpoint_{newest:06d}')}" in stdout
     logs = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     # one episode per iteration (one runner): the first resumed iteration is the one after
     # the checkpoint, nothing was replayed or lost before it
     assert logs[0]["iteration"] == newest + 1 and logs[0]["episodes"] == newest + 1
-    assert logs[-1]["episodes"] == 20
-    assert "trained rllib ddpg: 20 episodes" in stdout
+    assert logs[-1]["episodes"] == 22
+    assert "trained rllib ddpg: 22 episodes" in stdout
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
     from reweight_gym.agents.rllib.agent import RLlibAgent
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import gymnasium as gym
 import numpy as np
@@ -26,11 +27,11 @@ from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.tune.registry import ENV_CREATOR, _global_registry, get_trainable_cls  # noqa: E402
 
 import reweight_gym.agents.rllib  # noqa: E402,F401  (registers the env ids and the DDPG trainable)
-from reweight_gym.agents.defaults import DDPG_DEFAULTS, LAW_DDPG  # noqa: E402
 from reweight_gym.agents.evaluate import evaluate, load_agent  # noqa: E402
 from reweight_gym.agents.rllib import DDPG, DDPGConfig, make_config  # noqa: E402
 from reweight_gym.agents.rllib.agent import RLlibAgent, train_rllib  # noqa: E402
 from reweight_gym.agents.runs import find_rllib_checkpoint  # noqa: E402
+from reweight_gym.agents.settings import DDPG_DEFAULTS, LAW_DDPG  # noqa: E402
 from reweight_gym.cluster import connect_ray  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -64,11 +65,9 @@ def test_import_registers_every_env_id_and_the_ddpg_trainable() -> None:
 
 def test_defaults_are_the_protocols_and_law_one_argument_away() -> None:
     cfg = DDPGConfig()
-    for key, value in DDPG_DEFAULTS.items():
-        got = getattr(cfg, key)
-        assert (list(got) if key == "net_arch" else got) == (
-            list(value) if key == "net_arch" else value), key
-    law = DDPGConfig().training(**LAW_DDPG)
+    assert cfg.settings == DDPG_DEFAULTS  # every field, the same values as SB3's LAWDDPG
+    law = DDPGConfig().training(settings=LAW_DDPG)
+    assert law.settings == LAW_DDPG
     assert (law.actor_lr, law.critic_lr, law.n_critics, law.fdu_epochs) == (1e-5, 1e-4, 1, 4)
     assert law.target_policy_noise == 0.0
 
@@ -201,7 +200,7 @@ def test_exploration_noise_only_in_exploration_pass(ray_local) -> None:
     spec = config.get_rl_module_spec()
     spec.observation_space, spec.action_space = env.observation_space, env.action_space
     module = spec.build()
-    assert len(module.critics) == DDPG_DEFAULTS["n_critics"]
+    assert len(module.critics) == DDPG_DEFAULTS.n_critics
     obs = torch.randn(64, 3)
     with torch.no_grad():
         inf1 = module.forward_inference({Columns.OBS: obs})[Columns.ACTIONS]
@@ -303,11 +302,13 @@ def test_cli_train_rllib_and_evaluate(ray_local, tmp_path, capsys) -> None:
     out = str(tmp_path / "cli")
     args = parser.parse_args(["train", "--lib", "rllib", "--algo", "ddpg", "--env", ENV_ID,
                               "--env-kwargs", json.dumps(KW), "--n-envs", "1",
+                              "--agent-kwargs", '{"learning_starts_episodes": 1}',
                               "--episodes", "2", "--out", out])
     assert args.func(args) == 0
-    assert "trained rllib ddpg: 2 episodes" in capsys.readouterr().out
-    args = parser.parse_args(["evaluate", out, "--env-kwargs", json.dumps(KW),
-                              "--episodes", "1", "--json"])
+    text = capsys.readouterr().out
+    assert "trained rllib ddpg: 2 episodes" in text
+    assert int(re.search(r"trained .*, (\d+) gradient updates", text).group(1)) > 0
+    args = parser.parse_args(["evaluate", out, "--episodes", "1", "--json"])  # its own env
     assert args.func(args) == 0
     res = json.loads(capsys.readouterr().out)
     assert len(res["returns"]) == 1 and 0.0 <= res["test_acc_target"][0] <= 1.0

@@ -16,8 +16,7 @@ import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import reweight_gym  # noqa: F401
-from reweight_gym.agents.cli import add_evaluate_parser, add_train_parser
-from reweight_gym.agents.defaults import DDPG_DEFAULTS, LAW_DDPG
+from reweight_gym.agents.cli import _episodes, add_evaluate_parser, add_train_parser
 from reweight_gym.agents.evaluate import evaluate, load_agent
 from reweight_gym.agents.sb3 import (
     LAWDDPG,
@@ -27,6 +26,7 @@ from reweight_gym.agents.sb3 import (
     make_reweight_vec_env,
     train_law_ddpg,
 )
+from reweight_gym.agents.settings import DDPG_DEFAULTS, LAW_DDPG
 
 ENV_ID = "Reweight-Digits-v0"
 
@@ -38,27 +38,27 @@ def test_defaults_are_the_protocols_and_law_one_argument_away() -> None:
     venv = make_reweight_vec_env(ENV_ID, KW, n_envs=2, subprocess=False)
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0)
-        assert model.actor.optimizer.param_groups[0]["lr"] == DDPG_DEFAULTS["actor_lr"]
-        assert model.critic.optimizer.param_groups[0]["lr"] == DDPG_DEFAULTS["critic_lr"]
+        assert model.actor.optimizer.param_groups[0]["lr"] == DDPG_DEFAULTS.actor_lr
+        assert model.critic.optimizer.param_groups[0]["lr"] == DDPG_DEFAULTS.critic_lr
         assert isinstance(model.actor.optimizer, th.optim.Adam)
         linear = [m for m in model.actor.mu if isinstance(m, th.nn.Linear)]
         assert len(linear) == 4  # LAW: 4-layer actor
-        assert len(model.critic.q_networks) == DDPG_DEFAULTS["n_critics"] == 2
-        assert model.target_policy_noise == DDPG_DEFAULTS["target_policy_noise"]
+        assert len(model.critic.q_networks) == DDPG_DEFAULTS.n_critics == 2
+        assert model.target_policy_noise == DDPG_DEFAULTS.target_policy_noise
         assert model.full_data_update and model.action_noise is not None
-        assert model.fdu.epochs == DDPG_DEFAULTS["fdu_epochs"]
-        assert model.fdu.batch_size == DDPG_DEFAULTS["fdu_batch_size"]
-        assert model.replay_buffer.buffer_size * 2 == DDPG_DEFAULTS["buffer_size"]
+        assert model.fdu.epochs == DDPG_DEFAULTS.fdu_epochs
+        assert model.fdu.batch_size == DDPG_DEFAULTS.fdu_batch_size
+        assert model.replay_buffer.buffer_size * 2 == DDPG_DEFAULTS.buffer_size
         # the schedule in episodes, in SB3's steps: one round = EP_LEN vec steps, learning
         # starts after 20 episodes = 20 * EP_LEN transitions
         assert model.train_freq.frequency == EP_LEN and model.train_freq.unit.value == "step"
-        assert model.learning_starts == DDPG_DEFAULTS["learning_starts_episodes"] * EP_LEN
-        law = LAWDDPG("MlpPolicy", venv, seed=0, **LAW_DDPG)
+        assert model.learning_starts == DDPG_DEFAULTS.learning_starts_episodes * EP_LEN
+        law = LAWDDPG("MlpPolicy", venv, seed=0, settings=LAW_DDPG)
         assert law.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
         assert law.critic.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
         qf = law.critic.q_networks
         assert len(qf) == 1 and len([m for m in qf[0] if isinstance(m, th.nn.Linear)]) == 4
-        assert law.target_policy_noise == 0.0 and law.fdu.epochs == LAW_DDPG["fdu_epochs"]
+        assert law.target_policy_noise == 0.0 and law.fdu.epochs == LAW_DDPG.fdu_epochs
         # explicit step counts (the measured runs' spelling) override the episode schedule
         steps = LAWDDPG("MlpPolicy", venv, seed=0, train_freq=10, learning_starts=200)
         assert steps.train_freq.frequency == 10 and steps.learning_starts == 200
@@ -125,14 +125,14 @@ def test_td3_options_and_action_l2_pull_to_uniform() -> None:
     venv = make_reweight_vec_env(ENV_ID, KW, n_envs=1)
     try:
         model = LAWDDPG("MlpPolicy", venv, seed=0, n_critics=2, target_policy_noise=0.1,
-                        critic_lr=0.0, actor_lr=1e-2, action_l2=100.0, fdu_epochs=20,
+                        critic_lr=1e-12, actor_lr=1e-2, action_l2=100.0, fdu_epochs=20,
                         learning_starts=0)
         assert len(model.critic.q_networks) == 2 and model.target_policy_noise == 0.1
         obs = venv.reset()
         before = np.abs(model.predict(obs, deterministic=True)[0]).mean()
         model.learn(total_timesteps=EP_LEN)
         after = np.abs(model.predict(obs, deterministic=True)[0]).mean()
-        assert after < 0.5 * before  # the L2 term dominates a frozen critic
+        assert after < 0.5 * before  # the L2 term dominates a (nearly) frozen critic
     finally:
         venv.close()
 
@@ -140,9 +140,9 @@ def test_td3_options_and_action_l2_pull_to_uniform() -> None:
 def test_exploration_noise_only_while_collecting() -> None:
     venv = make_reweight_vec_env(ENV_ID, KW, n_envs=1)
     try:
-        # zero learning rates: the actor stays fixed, so any gap between stored and predicted
-        # actions is the exploration noise
-        model = LAWDDPG("MlpPolicy", venv, seed=0, actor_lr=0.0, critic_lr=0.0,
+        # (nearly) zero learning rates: the actor stays put, so any gap between stored and
+        # predicted actions is the exploration noise
+        model = LAWDDPG("MlpPolicy", venv, seed=0, actor_lr=1e-12, critic_lr=1e-12,
                         noise_sigma=0.3, learning_starts=0)
         model.learn(total_timesteps=EP_LEN)
         rb = model.replay_buffer
@@ -176,7 +176,7 @@ def test_end_to_end_two_subprocess_envs_save_load_predict(tmp_path) -> None:
     finally:
         venv.close()
     loaded = load_law_ddpg(path)
-    assert loaded.fdu_epochs == 2 and loaded.actor_lr == DDPG_DEFAULTS["actor_lr"]
+    assert loaded.fdu_epochs == 2 and loaded.actor_lr == DDPG_DEFAULTS.actor_lr
     assert loaded.fdu.get_state() == model.fdu.get_state()  # the permutation generator too
     got, _ = loaded.predict(obs, deterministic=True)
     np.testing.assert_allclose(got, expected, atol=1e-6)
@@ -226,13 +226,25 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys) -> None:
     add_evaluate_parser(sub)
     out = str(tmp_path / "cli")
     argv = ["train", "--lib", "sb3", "--algo", "ddpg", "--env", ENV_ID,
-            "--env-kwargs", json.dumps(KW), "--n-envs", "1", "--episodes", "1", "--out", out]
+            "--env-kwargs", json.dumps(KW), "--agent-kwargs", '{"learning_starts_episodes": 0}',
+            "--n-envs", "1", "--episodes", "1", "--out", out]
     args = parser.parse_args(argv)
     assert args.func(args) == 0
-    assert "trained sb3 ddpg for 4 env steps" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "trained sb3 ddpg: 1 episodes (4 env steps)" in text
+    updates = int(re.search(r"trained .*, (\d+) gradient updates", text).group(1))
+    assert updates > 0 and "episode 1/1: mean return" in text  # the progress line
     args = parser.parse_args(argv[:-4] + ["--episodes", "2", "--out", out])
     assert args.func(args) == 0
-    assert "for 8 env steps" in capsys.readouterr().out  # resumed from 4
+    text = capsys.readouterr().out
+    assert "resumed from" in text and "2 episodes (8 env steps)" in text  # resumed from 4
+    assert int(re.search(r"trained .*, (\d+) gradient updates", text).group(1)) > updates
+    # evaluate plays the env the agent was trained on, and says so
+    args = parser.parse_args(["evaluate", out, "--episodes", "1"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert f"on {ENV_ID} {json.dumps(KW, sort_keys=True)} (the agent's training env)" in text
+    assert text.count("episode 0: return") == 1
     args = parser.parse_args(["evaluate", out, "--env-kwargs", json.dumps(KW),
                               "--episodes", "1", "--json"])
     assert args.func(args) == 0
@@ -266,19 +278,51 @@ def test_cli_train_settings_law_and_checkpoint_rounds(tmp_path, capsys) -> None:
     out = str(tmp_path / "law")
     args = _train_parser().parse_args(
         ["train", "--env", ENV_ID, "--env-kwargs", json.dumps(KW), "--n-envs", "1",
-         "--episodes", "3", "--settings", "law", "--agent-kwargs", '{"fdu_epochs": 3}',
-         "--checkpoint-every", "2", "--out", out])
+         "--episodes", "3", "--settings", "law", "--agent-kwargs",
+         '{"fdu_epochs": 3, "learning_starts_episodes": 1}', "--checkpoint-every", "2",
+         "--out", out])
     assert args.func(args) == 0
-    assert "trained sb3 ddpg for 12 env steps (3 episodes)" in capsys.readouterr().out
+    assert "trained sb3 ddpg: 3 episodes (12 env steps)" in capsys.readouterr().out
     model = load_law_ddpg(os.path.join(out, "final.zip"))
-    assert model.actor_lr == LAW_DDPG["actor_lr"] and model.critic_lr == LAW_DDPG["critic_lr"]
+    assert model.actor_lr == LAW_DDPG.actor_lr and model.critic_lr == LAW_DDPG.critic_lr
     assert model.fdu.epochs == 3  # --agent-kwargs on top of --settings
     # a checkpoint every 2 rounds (of one episode: 1 env) and at the end
     names = sorted(os.path.basename(p) for p in glob.glob(os.path.join(out, "law_ddpg_*.zip")))
     assert names == ["law_ddpg_12_steps.zip", "law_ddpg_8_steps.zip"]
     with open(os.path.join(out, "agent.json")) as f:
         meta = json.load(f)
-    assert meta["episode_steps"] == EP_LEN and meta["agent_kwargs"]["n_critics"] == 1
+    assert meta["episode_steps"] == EP_LEN and meta["settings"]["n_critics"] == 1
+    assert meta["config"]["noise_rate"] == KW["noise_rate"]  # the resolved config
+
+
+def test_cli_train_refuses_to_mix_runs_and_to_train_nothing(tmp_path, capsys) -> None:
+    out = str(tmp_path / "run")
+    base = ["train", "--env", ENV_ID, "--n-envs", "1", "--episodes", "1", "--agent-kwargs",
+            '{"learning_starts_episodes": 0}', "--out", out]
+    args = _train_parser().parse_args(base + ["--env-kwargs", json.dumps(KW)])
+    assert args.func(args) == 0
+    capsys.readouterr()
+    # the same --out with another env config: refused before any training, one line
+    other = {**KW, "noise_rate": 0.2}
+    args = _train_parser().parse_args(base + ["--env-kwargs", json.dumps(other)])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "holds another run (config:" in err and "--restart" in err and "\n" not in err.strip()
+    # --restart deletes that run and starts over
+    args = _train_parser().parse_args(base + ["--env-kwargs", json.dumps(other), "--restart"])
+    assert args.func(args) == 0
+    assert "--restart: deleted the earlier run" in capsys.readouterr().out
+    with open(os.path.join(out, "agent.json")) as f:
+        assert json.load(f)["config"]["noise_rate"] == 0.2
+    # a budget within the random exploration trains nothing: refused, with what to do
+    args = _train_parser().parse_args(["train", "--env", ENV_ID, "--env-kwargs", json.dumps(KW),
+                                       "--episodes", "8", "--out", str(tmp_path / "short")])
+    assert args.func(args) == 2
+    assert "--episodes 8 trains nothing" in capsys.readouterr().err
+    # an odd number of episodes for 2 searchers runs whole rounds, and says so
+    assert _episodes(5, 2, None) == 6
+    assert "not a multiple of --n-envs 2: training runs whole rounds, 6 episodes" in \
+        capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -296,7 +340,7 @@ def test_cli_train_settings_law_and_checkpoint_rounds(tmp_path, capsys) -> None:
     (["--checkpoint-every", "0"], "--checkpoint-every must be an integer >= 1"),
 ])
 def test_cli_train_bad_input_one_line(tmp_path, capsys, argv: list[str], message: str) -> None:
-    base = ["train", "--env-kwargs", json.dumps(KW), "--n-envs", "1", "--episodes", "1",
+    base = ["train", "--env-kwargs", json.dumps(KW), "--n-envs", "1", "--episodes", "30",
             "--out", str(tmp_path / "bad")]
     args = _train_parser().parse_args(base + argv)
     assert args.func(args) == 2

@@ -28,6 +28,8 @@ from reweight_gym.agents.runs import (
     RLLIB_CKPT_PREFIX,
     RLLIB_MODULE_SUBDIR,
     atomic_dir,
+    check_resume,
+    describe_run,
     find_rllib_checkpoint,
     is_rllib_checkpoint,
     remove_stale_temps,
@@ -109,6 +111,23 @@ def _episodes(result: dict[str, Any]) -> int:
     return int(result.get("env_runners", {}).get("num_episodes_lifetime", 0) or 0)
 
 
+def _gradient_updates(algorithm: Any) -> int:
+    """The learner's gradient steps so far (DDPG counts them; other algorithms report their
+    learner updates)."""
+    from reweight_gym.agents.rllib.ddpg import NUM_GRADIENT_STEPS_LIFETIME
+
+    peek = algorithm.metrics.peek
+    for key in ((NUM_GRADIENT_STEPS_LIFETIME,), ("learners", "__all_modules__",
+                                                 "num_module_steps_trained_lifetime")):
+        try:
+            value = peek(key, default=None)
+        except (KeyError, TypeError):
+            value = None
+        if value is not None:
+            return int(value)
+    return 0
+
+
 def save_checkpoint(algorithm: Any, out_dir: str) -> str:
     """``out_dir/checkpoint_<iteration>``, written to a temporary directory and renamed into
     place (``agents/runs.py``): a kill mid-save leaves the previous checkpoints intact."""
@@ -124,32 +143,49 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
                 num_env_runners: int = 2, num_gpus_per_env_runner: float = 0, seed: int = 0,
                 checkpoint_every: int = 5, num_cpus: int | None = None,
                 address: str | None = None, training: dict[str, Any] | None = None,
-                log: Any = None) -> dict[str, Any]:
+                log: Any = None, settings: Any = None, restart: bool = False) -> dict[str, Any]:
     """Train ``algo`` on ``env_id`` until ``episodes`` episodes (or ``env_steps`` steps) are
     sampled, resuming from the newest checkpoint in ``out_dir``; a checkpoint
     (``out_dir/checkpoint_<iteration>``, written atomically) every ``checkpoint_every``
     iterations (for DDPG an iteration is one round: one episode per env runner) and at the
     end. Ray: the cluster at ``address`` (or ``RAY_ADDRESS``), else a local instance with
-    ``num_cpus`` CPUs. Returns the last result summary; its ``resumed_from`` is the checkpoint
-    the run started from (``None`` for a fresh run)."""
+    ``num_cpus`` CPUs. For ``ddpg``, ``settings`` is a
+    :class:`~reweight_gym.agents.settings.DDPGSettings` (default ``DDPG_DEFAULTS``) and its
+    fields in ``training`` go on top. A run resumes only a run of the same algorithm, env config,
+    runners, seed and settings (``agent.json``; another is a ``ValueError``, or deleted first
+    with ``restart``). Returns the last result summary; its ``resumed_from`` is the checkpoint
+    the run started from (``None`` for a fresh run) and ``gradient_updates`` the learner's
+    updates so far."""
     from reweight_gym.agents.rllib.configs import make_config
     from reweight_gym.cluster import connect_ray
 
     if episodes is None and env_steps is None:
         raise ValueError("train_rllib needs episodes or env_steps")
+    from reweight_gym.agents.settings import DDPG_DEFAULTS
+
     env_kwargs = dict(env_kwargs or {})
+    training = dict(training or {})
+    if algo.lower() == "ddpg":
+        settings, training = (settings or DDPG_DEFAULTS).split(training)
+        training["settings"] = settings
+    elif settings is not None:
+        raise ValueError(f"settings are LAW-DDPG's: not for algo={algo!r}")
     config = make_config(algo, env_id, env_kwargs, num_env_runners=num_env_runners,
                          num_gpus_per_env_runner=num_gpus_per_env_runner, seed=seed,
-                         **(training or {}))
+                         **training)
     config.validate()
-    connect_ray(address, num_cpus=num_cpus or max(2, num_env_runners))
+    training.pop("settings", None)
+    meta = describe_run("rllib", algo.lower(), env_id, env_kwargs, num_env_runners, seed,
+                        settings.to_dict() if settings is not None else None,
+                        normalize_actions=bool(config.normalize_actions), training=training,
+                        episode_steps=episode_length(env_id=env_id, env_kwargs=env_kwargs))
     os.makedirs(out_dir, exist_ok=True)
+    removed = check_resume(out_dir, meta, restart)
+    if removed and log is not None:
+        log({"restart": f"deleted the earlier run in {out_dir}", "removed": removed})
+    connect_ray(address, num_cpus=num_cpus or max(2, num_env_runners))
     remove_stale_temps(out_dir)
-    write_agent_meta(out_dir, {
-        "lib": "rllib", "algo": algo.lower(), "env_id": env_id, "env_kwargs": env_kwargs,
-        "num_env_runners": num_env_runners, "normalize_actions": bool(config.normalize_actions),
-        "seed": seed, "episode_steps": episode_length(env_id=env_id, env_kwargs=env_kwargs),
-        "training": training or {}})
+    write_agent_meta(out_dir, meta)
     algorithm = config.build_algo()
     try:
         last = find_rllib_checkpoint(out_dir)
@@ -167,6 +203,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
             result = algorithm.train()
             summary.update({"iteration": algorithm.iteration, "env_steps": _env_steps(result),
                             "episodes": _episodes(result),
+                            "gradient_updates": _gradient_updates(algorithm),
                             "episode_return_mean": result.get("env_runners", {}).get(
                                 "episode_return_mean")})
             if log is not None:
@@ -175,6 +212,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
                 save_checkpoint(algorithm, out_dir)
         summary["checkpoint"] = save_checkpoint(algorithm, out_dir)
         summary.setdefault("episodes", done_eps)
+        summary["gradient_updates"] = _gradient_updates(algorithm)
         return summary
     finally:
         algorithm.stop()

@@ -7,7 +7,7 @@ sample timeout (``sample_timeout_s=None``: wait for the runners however long a s
 each runner one CPU and optionally a GPU (``num_gpus_per_env_runner``), and restart failed
 runners. ``num_env_runners`` runners are LAW's N_a parallel searchers that share one strategy
 model (the learner's, broadcast after every update). DDPG's defaults are its config's
-(``reweight_gym.agents.defaults.DDPG_DEFAULTS``).
+(``reweight_gym.agents.settings.DDPG_DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.algorithms.sac import SACConfig
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
-from reweight_gym.agents.defaults import DDPG_DEFAULTS
 from reweight_gym.agents.fdu import episode_length
 from reweight_gym.agents.rllib.ddpg import DDPGConfig
 from reweight_gym.agents.rllib.envs import check_env
+from reweight_gym.agents.settings import DDPG_DEFAULTS
 from reweight_gym.validation import check_number
 
 RLLIB_ALGOS = ("ddpg", "sac", "ppo")
@@ -65,7 +65,7 @@ def _training(config: AlgorithmConfig, algo: str, training: dict[str, Any]) -> A
 def ddpg_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_runners: int = 0,
                 num_gpus_per_env_runner: float = 0, seed: int | None = 0,
                 **training: Any) -> DDPGConfig:
-    """:class:`DDPGConfig` (defaults ``DDPG_DEFAULTS``; ``**LAW_DDPG`` for LAW's DDPG)."""
+    """:class:`DDPGConfig` (defaults ``DDPG_DEFAULTS``; ``settings=LAW_DDPG`` for LAW's DDPG)."""
     cfg = _common(DDPGConfig(), env_id, dict(env_kwargs or {}), num_env_runners,
                   num_gpus_per_env_runner, seed)
     return _training(cfg, "ddpg", training)  # type: ignore[return-value]
@@ -78,7 +78,7 @@ def sac_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_ru
     env_kwargs = dict(env_kwargs or {})
     cfg = _common(SACConfig(), env_id, env_kwargs, num_env_runners, num_gpus_per_env_runner,
                   seed)
-    hiddens = list(DDPG_DEFAULTS["net_arch"])
+    hiddens = list(DDPG_DEFAULTS.net_arch)
     cfg = cfg.rl_module(model_config=DefaultModelConfig(fcnet_hiddens=hiddens,
                                                         head_fcnet_hiddens=[]))
     ep_len = episode_length(env_id=env_id, env_kwargs=env_kwargs)
@@ -97,7 +97,7 @@ def ppo_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_ru
     env_kwargs = dict(env_kwargs or {})
     cfg = _common(PPOConfig(), env_id, env_kwargs, num_env_runners, num_gpus_per_env_runner,
                   seed)
-    hiddens = list(DDPG_DEFAULTS["net_arch"])
+    hiddens = list(DDPG_DEFAULTS.net_arch)
     cfg = cfg.rl_module(model_config=DefaultModelConfig(fcnet_hiddens=hiddens,
                                                         head_fcnet_hiddens=[],
                                                         vf_share_layers=False))

@@ -12,12 +12,12 @@ with the config's ``seed``), and the new actor is broadcast to the runners.
 ``full_data_update=False`` instead runs ``replay_ratio`` gradient steps per new transition on
 minibatches sampled from the buffer.
 
-The ``.training()`` keys of LAW's DDPG have the names of :class:`reweight_gym.agents.sb3.LAWDDPG`'s
-keyword arguments, and the defaults are the same (``reweight_gym.agents.defaults.DDPG_DEFAULTS``),
-so
-``DDPGConfig().training(**LAW_DDPG)`` is LAW's DDPG. Keys DDPG does not use (``lr``: DDPG has
-``actor_lr`` and ``critic_lr``; ``num_epochs``, ``minibatch_size``,
-``shuffle_batch_per_epoch``: FDU's) raise a ``ValueError`` instead of being ignored.
+The ``.training()`` keys of LAW's DDPG are the fields of
+:class:`~reweight_gym.agents.settings.DDPGSettings` (the names of SB3's ``LAWDDPG`` keywords), with
+the same defaults and the same validation; ``.training(settings=LAW_DDPG)`` is LAW's DDPG. Keys
+DDPG does not use (``lr``: DDPG has ``actor_lr`` and ``critic_lr``; ``num_epochs``,
+``minibatch_size``, ``shuffle_batch_per_epoch``: FDU's) raise a ``ValueError`` instead of being
+ignored.
 
 Reproducible by seed (``.debugging(seed=...)``): the networks, the exploration noise (seeded per
 runner by RLlib), the random actions before learning starts and the episodes' seeds
@@ -48,10 +48,10 @@ from ray.rllib.utils.metrics import (
 from ray.rllib.utils.spaces.space_utils import normalize_action
 from ray.util import log_once
 
-from reweight_gym.agents.defaults import DDPG_DEFAULTS
 from reweight_gym.agents.fdu import FDUSchedule, visits
 from reweight_gym.agents.rllib.envs import check_env, seed_action_space
 from reweight_gym.agents.rllib.rl_module import DDPGTorchRLModule
+from reweight_gym.agents.settings import DDPG_DEFAULTS, DDPGSettings
 from reweight_gym.validation import check_bool, check_number
 
 # RLlib warns once per process that an algorithm runs "on the new API stack"; this DDPG exists
@@ -61,11 +61,10 @@ log_once("DDPG_on_new_api_stack")
 NUM_GRADIENT_STEPS_LIFETIME = "num_gradient_steps_lifetime"
 DDPG_STATE = "ddpg"
 
-#: DDPG's own ``.training()`` keys: the names of ``LAWDDPG``'s keyword arguments.
-DDPG_KEYS = ("actor_lr", "critic_lr", "net_arch", "noise_sigma", "n_critics",
-             "target_policy_noise", "target_noise_clip", "action_l2", "full_data_update",
-             "fdu_epochs", "fdu_batch_size", "learning_starts_episodes", "buffer_size", "tau",
-             "replay_ratio", "random_warmup", "store_buffer_in_checkpoints")
+#: DDPG's own ``.training()`` keys besides ``gamma`` (``AlgorithmConfig``'s): the fields of
+#: :class:`DDPGSettings` and RLlib-only options.
+RLLIB_ONLY_KEYS = ("replay_ratio", "random_warmup", "store_buffer_in_checkpoints")
+DDPG_KEYS = tuple(n for n in DDPGSettings.names() if n != "gamma") + RLLIB_ONLY_KEYS
 #: ``AlgorithmConfig.training()`` keys that DDPG does not use, and what to set instead.
 UNUSED_KEYS = {
     "lr": "DDPG has two learning rates: set actor_lr and critic_lr",
@@ -145,15 +144,10 @@ def _base_training_keys() -> set[str]:
 class DDPGConfig(AlgorithmConfig):
     """Configuration of :class:`DDPG` (module docstring).
 
-    ``.training()`` keys beyond ``AlgorithmConfig``'s (defaults: ``DDPG_DEFAULTS``):
-    ``actor_lr``, ``critic_lr`` (Adam), ``net_arch`` (hidden sizes of actor and critics; LAW:
-    4 layers = 3 hidden), ``noise_sigma`` (Gaussian exploration noise, in half action ranges),
-    ``n_critics``, ``target_policy_noise``, ``target_noise_clip`` (TD3's clipped double-Q and
-    target smoothing), ``action_l2`` (pull of the actor towards the zero action),
-    ``full_data_update``, ``fdu_epochs``, ``fdu_batch_size`` (``None``:
-    ``train_batch_size_per_learner``), ``learning_starts_episodes`` (episodes of random actions,
-    summed over the runners, before the first update), ``buffer_size`` (transitions), ``tau``
-    (Polyak coefficient of the target networks; 1.0 = LAW's online TD target),
+    ``.training()`` keys beyond ``AlgorithmConfig``'s: every field of
+    :class:`~reweight_gym.agents.settings.DDPGSettings` (defaults ``DDPG_DEFAULTS``; ``gamma``
+    is ``AlgorithmConfig``'s own key; ``fdu_batch_size=None`` means
+    ``train_batch_size_per_learner``), or ``settings=`` a whole ``DDPGSettings``; and
     ``replay_ratio`` (without FDU only: gradient steps per new transition, default 1),
     ``random_warmup`` (random actions before learning starts, as SB3), and
     ``store_buffer_in_checkpoints``.
@@ -170,24 +164,25 @@ class DDPGConfig(AlgorithmConfig):
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or DDPG)
         self.lr = None  # unused: actor_lr / critic_lr
-        self.actor_lr: float = 0.0
-        self.critic_lr: float = 0.0
-        self.net_arch: list[int] = []
-        self.noise_sigma: float = 0.0
-        self.n_critics: int = 1
-        self.target_policy_noise: float = 0.0
-        self.target_noise_clip: float = 0.0
-        self.action_l2: float = 0.0
-        self.full_data_update: bool = True
-        self.fdu_epochs: int = 1
-        self.fdu_batch_size: int | None = None
-        self.learning_starts_episodes: int = 0
-        self.buffer_size: int = 0
-        self.tau: float = 0.0
+        d = DDPG_DEFAULTS
+        self.actor_lr: float = d.actor_lr
+        self.critic_lr: float = d.critic_lr
+        self.net_arch: list[int] = list(d.net_arch)
+        self.noise_sigma: float = d.noise_sigma
+        self.n_critics: int = d.n_critics
+        self.target_policy_noise: float = d.target_policy_noise
+        self.target_noise_clip: float = d.target_noise_clip
+        self.action_l2: float = d.action_l2
+        self.full_data_update: bool = d.full_data_update
+        self.fdu_epochs: int = d.fdu_epochs
+        self.fdu_batch_size: int | None = d.fdu_batch_size
+        self.learning_starts_episodes: int = d.learning_starts_episodes
+        self.buffer_size: int = d.buffer_size
+        self.tau: float = d.tau
+        self.gamma = d.gamma
         self.replay_ratio: float | None = None
         self.random_warmup: bool = True
         self.store_buffer_in_checkpoints: bool = True
-        self.training(**DDPG_DEFAULTS)
         self.train_batch_size_per_learner = 64
         # an env step of a Reweight env trains a classifier for a stage: wait however long
         # it takes, and one training_step (one round) per iteration
@@ -196,9 +191,15 @@ class DDPGConfig(AlgorithmConfig):
         self.min_sample_timesteps_per_iteration = 0
         self.callbacks(on_environment_created=seed_action_space)
 
-    def training(self, **kwargs: Any) -> DDPGConfig:  # type: ignore[override]
+    def training(self, settings: DDPGSettings | None = None,  # type: ignore[override]
+                 **kwargs: Any) -> DDPGConfig:
         """Set DDPG's training settings (class docstring) and ``AlgorithmConfig``'s; a key
-        DDPG does not use, or no key at all, is a one-line ``ValueError`` naming it."""
+        DDPG does not use, or no key at all, is a one-line ``ValueError`` naming it.
+        ``settings`` sets every field of a :class:`DDPGSettings` (``kwargs`` on top)."""
+        if settings is not None:
+            if not isinstance(settings, DDPGSettings):
+                raise ValueError(f"invalid settings={settings!r}: must be a DDPGSettings")
+            kwargs = {**settings.to_dict(), **kwargs}
         for key in kwargs:
             if key in UNUSED_KEYS:
                 raise ValueError(f"DDPG does not use the training key {key!r}: "
@@ -215,23 +216,17 @@ class DDPGConfig(AlgorithmConfig):
                 setattr(self, key, list(value) if key == "net_arch" else value)
         return self
 
+    @property
+    def settings(self) -> DDPGSettings:
+        """This config's :class:`DDPGSettings` (validated: a bad field is a ``ValueError``)."""
+        return DDPGSettings(**{n: getattr(self, n) for n in DDPGSettings.names()})
+
     def validate(self) -> None:
         if self.lr is not None:
             raise ValueError(f"DDPG does not use lr={self.lr!r}: {UNUSED_KEYS['lr']}")
         super().validate()
-        for name in ("actor_lr", "critic_lr"):
-            check_number(name, getattr(self, name), 0.0, lo_open=True)
-        check_number("tau", self.tau, 0.0, 1.0, lo_open=True)
-        for name in ("noise_sigma", "target_policy_noise", "target_noise_clip", "action_l2"):
-            check_number(name, getattr(self, name), 0.0)
-        check_number("n_critics", self.n_critics, 1, integer=True)
-        check_number("fdu_epochs", self.fdu_epochs, 1, integer=True)
-        check_number("fdu_batch_size", self.fdu_batch_size, 1, integer=True, optional=True)
-        check_number("learning_starts_episodes", self.learning_starts_episodes, 0, integer=True)
-        check_number("buffer_size", self.buffer_size, 1, integer=True)
-        check_bool("full_data_update", self.full_data_update)
-        if not self.net_arch or not all(isinstance(h, int) and h > 0 for h in self.net_arch):
-            raise ValueError(f"invalid net_arch={self.net_arch!r}: a list of layer sizes >= 1")
+        self.settings  # noqa: B018  (validates every DDPG field, with the SB3 agent's messages)
+        check_bool("random_warmup", self.random_warmup)
         if self.replay_ratio is not None:
             if self.full_data_update:
                 raise ValueError(f"invalid replay_ratio={self.replay_ratio!r}: used only with "

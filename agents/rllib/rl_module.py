@@ -23,7 +23,7 @@ from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, TargetNetworkAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
 
-from reweight_gym.agents.defaults import DDPG_DEFAULTS
+from reweight_gym.agents.settings import DDPG_DEFAULTS
 
 Q_VALUES = "q_values"
 Q_OF_ACTOR = "q_of_actor"
@@ -62,11 +62,11 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
         cfg = self.model_config or {}
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
-        self.noise_sigma = float(cfg.get("noise_sigma", DDPG_DEFAULTS["noise_sigma"]))
-        hiddens = tuple(cfg.get("net_arch", DDPG_DEFAULTS["net_arch"]))
+        self.noise_sigma = float(cfg.get("noise_sigma", DDPG_DEFAULTS.noise_sigma))
+        hiddens = tuple(cfg.get("net_arch", DDPG_DEFAULTS.net_arch))
         self.actor = nn.Sequential(mlp(self.obs_dim, hiddens, self.act_dim), nn.Tanh())
         if not self.inference_only:
-            n = int(cfg.get("n_critics", DDPG_DEFAULTS["n_critics"]))
+            n = int(cfg.get("n_critics", DDPG_DEFAULTS.n_critics))
             self.critics = nn.ModuleList(
                 [mlp(self.obs_dim + self.act_dim, hiddens, 1) for _ in range(n)])
 

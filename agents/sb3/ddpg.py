@@ -7,6 +7,11 @@ LAW (Li et al., AAAI 2020) searches the weighting policy with DDPG:
 - eq. 13: the actor's deterministic policy gradient
   ``grad J = mean grad_a Q(s, a)|_{a = mu(s)} grad mu(s)``.
 
+Built the way SB3 builds its own DDPG: on :class:`~stable_baselines3.TD3` with the actor updated
+at every step (``policy_delay=1``). The settings are :class:`~reweight_gym.agents.settings.
+DDPGSettings`; its defaults switch on two of TD3's additions (twin critics, target-policy
+smoothing), ``settings=LAW_DDPG`` is LAW's DDPG (one critic, no smoothing).
+
 A documented deviation: LAW has no target networks. Here, as in DDPG (Lillicrap et al., 2016) and
 SB3, the TD target uses target networks Q', mu', soft-updated after every gradient step
 (``phi' <- tau phi + (1 - tau) phi'``), which stabilises the bootstrapped target; ``tau=1.0``
@@ -18,68 +23,50 @@ environments of a ``VecEnv``, each a complete training run) feeding one shared m
 *Full Data Update* (FDU, Algorithm 1): after every round of episodes the networks are trained for
 ``fdu_epochs`` epochs over *all* transitions in the buffer instead of on one sampled minibatch.
 The schedule (rounds, exploration episodes, minibatch order) is :mod:`reweight_gym.agents.fdu`,
-shared with RLlib's DDPG. The defaults are ``reweight_gym.agents.defaults.DDPG_DEFAULTS`` (the
-evaluation protocol's choice); LAW's own values are ``LAWDDPG("MlpPolicy", env, **LAW_DDPG)``.
-``full_data_update=False`` gives SB3's plain DDPG update.
+shared with RLlib's DDPG. ``full_data_update=False`` gives SB3's plain minibatch update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import DDPG
+from stable_baselines3 import TD3
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from reweight_gym.agents.defaults import DDPG_DEFAULTS
 from reweight_gym.agents.fdu import FDUSchedule, episode_length, visits
 from reweight_gym.agents.sb3.callbacks import LAWInfoCallback
+from reweight_gym.agents.settings import DDPG_DEFAULTS, DDPGSettings
 from reweight_gym.validation import check_number, invalid
 
-_D = DDPG_DEFAULTS
 
+class LAWDDPG(TD3):
+    """DDPG with LAW's Full Data Update (eqs. 10-13, Algorithm 1).
 
-class LAWDDPG(DDPG):
-    """DDPG with LAW's Full Data Update (eqs. 10-13, Algorithm 1), the protocol's defaults.
+    ``LAWDDPG("MlpPolicy", env)`` trains with the package's defaults (``DDPG_DEFAULTS``);
+    ``settings=LAW_DDPG`` with LAW's; every field of
+    :class:`~reweight_gym.agents.settings.DDPGSettings` can also be passed as a keyword
+    (``actor_lr=...``, ``fdu_epochs=...``), on top of ``settings``, and is validated there.
 
-    The TD target (eq. 12) uses target networks updated by Polyak averaging with ``tau``, as in
-    DDPG; LAW computes it with the online networks, which ``tau=1.0`` reproduces.
-
-    Args:
-        policy: SB3 policy name or class (``"MlpPolicy"``).
-        env: a Gymnasium env, a ``VecEnv`` (N parallel searchers, LAW's N_a) or an env id.
-        actor_lr, critic_lr: Adam learning rates of the actor and the critic.
-        net_arch: hidden sizes of actor and critic (LAW: 4 layers, i.e. 3 hidden layers).
-        noise_sigma: standard deviation of the Gaussian exploration noise added to the action
-            (in units of half the action range); ignored when ``action_noise`` is given.
-        n_critics, target_policy_noise, target_noise_clip: TD3's clipped double-Q and target
-            policy smoothing (LAW's DDPG: 1 critic, no smoothing).
-        action_l2: weight of an ``||mu(s)||^2`` term in the actor loss pulling towards the
-            zero action (uniform weights).
-        full_data_update: train with FDU (``True``, LAW) or with SB3's sampled minibatches.
-        fdu_epochs: epochs over all buffered transitions at each FDU update.
-        fdu_batch_size: minibatch size inside an FDU epoch (``None``: ``batch_size``).
-        learning_starts_episodes: episodes (summed over the envs) of uniform random actions
-            before the first update (:mod:`reweight_gym.agents.fdu`).
-        learning_starts: the same in SB3's transitions; ``None`` (default) derives it from
-            ``learning_starts_episodes`` and the env's episode length, a number overrides it.
-        train_freq: SB3's training frequency; ``None`` (default) is one round of episodes
-            (one episode per env) with FDU, every step (SB3's DDPG) without.
-        buffer_size, batch_size, tau, gamma, gradient_steps, ...: as in
-            :class:`stable_baselines3.DDPG`; with FDU ``gradient_steps`` is unused.
+    The other keywords are SB3's: ``env`` (a Gymnasium env, a ``VecEnv`` of N parallel
+    searchers, LAW's N_a, or an env id), ``batch_size`` (minibatches without FDU, and with FDU
+    when ``fdu_batch_size`` is ``None``), ``learning_starts`` (SB3's transitions; ``None``
+    derives it from ``learning_starts_episodes`` and the episode length), ``train_freq``
+    (``None``: one round of episodes, one episode per env, with FDU; every step without),
+    ``gradient_steps`` (without FDU), ``action_noise`` (default: Gaussian with
+    ``noise_sigma``), ``policy_kwargs``, ``tensorboard_log``, ``verbose``, ``seed``,
+    ``device``.
 
     After every FDU update, ``last_fdu_visits`` holds, for each buffered transition (shape
     ``(n_buffered_steps, n_envs)``), how many times it entered a minibatch; ``fdu_updates`` counts
     FDU updates. ``fdu`` is the schedule (:class:`reweight_gym.agents.fdu.FDUSchedule`), its
-    permutation
-    generator seeded with ``seed`` and saved with the model.
+    permutation generator seeded with ``seed`` and saved with the model.
     """
 
     def __init__(
@@ -87,23 +74,9 @@ class LAWDDPG(DDPG):
         policy: str | type = "MlpPolicy",
         env: gym.Env | VecEnv | str | None = None,
         *,
-        actor_lr: float = _D["actor_lr"],
-        critic_lr: float = _D["critic_lr"],
-        net_arch: Sequence[int] = _D["net_arch"],
-        noise_sigma: float = _D["noise_sigma"],
-        n_critics: int = _D["n_critics"],
-        target_policy_noise: float = _D["target_policy_noise"],
-        target_noise_clip: float = _D["target_noise_clip"],
-        action_l2: float = _D["action_l2"],
-        full_data_update: bool = _D["full_data_update"],
-        fdu_epochs: int = _D["fdu_epochs"],
-        fdu_batch_size: int | None = _D["fdu_batch_size"],
-        learning_starts_episodes: int = _D["learning_starts_episodes"],
-        buffer_size: int = _D["buffer_size"],
+        settings: DDPGSettings | None = None,
         learning_starts: int | None = None,
         batch_size: int = 64,
-        tau: float = _D["tau"],
-        gamma: float = _D["gamma"],
         train_freq: int | tuple[int, str] | None = None,
         gradient_steps: int = 1,
         action_noise: Any = None,
@@ -115,25 +88,12 @@ class LAWDDPG(DDPG):
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
-        for name, value in (("actor_lr", actor_lr), ("critic_lr", critic_lr),
-                            ("noise_sigma", noise_sigma), ("action_l2", action_l2),
-                            ("target_policy_noise", target_policy_noise),
-                            ("target_noise_clip", target_noise_clip)):
-            check_number(name, value, 0.0)
-        check_number("fdu_epochs", fdu_epochs, 1, integer=True)
-        check_number("fdu_batch_size", fdu_batch_size, 1, integer=True, optional=True)
-        check_number("n_critics", n_critics, 1, integer=True)
-        check_number("learning_starts_episodes", learning_starts_episodes, 0, integer=True)
+        if settings is not None and not isinstance(settings, DDPGSettings):
+            raise invalid("settings", settings, "must be a DDPGSettings (agents/settings.py)")
+        cfg, sb3_kwargs = (settings or DDPG_DEFAULTS).split(kwargs)
         check_number("learning_starts", learning_starts, 0, integer=True, optional=True)
-        check_number("buffer_size", buffer_size, 1, integer=True)
         check_number("batch_size", batch_size, 1, integer=True)
         check_number("gradient_steps", gradient_steps, integer=True)
-        check_number("tau", tau, 0.0, 1.0, lo_open=True)
-        check_number("gamma", gamma, 0.0, 1.0)
-        if (isinstance(net_arch, (str, bytes)) or not isinstance(net_arch, Sequence)
-                or not net_arch or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
-                                       for h in net_arch)):
-            raise invalid("net_arch", net_arch, "must be a non-empty list of layer sizes >= 1")
         freq = train_freq if isinstance(train_freq, (tuple, list)) else (train_freq, "step")
         if train_freq is not None and not (
                 len(freq) == 2 and isinstance(freq[0], int) and not isinstance(freq[0], bool)
@@ -148,45 +108,59 @@ class LAWDDPG(DDPG):
         if space is not None and not isinstance(space, gym.spaces.Box):
             raise ValueError(f"incompatible spaces: LAWDDPG needs a continuous Box action "
                              f"space, got {space!r}")
-        self.actor_lr = float(actor_lr)
-        self.critic_lr = float(critic_lr)
-        self.noise_sigma = float(noise_sigma)
-        self.full_data_update = bool(full_data_update)
-        self.fdu_epochs = int(fdu_epochs)
-        self.fdu_batch_size = fdu_batch_size
-        self.learning_starts_episodes = int(learning_starts_episodes)
+        self.actor_lr = cfg.actor_lr
+        self.critic_lr = cfg.critic_lr
+        self.noise_sigma = cfg.noise_sigma
+        self.full_data_update = cfg.full_data_update
+        self.fdu_epochs = cfg.fdu_epochs
+        self.fdu_batch_size = cfg.fdu_batch_size
+        self.learning_starts_episodes = cfg.learning_starts_episodes
+        self.action_l2 = cfg.action_l2
         self.fdu: FDUSchedule | None = None
         self.fdu_updates = 0
         self.last_fdu_visits: np.ndarray | None = None
-        self.action_l2 = float(action_l2)
         policy_kwargs = dict(policy_kwargs or {})
-        policy_kwargs.setdefault("net_arch", list(net_arch))
-        policy_kwargs.setdefault("n_critics", n_critics)
+        policy_kwargs.setdefault("net_arch", list(cfg.net_arch))
+        policy_kwargs.setdefault("n_critics", cfg.n_critics)
         super().__init__(
             policy=policy,
             env=env,  # type: ignore[arg-type]
-            learning_rate=self.critic_lr,
-            buffer_size=buffer_size,
+            learning_rate=cfg.critic_lr,
+            buffer_size=cfg.buffer_size,
             learning_starts=learning_starts,  # type: ignore[arg-type]  # None: set up below
             batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
+            tau=cfg.tau,
+            gamma=cfg.gamma,
             train_freq=train_freq,  # type: ignore[arg-type]
             gradient_steps=gradient_steps,
             action_noise=action_noise,
+            policy_delay=1,  # DDPG: the actor learns at every step (TD3 delays it)
+            target_policy_noise=cfg.target_policy_noise,
+            target_noise_clip=cfg.target_noise_clip,
             policy_kwargs=policy_kwargs,
             tensorboard_log=tensorboard_log,
             verbose=verbose,
             seed=seed,
             device=device,
             _init_setup_model=False,
-            **kwargs,
+            **sb3_kwargs,
         )
-        # DDPG's __init__ switches TD3's target smoothing off; these options switch it back on
-        self.target_policy_noise = float(target_policy_noise)
-        self.target_noise_clip = float(target_noise_clip)
         if _init_setup_model:
             self._setup_model()
+
+    @property
+    def settings(self) -> DDPGSettings:
+        """The agent's :class:`~reweight_gym.agents.settings.DDPGSettings`."""
+        return DDPGSettings(
+            actor_lr=self.actor_lr, critic_lr=self.critic_lr,
+            net_arch=tuple(self.policy_kwargs["net_arch"]), noise_sigma=self.noise_sigma,
+            n_critics=int(self.policy_kwargs["n_critics"]),
+            target_policy_noise=self.target_policy_noise,
+            target_noise_clip=self.target_noise_clip, action_l2=self.action_l2,
+            full_data_update=self.full_data_update, fdu_epochs=self.fdu_epochs,
+            fdu_batch_size=self.fdu_batch_size,
+            learning_starts_episodes=self.learning_starts_episodes,
+            buffer_size=self.buffer_size, gamma=self.gamma, tau=self.tau)
 
     # ------------------------------------------------------------------ setup
     def _setup_model(self) -> None:

@@ -10,7 +10,13 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from reweight_gym.agents.fdu import episode_length
-from reweight_gym.agents.runs import remove_stale_temps, write_agent_meta, write_json_atomic
+from reweight_gym.agents.runs import (
+    check_resume,
+    describe_run,
+    remove_stale_temps,
+    write_agent_meta,
+    write_json_atomic,
+)
 from reweight_gym.agents.sb3.callbacks import LAWInfoCallback, ProgressCallback
 from reweight_gym.agents.sb3.checkpoints import (
     AtomicCheckpointCallback,
@@ -21,12 +27,15 @@ from reweight_gym.agents.sb3.checkpoints import (
 )
 from reweight_gym.agents.sb3.ddpg import LAWDDPG
 from reweight_gym.agents.sb3.envs import make_reweight_vec_env
+from reweight_gym.agents.settings import DDPG_DEFAULTS, DDPGSettings
 
 
 def _new_model(algo: str, venv: VecEnv, seed: int, verbose: int, tb: str,
-               agent_kwargs: dict[str, Any]) -> Any:
+               agent_kwargs: dict[str, Any], settings: DDPGSettings | None) -> Any:
     cls = algo_class(algo)
     kwargs = dict(agent_kwargs)
+    if algo == "ddpg":
+        kwargs["settings"] = settings
     if algo == "ppo":
         # short episodes (one step per stage): small rollouts per update
         kwargs.setdefault("n_steps", 16)
@@ -40,13 +49,17 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
               algo: str = "ddpg", n_envs: int = 1, seed: int = 0,
               checkpoint_every: int | None = None, agent_kwargs: dict[str, Any] | None = None,
               subprocess: bool | None = None, verbose: int = 0,
-              log: Callable[[str], None] | None = None) -> Any:
+              log: Callable[[str], None] | None = None, settings: DDPGSettings | None = None,
+              restart: bool = False) -> Any:
     """Train (or resume from the newest checkpoint in ``out_dir``) until ``total_steps``
     environment steps (summed over the ``n_envs`` parallel envs).
 
-    ``agent_kwargs`` are the algorithm's keyword arguments (for ``ddpg``, :class:`LAWDDPG`'s,
-    whose defaults are ``reweight_gym.agents.defaults.DDPG_DEFAULTS``). Checkpoints (model and
-    replay buffer,
+    ``agent_kwargs`` are the algorithm's keyword arguments; for ``ddpg`` the agent is
+    :class:`LAWDDPG` with ``settings`` (default ``DDPG_DEFAULTS``; fields of
+    :class:`~reweight_gym.agents.settings.DDPGSettings` in ``agent_kwargs`` go on top). A run
+    resumes only a run of the same library, algorithm, env config, searchers, seed and settings
+    (``agent.json``; another is a ``ValueError``, or deleted first with ``restart``).
+    Checkpoints (model and replay buffer,
     written atomically) every ``checkpoint_every`` env steps (default: a tenth of the run), and
     at the end, also as ``out_dir/final.zip``; TensorBoard logs in ``out_dir/tb``;
     ``out_dir/agent.json`` describes the run. A run killed at any moment resumes from its newest
@@ -56,16 +69,25 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
     go through it at least every 30 s while the agent trains."""
     algo = algo.lower()
     algo_class(algo)
+    agent_kwargs = dict(agent_kwargs or {})
+    if algo == "ddpg":
+        settings, agent_kwargs = (settings or DDPG_DEFAULTS).split(agent_kwargs)
+    elif settings is not None:
+        raise ValueError(f"settings are LAW-DDPG's: not for algo={algo!r}")
+    meta = describe_run("sb3", algo, env_id, env_kwargs or {}, n_envs, seed,
+                        settings.to_dict() if settings is not None else None,
+                        agent_kwargs=agent_kwargs,
+                        episode_steps=episode_length(env_id=env_id, env_kwargs=env_kwargs))
     os.makedirs(out_dir, exist_ok=True)
+    removed = check_resume(out_dir, meta, restart)
+    if removed and log is not None:
+        log(f"--restart: deleted the earlier run in {out_dir} ({', '.join(removed)})")
     remove_stale_temps(out_dir)
     venv = make_reweight_vec_env(env_id, env_kwargs, n_envs=n_envs, seed=seed,
                                  subprocess=subprocess)
     tb = os.path.join(out_dir, "tb")
     try:
-        write_agent_meta(out_dir, {
-            "lib": "sb3", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs or {},
-            "n_envs": n_envs, "seed": seed, "episode_steps": episode_length(venv),
-            "agent_kwargs": agent_kwargs or {}})
+        write_agent_meta(out_dir, meta)
         last = latest_checkpoint(out_dir, algo)
         if last is not None:
             model = load_sb3(last, algo, env=venv)
@@ -74,7 +96,7 @@ def train_sb3(env_id: str, env_kwargs: dict[str, Any] | None, out_dir: str, tota
             if log is not None:
                 log(f"resumed from {last} ({int(model.num_timesteps)} env steps)")
         else:
-            model = _new_model(algo, venv, seed, verbose, tb, agent_kwargs or {})
+            model = _new_model(algo, venv, seed, verbose, tb, agent_kwargs, settings)
             reset = True
         remaining = total_steps - int(model.num_timesteps)
         if remaining > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle  # only for the official CIFAR pickle files (trusted, fixed layout)
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,10 @@ def load_image_folder(data_root: str, cache_dir: str | None = None) -> ImageData
         with np.load(cache_file, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     else:
+        n = sum(len(files) for files, _ in splits.values())
+        # once per folder and cache: say what the wait is and where the result goes
+        print(f"reweight-gym: decoding the {n:,} images of {root} into {cache_file} "
+              "(once; later runs read the cache)", file=sys.stderr, flush=True)
         arrays = {}
         for s, (files, labels) in splits.items():
             arrays[f"{s}_x"] = _decode_all(files)
