@@ -26,30 +26,23 @@ No clean meta set is used (``needs_meta = False``; the trainer never hands one o
   (``probe_batch_size``, the paper's q: 200 for noise, 800 for long tail), which needs one
   forward of the backbone, without backward.
 - Look-ahead step alpha (``lookahead_lr``): the paper's fixed eta = 0.1 (Table 4, and its
-  code), the default; ``lookahead_lr="schedule"`` follows the run's current learning rate
-  instead, so the reweighting fades out as the schedule decays.
-- Weights (label noise): raw = eps - dL_R/d eps. The default (``rule="auto"``) is the paper
-  code's rule max(raw - eps, 0) = max(-dL_R/d eps, 0) (``clip_code``, L2R's): it zeroes every
-  sample whose meta-gradient is positive, the large share of zero weights of the paper's Fig. 6,
-  and puts many times the mean weight on the samples best aligned with the proxy gradient. The
-  paper's text writes max(eps - dL_R/d eps, 0) (``rule="clip"``), whose eps floor keeps every
-  weight near uniform where the meta-gradient is small (almost no zeros); its code and figure
-  disagree with its text, and the defaults follow the code and figure. Long tail (``auto``):
-  w = raw - min(raw) + eps (``shift``, every sample keeps a positive weight). The weights are
-  then normalised to sum 1 and returned multiplied by B for the trainer's (1/B) sum_i w_i l_i.
-- What these defaults do, measured (README "Baselines"; ``benchmarks/results/method_defaults.jsonl``
-  and the CIFAR-10 ``cpu-noaug`` tables): on the ``cpu`` presets' small CNN (with BatchNorm, as
-  the paper's ResNets) the full FSR (``fsr_relabel_mixup``) reproduces the paper's behaviour,
-  many zero weights and noisy samples weighted below clean ones (its re-labelling and MixUp
-  keep the proxy dictionary far cleaner than the data), and gains over plain training where
-  plain training memorises the noise (CIFAR-10 without augmentation, digits); with augmentation
-  it separates as well but ends below plain training. On the digits MLP (no BatchNorm, lr 0.1)
-  the amplified steps along the proxy gradient cost the full FSR several points and make FSR-Raw
-  collapse; ``rule="clip", lookahead_lr="schedule"`` keeps FSR-Raw level with plain training
-  there (the demo's setting, ``FSR_MLP_KWARGS``). FSR-Raw (``fsr``) under the paper's rule has
-  the zero weights but is unstable: its dictionary drifts onto the mislabelled samples with the
-  weights, and on most runs measured it does not weight noisy samples below clean ones; the
-  separation comes with the re-labelling and MixUp.
+  code); ``lookahead_lr="schedule"`` follows the run's current learning rate instead, so the
+  reweighting fades out as the schedule decays.
+- Weights (label noise): raw = eps - dL_R/d eps. The paper code's rule is max(raw - eps, 0) =
+  max(-dL_R/d eps, 0) (``clip_code``, L2R's): it zeroes every sample whose meta-gradient is
+  positive, the large share of zero weights of the paper's Fig. 6, and puts many times the mean
+  weight on the samples best aligned with the proxy gradient. The paper's text writes
+  max(eps - dL_R/d eps, 0) (``rule="clip"``), whose eps floor keeps every weight near uniform
+  where the meta-gradient is small (almost no zeros); its code and figure disagree with its
+  text. Long tail: w = raw - min(raw) + eps (``shift``, every sample keeps a positive weight).
+  The weights are then normalised to sum 1 and returned multiplied by B for the trainer's
+  (1/B) sum_i w_i l_i.
+- The defaults (``rule="auto"``, ``lookahead_lr="auto"``) depend on the model family
+  (``reweight_gym.models.model_family``), chosen on validation accuracy (docs, "Baselines:
+  defaults"): on a CNN (BatchNorm, as the paper's ResNets) the paper code's rule and fixed step
+  (``clip_code``, 0.1); on an MLP, where the amplified steps along the proxy gradient make
+  training collapse, the written rule and the scheduled step (``clip``, ``"schedule"``). Long
+  tail: ``shift`` on both.
 - Warm-up: the first ``warmup_epochs`` epochs use uniform weights; the look-ahead and the
   dictionary scores are still updated.
 - Long tail: the code trains with label smoothing 0.1 (``label_smoothing``, default 0.1 for an
@@ -89,6 +82,7 @@ from torch import nn
 from reweight_gym.baselines._common import logit_error, normalise_to_batch
 from reweight_gym.baselines.meta import PenultimateFeatures, fc_grad, fc_jvp
 from reweight_gym.config import EnvConfig
+from reweight_gym.models import model_family
 from reweight_gym.training.functional import functional_forward
 from reweight_gym.training.weigher import Batch, WeighContext, Weigher, Weighting
 from reweight_gym.validation import check_bool, check_choice, check_number
@@ -96,7 +90,7 @@ from reweight_gym.validation import check_bool, check_choice, check_number
 RULES = ("auto", "clip", "clip_code", "shift")
 MARGINS = ("leave_one_out", "full")
 #: ``lookahead_lr`` as a word: ``"schedule"`` follows the run's current learning rate
-LOOKAHEAD_STEPS = ("schedule",)
+LOOKAHEAD_STEPS = ("auto", "schedule")
 
 
 def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
@@ -159,7 +153,7 @@ class FSRWeigher(Weigher):
     def __init__(self, cfg: EnvConfig | None = None, dictionary_size: int | None = None,
                  probe_batch_size: int | None = None, score_momentum: float = 0.9,
                  warmup_epochs: int | None = None, rule: str = "auto",
-                 lookahead_lr: float | str = 0.1, relabel: bool = False,
+                 lookahead_lr: float | str = "auto", relabel: bool = False,
                  relabel_weight: float = 2.0, relabel_momentum: float = 0.1,
                  mixup: bool = False, mixup_alpha: float = 1.0,
                  meta_momentum: float | None = None, margin: str = "leave_one_out",
@@ -198,8 +192,13 @@ class FSRWeigher(Weigher):
         self.score_momentum = float(score_momentum)
         self.warmup_epochs = warmup_epochs if warmup_epochs is not None else (
             max(1, round(0.1 * cfg.epochs)) if cfg is not None else 1)
-        self.rule = rule if rule != "auto" else ("shift" if imbalanced else "clip_code")
-        self.lookahead_lr = lookahead_lr
+        mlp = cfg is not None and model_family(cfg.model) == "mlp"
+        # the defaults by model family: the paper code's rule and fixed step on a CNN, the
+        # paper's written rule and a step that follows the learning rate on an MLP
+        self.rule = rule if rule != "auto" else (
+            "shift" if imbalanced else "clip" if mlp else "clip_code")
+        self.lookahead_lr = lookahead_lr if lookahead_lr != "auto" else (
+            "schedule" if mlp else 0.1)
         self.relabel, self.relabel_weight = relabel, float(relabel_weight)
         self.relabel_momentum = float(relabel_momentum)
         self.mixup, self.mixup_alpha = mixup, float(mixup_alpha)

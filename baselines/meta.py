@@ -500,6 +500,11 @@ class MetaWeigher(Weigher):
         """The exponent of :func:`run_length_lr`: 1 for SGD (long tail), 1/2 for Adam."""
         return 1.0 if self.setting == "long_tail" else 0.5
 
+    def resolve_lr(self, iterations: int) -> float:
+        """The weight net's learning rate for a run of ``iterations``
+        (:func:`resolve_meta_lr`)."""
+        return resolve_meta_lr(self.meta_lr, self.paper_lr(), iterations, self.lr_exponent())
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         """The weight net's optimiser (:func:`make_meta_optimizer`) at ``self.lr``."""
         assert self.net is not None and self.lr is not None
@@ -518,7 +523,7 @@ class MetaWeigher(Weigher):
             torch.manual_seed(seed)
             net = self.make_net(num_classes)
         self.net = net.to(device)
-        self.lr = resolve_meta_lr(self.meta_lr, self.paper_lr(), iterations, self.lr_exponent())
+        self.lr = self.resolve_lr(iterations)
         self.optimizer = self.make_optimizer()
 
     def weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor, losses: torch.Tensor,

@@ -11,8 +11,9 @@ Every iteration (their Algorithm 1, the machinery in :mod:`reweight_gym.baseline
    ~60,000-iteration run; by default beta follows the run's length by
    ``reweight_gym.baselines.meta.run_length_lr``: SGD 1e-5 (60,000 / T) for a run of T iterations
    (long
-   tail), Adam 1e-3 at every length (noise; exponent 0, measured); ``meta_lr="paper"`` is the
-   paper's value, a number sets it;
+   tail), Adam 1e-3 at every length (noise; exponent 0) on a CNN and Adam 1e-4 on an MLP
+   (:data:`MLP_NOISE_META_LR`: the defaults are chosen per model family);
+   ``meta_lr="paper"`` is the paper's value, a number sets it;
 3. real step (eq. 5): the trainer updates theta with the weights V(l_i; Theta_new).
 
 ``normalize=True`` (default) divides the weights by their batch sum as the paper's code does
@@ -33,9 +34,15 @@ from torch import nn
 
 from reweight_gym.baselines.meta import SETTINGS, MetaWeigher, check_meta_lr, resolve_setting
 from reweight_gym.config import EnvConfig
+from reweight_gym.models import model_family
 from reweight_gym.training.pipeline import MetaSampler
 from reweight_gym.training.weigher import Batch, WeighContext
 from reweight_gym.validation import check_choice, check_number
+
+#: The weight net's Adam learning rate for label noise on an MLP, the default there (the paper's
+#: 1e-3 is the default on CNNs): the package's defaults are chosen per model family, on
+#: validation accuracy (docs, "Baselines: defaults").
+MLP_NOISE_META_LR = 1e-4
 
 
 class MWNetWeigher(MetaWeigher):
@@ -59,6 +66,14 @@ class MWNetWeigher(MetaWeigher):
         """0 for Adam on V (noise: the paper's 1e-3 at every length), 1 for SGD (long tail):
         ``reweight_gym.baselines.meta.run_length_lr``."""
         return 1.0 if self.setting == "long_tail" else 0.0
+
+    def resolve_lr(self, iterations: int) -> float:
+        """The default (``meta_lr=None``) by model family: Adam :data:`MLP_NOISE_META_LR` for
+        label noise on an MLP (no BatchNorm), else the run-length rule."""
+        if self.meta_lr is None and self.setting == "noise" and self.cfg is not None and \
+                model_family(self.cfg.model) == "mlp":
+            return MLP_NOISE_META_LR
+        return super().resolve_lr(iterations)
 
     def meta_weigh(self, model: nn.Module, batch: Batch, logits: torch.Tensor,
                    losses: torch.Tensor, ctx: WeighContext, meta: MetaSampler) -> torch.Tensor:

@@ -9,7 +9,7 @@ and records after every epoch the share of mislabelled samples in R (the oracle 
 code logs as ``queue/purity``), next to the noise share of the training data, for:
 
 - ``written_rule``: the paper's written rule and a look-ahead step that follows the learning
-  rate (``rule="clip", lookahead_lr="schedule"``, ``FSR_MLP_KWARGS``), leave-one-out margin;
+  rate (``rule="clip", lookahead_lr="schedule"``, the defaults on an MLP), leave-one-out margin;
 - ``paper``: the reference code's rule and fixed step (``rule="clip_code"``,
   ``lookahead_lr=0.1``, the package's defaults), leave-one-out margin;
 - ``paper_full_margin``: the same with the literal eq. 5 margin (``margin="full"``);
@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS, JsonlLog, cifar10_root, machine, markdown_table
-from reweight_gym.experiments import FSR_MLP_KWARGS
 
-#: the paper code's rule and fixed step, spelled out so that the stored rows keep their meaning
+#: the paper code's rule and fixed step (the defaults on a CNN), and the paper's written rule
+#: with a step following the learning rate (the defaults on an MLP), spelled out
 PAPER: dict[str, Any] = {"rule": "clip_code", "lookahead_lr": 0.1}
+WRITTEN_RULE: dict[str, Any] = {"rule": "clip", "lookahead_lr": "schedule"}
 #: variant -> (method, its kwargs)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "written_rule": ("fsr", FSR_MLP_KWARGS),
+    "written_rule": ("fsr", WRITTEN_RULE),
     "paper": ("fsr", PAPER),
     "paper_full_margin": ("fsr", {**PAPER, "margin": "full"}),
     "paper_relabel_mixup": ("fsr_relabel_mixup", PAPER),

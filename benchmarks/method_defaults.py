@@ -83,18 +83,28 @@ def table(results: list[Any]) -> str:
 
 
 def choose(results: list[Any], method: str) -> str:
-    """Per experiment, ``method``'s labels ranked by mean final validation accuracy (ties: the
-    label measured first)."""
+    """``method``'s labels ranked by mean final validation accuracy (ties: the label measured
+    first): per experiment, and over all the experiments every label ran on (the mean of the
+    experiments' means: one setting for the whole family of runs)."""
     groups = _groups(results)
+    experiments = sorted({e for e, _, m in groups if m == method})
+    per: dict[str, dict[str, tuple[float, float, int]]] = defaultdict(dict)
+    for (e, label, m), rs in groups.items():
+        if m == method:
+            per[label][e] = (mean_std([_final_val(r) for r in rs])[0],
+                             mean_std([r.final_test_acc for r in rs])[0], len(rs))
     lines = []
-    for experiment in sorted({e for e, _, m in groups if m == method}):
-        ranked = sorted(((mean_std([_final_val(r) for r in rs])[0], label, rs)
-                         for (e, label, m), rs in groups.items()
-                         if e == experiment and m == method), key=lambda t: -t[0])
-        for i, (val, label, rs) in enumerate(ranked):
-            test = mean_std([r.final_test_acc for r in rs])[0]
-            lines.append([experiment, "chosen" if i == 0 else "", label, len(rs),
-                          f"{100 * val:.2f}", f"{100 * test:.2f}"])
+    for experiment in [*experiments, "all"]:
+        if experiment == "all":
+            scores = {label: tuple(float(sum(v[k] for v in by.values()) / len(by))
+                                   for k in (0, 1)) + (min(v[2] for v in by.values()),)
+                      for label, by in per.items() if set(by) == set(experiments)}
+        else:
+            scores = {label: by[experiment] for label, by in per.items() if experiment in by}
+        ranked = sorted(scores.items(), key=lambda t: -t[1][0])
+        for i, (label, (val, test, n)) in enumerate(ranked):
+            lines.append([experiment, "chosen" if i == 0 else "", label, n, f"{100 * val:.2f}",
+                          f"{100 * test:.2f}"])
     return markdown_table(["experiment", "", "label", "seeds", "final val acc (%)",
                            "final test acc (%)"], lines)
 

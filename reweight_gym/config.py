@@ -137,7 +137,10 @@ class EnvConfig:
     ``imbalance_factor`` (n_max / n_min, >= 1), sizes ``train_size``, ``val_size`` (clean,
     for the reward), ``meta_size`` (clean, balanced; for meta baselines; ``None``: the papers'
     1,000, or 10 per class for an imbalanced run without noise -- which :meth:`resolve` also
-    uses instead of the preset's size unless ``meta_size`` is passed), ``test_size``.
+    uses instead of the preset's size unless ``meta_size`` is passed), ``test_size``,
+    ``image_size`` (``None``: the dataset's; a side length resizes every image to
+    ``image_size`` x ``image_size`` by area averaging, e.g. 16 for CIFAR at a quarter of the
+    pixels).
 
     Training: ``model`` (+ ``model_kwargs``), ``epochs``, ``batch_size``, ``lr``, ``momentum``,
     ``weight_decay``, ``nesterov``, ``lr_schedule`` (``step`` with ``lr_milestones`` as fractions
@@ -166,6 +169,7 @@ class EnvConfig:
     val_size: int = 200
     meta_size: int | None = None
     test_size: int | None = None
+    image_size: int | None = None
     model: str = "mlp"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 4
@@ -267,6 +271,7 @@ class EnvConfig:
                    **kw: bool) -> None:
             check_number(name, getattr(self, name), lo, hi, **kw)
 
+        side = IMAGE_SIDE.get(self.dataset)  # the native side (None: an image folder's)
         for name, allowed in (("dataset", DATASETS), ("preset", PRESET_NAMES),
                               ("noise_type", NOISE_TYPES), ("imbalance_type", IMBALANCE_TYPES),
                               ("lr_schedule", LR_SCHEDULES), ("features", FEATURE_SETS),
@@ -284,6 +289,7 @@ class EnvConfig:
         number("val_size", 1, integer=True)
         number("meta_size", 0, integer=True, optional=True)
         number("test_size", 1, integer=True, optional=True)
+        number("image_size", 4, side if side else None, integer=True, optional=True)
         number("epochs", 1, integer=True)
         number("num_stages", 1, integer=True)
         if self.num_stages > self.epochs:
@@ -305,8 +311,8 @@ class EnvConfig:
                               "must be fractions of training strictly between 0 and 1")
         # a crop padded by the image side or more can be all padding; unknown image folders are
         # bounded only against the memory a padded batch takes
-        side = IMAGE_SIDE.get(self.dataset)
-        number("crop_padding", 0, side - 1 if side else MAX_FOLDER_PADDING, integer=True)
+        padded = self.image_size or side
+        number("crop_padding", 0, padded - 1 if padded else MAX_FOLDER_PADDING, integer=True)
         number("action_scale", 0.0, FLOAT32_MAX, lo_open=True)  # θ is a float32 tensor
         for flag in ("normalize_weights", "download", "flip", "channels_last", "nesterov"):
             check_bool(flag, getattr(self, flag))

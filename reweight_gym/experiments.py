@@ -69,13 +69,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 )}
 
 #: The demo (``reweight-gym demo``): its run, the baselines it compares its agent with (after
-#: ``uniform``, the reference), their keywords and the agent's training episodes.
+#: ``uniform``, the reference; each on its defaults) and the agent's training episodes.
 DEMO = EXPERIMENTS["demo"]
 DEMO_BASELINES = ("focal", "class_balanced", "spl", "mwnet", "gdw", "fsr", "nrt")
-#: MW-Net's weight net at Adam 1e-4 instead of the paper's 1e-3 and FSR with the paper's written
-#: weight rule and a look-ahead step that follows the learning rate, on the demo's MLP (README,
-#: "Baselines").
-FSR_MLP_KWARGS: dict[str, Any] = {"rule": "clip", "lookahead_lr": "schedule"}
-DEMO_METHOD_KWARGS: dict[str, dict[str, Any]] = {"mwnet": {"meta_lr": 1e-4},
-                                                 "fsr": FSR_MLP_KWARGS}
 DEMO_AGENT_EPISODES = 250

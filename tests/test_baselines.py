@@ -194,9 +194,10 @@ def test_mwnet_meta_gradient_matches_finite_differences(normalize, jvp, tol):
 
 
 def test_weight_net_learning_rate_follows_the_run_length():
-    """Adam on MW-Net's V: the paper's 1e-3 at every length; on GDW's V and NRT's tree:
-    paper * sqrt(60,000 / T); SGD (long tail): paper * 60,000 / T; "paper" and a number as
-    given; resolved when the weight net is built, from the run's iterations."""
+    """Adam on MW-Net's V: the paper's 1e-3 at every length on a CNN, 1e-4 on an MLP (the
+    default by model family); on GDW's V and NRT's tree: paper * sqrt(60,000 / T); SGD (long
+    tail): paper * 60,000 / T; "paper" and a number as given; resolved when the weight net is
+    built, from the run's iterations."""
     from reweight_gym.baselines.meta import run_length_lr
 
     assert run_length_lr(1e-3, 60_000, -0.5) == pytest.approx(1e-3)
@@ -204,9 +205,11 @@ def test_weight_net_learning_rate_follows_the_run_length():
     assert run_length_lr(1e-3, 600, -0.5) == pytest.approx(1e-4)
     assert run_length_lr(1e-5, 600, 1.0) == pytest.approx(1e-3)
     cfg = tiny_cfg()
+    cnn = tiny_cfg(model="small_cnn", model_kwargs={"width": 4})
     lt = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
     for name, cfg_, meta_lr, want in (
-            ("mwnet", cfg, None, 1e-3), ("mwnet", cfg, 1e-4, 1e-4), ("gdw", cfg, None, 1e-2),
+            ("mwnet", cnn, None, 1e-3), ("mwnet", cfg, None, 1e-4), ("mwnet", cfg, "paper", 1e-3),
+            ("mwnet", cnn, 1e-4, 1e-4), ("gdw", cfg, None, 1e-2),
             ("gdw", cfg, "paper", 1e-3), ("nrt", cfg, 3e-4, 3e-4),
             ("nrt", cfg, None, 1e-2),
             ("mwnet", lt, None, 1e-5 * 60_000 / 600), ("mwnet", lt, "paper", 1e-5)):
@@ -217,8 +220,8 @@ def test_weight_net_learning_rate_follows_the_run_length():
         baselines.make_weigher("mwnet", cfg, meta_lr="fast")
     with pytest.raises(ValueError, match=r"gdw kwarg meta_lr=0"):
         baselines.make_weigher("gdw", cfg, meta_lr=0)
-    w = baselines.make_weigher("mwnet", cfg)
-    tr = DuplicateTrainer(cfg, seed=0, with_reference=False, weigher=w)
+    w = baselines.make_weigher("mwnet", cnn)
+    tr = DuplicateTrainer(cnn, seed=0, with_reference=False, weigher=w)
     tr.train_iterations(1)
     assert tr.total_iterations != 600 and w.lr == pytest.approx(1e-3)
     lt_w = baselines.make_weigher("mwnet", lt)
@@ -429,15 +432,20 @@ def test_fsr_clip_rule_keeps_the_eps_floor():
 
 
 def test_fsr_paper_settings_by_setting():
-    """q = 200 (noise) / 800 (long tail), eq. 7's beta = 0.1, label smoothing 0.1 for long tail,
-    the code's rule max(-d, 0) for noise and shift for long tail, fixed look-ahead step 0.1;
+    """q = 200 (noise) / 800 (long tail), eq. 7's beta = 0.1, label smoothing 0.1 for long tail;
+    by model family: on a CNN the code's rule max(-d, 0) for noise and the fixed look-ahead step
+    0.1, on an MLP the written rule and the step following the schedule; shift for long tail;
     ``fsr_relabel_mixup`` is FSR with re-labelling and MixUp, ``fsr`` alone FSR-Raw."""
-    noise = tiny_cfg()
+    noise = tiny_cfg(model="small_cnn", model_kwargs={"width": 4})
     long_tail = tiny_cfg(noise_rate=0.0, imbalance_type="long_tail", imbalance_factor=10.0)
     raw = baselines.make_weigher("fsr", noise)
     assert (raw.probe_batch_size, raw.smoothing, raw.rule, raw.relabel, raw.mixup) == (
         200, 0.0, "clip_code", False, False)
     assert raw.relabel_momentum == 0.1 and raw.lookahead_lr == 0.1
+    mlp = baselines.make_weigher("fsr", tiny_cfg())
+    assert (mlp.rule, mlp.lookahead_lr) == ("clip", "schedule")
+    assert (baselines.make_weigher("fsr", tiny_cfg(), rule="clip_code", lookahead_lr=0.1).rule
+            == "clip_code")  # explicit values win
     lt = baselines.make_weigher("fsr", long_tail)
     assert (lt.probe_batch_size, lt.smoothing, lt.rule, lt.requested_size) == (800, 0.1, "shift",
                                                                                 3000)
@@ -451,7 +459,7 @@ def test_fsr_paper_settings_by_setting():
         baselines.make_weigher("fsr_relabel_mixup", noise, rul="clip")
     with pytest.raises(ValueError, match=r"fsr kwarg label_smoothing=1.5"):
         baselines.make_weigher("fsr", noise, label_smoothing=1.5)
-    with pytest.raises(ValueError, match=r"fsr kwarg lookahead_lr='lr': allowed: schedule"):
+    with pytest.raises(ValueError, match=r"fsr kwarg lookahead_lr='lr': allowed: auto, schedule"):
         baselines.make_weigher("fsr", noise, lookahead_lr="lr")
     with pytest.raises(ValueError, match=r"fsr kwarg lookahead_lr=0: must be > 0"):
         baselines.make_weigher("fsr", noise, lookahead_lr=0)
@@ -467,12 +475,12 @@ def fsr_first_weighing(fsr: FSRWeigher, cfg: EnvConfig, lr: float | None = None)
 
 
 def test_fsr_lookahead_step_fixed_or_following_the_schedule():
-    """The look-ahead step is the fixed eta (the paper's 0.1) by default and the run's current
-    learning rate with ``lookahead_lr="schedule"``: under a decayed lr of 0.01 "schedule" gives
-    the weights of an explicit step 0.01, and the default's differ."""
+    """The look-ahead step is the fixed eta (the paper's 0.1) by default on a CNN and the run's
+    current learning rate with ``lookahead_lr="schedule"``: under a decayed lr of 0.01
+    "schedule" gives the weights of an explicit step 0.01, and the default's differ."""
 
     def first_weights(lookahead_lr: float | str | None) -> torch.Tensor:
-        cfg = tiny_cfg(noise_rate=0.4)
+        cfg = tiny_cfg(noise_rate=0.4, model="small_cnn", model_kwargs={"width": 4})
         kwargs = {} if lookahead_lr is None else {"lookahead_lr": lookahead_lr}
         return fsr_first_weighing(FSRWeigher(cfg, warmup_epochs=0, rule="clip", **kwargs), cfg,
                                   lr=0.01)[-1]

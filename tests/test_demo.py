@@ -43,13 +43,12 @@ def test_demo_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
 def test_demo_settings_are_checked_before_the_agent_trains(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    """A method keyword for a method the demo does not run fails at once, before any training
-    (the agent's output directory is never created)."""
+    """A constant of the demo that names no method fails at once, before any training (the
+    agent's output directory is never created)."""
     from reweight_gym import experiments
     from reweight_gym.cli import main
 
-    monkeypatch.setattr(experiments, "DEMO_METHOD_KWARGS",
-                        {**experiments.DEMO_METHOD_KWARGS, "fsr_relabel_mixup": {}})
+    monkeypatch.setattr(experiments, "DEMO_BASELINES", (*experiments.DEMO_BASELINES, "fsr-raw"))
     out = tmp_path / "demo"
     assert main(["demo", "--agent-episodes", "4", "--out", str(out), "--quiet"]) == 2
     assert not (out / "law-ddpg").exists()

@@ -136,16 +136,15 @@ def add_demo_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _demo_specs(methods: list[str], seeds: int, epochs: int) -> list[Any]:
-    """The demo's benchmark runs, validated by ``build_specs`` (every key of
-    ``DEMO_METHOD_KWARGS`` must be one of ``methods``): ``methods`` on the demo's setting."""
+    """The demo's benchmark runs, validated by ``build_specs``: ``methods`` on the demo's
+    setting, each on its defaults."""
     from reweight_gym.benchmark.bench import build_specs
-    from reweight_gym.experiments import DEMO, DEMO_METHOD_KWARGS
+    from reweight_gym.experiments import DEMO
 
     corruption = {k: DEMO.env[k] for k in ("noise_type", "noise_rate")}
     overrides = {k: v for k, v in DEMO.env.items() if k not in corruption}
     return build_specs(DEMO.dataset, "uniform-noise", methods, seeds, DEMO.preset,
-                       settings=[corruption], env_overrides={**overrides, "epochs": epochs},
-                       method_kwargs=DEMO_METHOD_KWARGS)
+                       settings=[corruption], env_overrides={**overrides, "epochs": epochs})
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

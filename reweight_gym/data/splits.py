@@ -143,6 +143,15 @@ def default_meta_size(cfg: EnvConfig, num_classes: int) -> int:
     return 1000
 
 
+def resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 images (N, C, H, W) to ``side`` x ``side``: the mean of the pixels each output
+    pixel covers (area interpolation: plain averaging for an integer factor), rounded."""
+    if x.shape[-2:] == (side, side) or len(x) == 0:
+        return x
+    out = torch.nn.functional.interpolate(x.float(), size=(side, side), mode="area")
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def build_splits(cfg: EnvConfig, data: ImageData | None = None) -> DataSplits:
     """Load (if needed), split and corrupt according to ``cfg``; deterministic in ``cfg.seed``."""
     if data is None:
@@ -196,6 +205,9 @@ def build_splits(cfg: EnvConfig, data: ImageData | None = None) -> DataSplits:
         test_x, test_y = test_x[test_idx], test_y[test_idx]
 
     train_x = data.train_x[train_idx]
+    if cfg.image_size is not None:
+        train_x, val_x, meta_x, test_x = (resize(x, cfg.image_size)
+                                          for x in (train_x, val_x, meta_x, test_x))
     xf = train_x.float() / 255.0
     mean = tuple(float(v) for v in xf.mean(dim=(0, 2, 3)))
     std = tuple(max(float(v), 1e-3) for v in xf.std(dim=(0, 2, 3)))

@@ -44,6 +44,17 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp,
 }
 MODEL_NAMES = tuple(MODELS)
+#: The family of each model: ``cnn`` (convolutions with BatchNorm) or ``mlp`` (fully connected,
+#: no normalisation). Some weighting methods' defaults depend on it (their docstrings say how).
+MODEL_FAMILIES: dict[str, str] = {"resnet32": "cnn", "wrn28_10": "cnn", "small_cnn": "cnn",
+                                  "mlp": "mlp"}
+
+
+def model_family(name: str) -> str:
+    """``cnn`` or ``mlp`` (:data:`MODEL_FAMILIES`)."""
+    if name not in MODEL_FAMILIES:
+        raise ValueError(f"invalid model={name!r}: allowed: {', '.join(MODEL_FAMILIES)}")
+    return MODEL_FAMILIES[name]
 
 
 def build_model(name: str, num_classes: int, image_shape: tuple[int, int, int],
@@ -57,5 +68,6 @@ def build_model(name: str, num_classes: int, image_shape: tuple[int, int, int],
         raise ValueError(f"invalid model_kwargs={kwargs!r} for model {name!r}: {e}") from None
 
 
-__all__ = ["MLP", "MODELS", "MODEL_NAMES", "CifarResNet", "SeededDropout", "SmallCNN",
-           "WideResNet", "build_model", "dropout_seed", "set_dropout_seed"]
+__all__ = ["MLP", "MODELS", "MODEL_FAMILIES", "MODEL_NAMES", "CifarResNet", "SeededDropout",
+           "SmallCNN", "WideResNet", "build_model", "dropout_seed", "model_family",
+           "set_dropout_seed"]
