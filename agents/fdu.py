@@ -112,16 +112,11 @@ def visits(minibatches: list[np.ndarray], n: int) -> np.ndarray:
 
 
 def resolved_config(env_id: str, env_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The resolved config of a Reweight env id and its keywords, without loading data
-    (``None`` for another env id); a bad keyword is a ``ValueError`` naming it."""
-    import reweight_gym
-    from reweight_gym.config import EnvConfig
+    """What a Reweight env id and its keywords resolve to, without loading data
+    (:func:`reweight_gym.envs.resolve.resolve_env`); ``None`` for another env id."""
+    from reweight_gym.envs.resolve import resolve_env
 
-    dataset = reweight_gym.ENV_IDS.get(env_id)
-    if dataset is None:
-        return None
-    kwargs = {k: v for k, v in (env_kwargs or {}).items() if k != "dataset"}
-    return EnvConfig.resolve(dataset, **kwargs).to_dict()
+    return resolve_env(env_id, env_kwargs)
 
 
 def episode_length(env: Any = None, env_id: str | None = None,
@@ -135,9 +130,11 @@ def episode_length(env: Any = None, env_id: str | None = None,
         return None
     import gymnasium as gym
 
-    cfg = resolved_config(env_id, env_kwargs)
-    if cfg is not None:
-        return int(cfg["num_stages"] - cfg["warmup_stages"])
+    from reweight_gym.envs.resolve import env_episode_length
+
+    steps = env_episode_length(env_id, env_kwargs)
+    if steps is not None:
+        return steps
     try:
         spec = gym.spec(env_id)
     except gym.error.Error:

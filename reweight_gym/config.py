@@ -30,8 +30,8 @@ NOISE_TYPES = ("none", "uniform", "uniform_other", "pair_flip", "flip2")
 IMBALANCE_TYPES = ("none", "long_tail", "step")
 LR_SCHEDULES = ("step", "cosine", "constant")
 FEATURE_SETS = ("law", "agnostic")
-OBS_MODES = ("law", "extended")
-PRESET_NAMES = ("tiny", "cpu", "cpu-noaug", "paper")
+OBS_MODES = ("law", "extended", "transfer")
+PRESET_NAMES = ("tiny", "proxy", "cpu", "cpu-noaug", "paper")
 #: Image side of the built-in datasets (image folders have any size).
 IMAGE_SIDE = {"digits": 8, "cifar10": 32, "cifar100": 32}
 MAX_FOLDER_PADDING = 256
@@ -99,6 +99,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 # CIFAR-10"), the regime the reweighting papers' gains come from; ``cpu`` barely memorises.
 PRESETS["cpu-noaug"] = {family: {**values, "crop_padding": 0, "flip": False}
                         for family, values in PRESETS["cpu"].items()}
+
+# ``proxy``: a cheap stand-in for ``cpu-noaug`` CIFAR-10 to train agents on: a quarter of the pixels
+# (16 x 16), a half-width network, 2,000 training images, no augmentation, 10 stages with one
+# warm-up stage as ``cpu``. Chosen so that plain training memorises at 40% label noise and the
+# meta-gradient methods gain over it, at a small fraction of a ``cpu-noaug`` episode's cost
+# (the measurement: docs, "Presets"; ``benchmarks/cifar_proxy.py``). Digits run as ``cpu``.
+PRESETS["proxy"] = {
+    "digits": dict(PRESETS["cpu"]["digits"]),
+    "image": dict(
+        model="small_cnn", model_kwargs={"width": 8}, image_size=16, epochs=60, num_stages=10,
+        warmup_stages=1, batch_size=64, train_size=2000, val_size=500, meta_size=200,
+        test_size=2000, lr=0.1, lr_schedule="step", lr_milestones=(0.5, 0.75),
+        weight_decay=5e-4, crop_padding=0, flip=False,
+    ),
+}
 
 #: (image shape, classes) that model keywords are checked with; image folders' are unknown until
 #: their images are read (keywords rarely depend on them: a CNN adapts to any image size)

@@ -45,7 +45,7 @@ def test_invalid_values_raise_when_env_is_made(kwargs: dict, field: str, value: 
 def test_unknown_dataset_and_preset_and_keyword() -> None:
     with pytest.raises(ValueError, match=r"dataset='mnist'.*digits, cifar10"):
         reweight_gym.ReweightEnv(dataset="mnist")
-    with pytest.raises(ValueError, match=r"preset='huge'.*tiny, cpu, cpu-noaug, paper"):
+    with pytest.raises(ValueError, match=r"preset='huge'.*tiny, proxy, cpu, cpu-noaug, paper"):
         gym.make("Reweight-Digits-v0", preset="huge")
     with pytest.raises(ValueError, match=r"unknown keyword\(s\) \['noise'\]"):
         gym.make("Reweight-Digits-v0", noise=0.4)

@@ -65,8 +65,11 @@ def register_env(env_id: str) -> str:
 
 
 def register_reweight_envs() -> list[str]:
-    """Register every ``Reweight-*`` id (``reweight_gym.ENV_IDS``) with Ray."""
-    return [register_env(env_id) for env_id in reweight_gym.ENV_IDS]
+    """Register every ``Reweight-*`` id (``reweight_gym.ENV_IDS`` and the instance-set env)
+    with Ray."""
+    from reweight_gym.envs import INSTANCES_ENV_ID
+
+    return [register_env(env_id) for env_id in (*reweight_gym.ENV_IDS, INSTANCES_ENV_ID)]
 
 
 def check_env(env: Any, env_config: dict[str, Any] | None) -> None:
@@ -74,11 +77,9 @@ def check_env(env: Any, env_config: dict[str, Any] | None) -> None:
     Gymnasium id, or a Reweight env config with a bad field (checked without loading data)."""
     if env is None or not isinstance(env, str):
         return
-    if env in reweight_gym.ENV_IDS:
-        from reweight_gym.config import EnvConfig
+    from reweight_gym.envs.resolve import resolve_env
 
-        kwargs = {k: v for k, v in dict(env_config or {}).items() if k != "dataset"}
-        EnvConfig.resolve(reweight_gym.ENV_IDS[env], **kwargs)
+    if resolve_env(env, dict(env_config or {})) is not None:  # a Reweight id: checked
         return
     if _global_registry.contains(ENV_CREATOR, env):
         return

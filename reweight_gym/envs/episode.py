@@ -48,10 +48,12 @@ def stage_reward(acc_target: float, acc_reference: float, epoch: float, total_ep
 
 @dataclass(frozen=True)
 class ReferenceTrace:
-    """A recorded unweighted run: validation accuracy and mean training loss after each stage."""
+    """A recorded unweighted run: validation accuracy and mean training loss after each stage,
+    and its final test accuracy where it was recorded."""
 
     val_acc: Sequence[float]
     train_loss: Sequence[float]
+    test_acc: float | None = None
 
 
 @dataclass
@@ -69,6 +71,7 @@ class StageResult:
     acc_reference: float
     loss_gap: float  # target - reference mean training loss over the stage
     reward: float
+    loss_reference: float = math.nan  # the reference's mean training loss over the stage
 
     @property
     def diverged(self) -> bool:
@@ -113,8 +116,10 @@ class Episode:
         accuracy on the validation split as the first state. Returns the warm-up stages."""
         if self.cfg.warmup_stages == 0:
             ev = self.trainer.evaluate("val")  # an untrained reference is the target's copy
+            high = (self.trainer.high_loss_share("val") if self.cfg.obs_mode == "transfer"
+                    else 1.0)
             self.observer.start(ev["acc_target"], ev.get("acc_reference", ev["acc_target"]),
-                                ev["loss_target"])
+                                ev["loss_target"], high)
             return []
         uniform = UniformWeigher()
         results: list[StageResult] = []
@@ -144,6 +149,8 @@ class Episode:
         out = {"test_acc_target": test["acc_target"]}
         if "acc_reference" in test:
             out["test_acc_reference"] = test["acc_reference"]
+        elif isinstance(self.reference, ReferenceTrace) and self.reference.test_acc is not None:
+            out["test_acc_reference"] = self.reference.test_acc
         out["weight_auc"] = self.trainer.weight_auc()
         return out
 
@@ -164,13 +171,16 @@ class Episode:
         self.observer.record_losses(stats.batch_losses)
         if stats.diverged:  # no validation: the target's accuracy counts as lost
             self.diverged = True
-            gap = stats.loss_target - stats.loss_reference if self.reference == "live" else math.nan
+            live = self.reference == "live"
+            gap = stats.loss_target - stats.loss_reference if live else math.nan
             return StageResult(stage, weighted, stats, epoch, 0.0, self.observer.acc_reference,
-                               gap, cfg.penalty)
+                               gap, cfg.penalty, stats.loss_reference if live else math.nan)
         ev = run.evaluate("val")
         acc_ref, ref_loss = self._reference_values(stage, stats, ev)
         gap = stats.loss_target - ref_loss
         self.observer.update(ev["acc_target"], acc_ref, gap)
+        self.observer.update_fit(stats.train_acc_target, ev["loss_target"], stats.high_loss_share)
         reward = stage_reward(ev["acc_target"], acc_ref, epoch, cfg.epochs, cfg.reward_k,
                               cfg.reward_scale)
-        return StageResult(stage, weighted, stats, epoch, ev["acc_target"], acc_ref, gap, reward)
+        return StageResult(stage, weighted, stats, epoch, ev["acc_target"], acc_ref, gap, reward,
+                           ref_loss)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -11,8 +13,10 @@ import torch
 from reweight_gym.allocator import allocator_mode
 from reweight_gym.config import EnvConfig
 from reweight_gym.data.splits import DataSplits, build_splits
-from reweight_gym.envs.episode import Episode
+from reweight_gym.envs.episode import Episode, ReferenceTrace
+from reweight_gym.envs.instances import InstanceSet, load_instance_set
 from reweight_gym.envs.observation import action_space, episode_seed, observation_space
+from reweight_gym.envs.reference_cache import CachedReference, ReferenceCache, reference_key
 from reweight_gym.training.characteristics import feature_dim, feature_names
 from reweight_gym.training.weigher import LinearTanhWeigher
 
@@ -94,13 +98,35 @@ class ReweightEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, dataset: str = "digits", preset: str = "tiny", **kwargs: Any) -> None:
+    def __init__(self, dataset: str = "digits", preset: str = "tiny",
+                 instance_set: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+                 reference_cache: str | os.PathLike[str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__()
-        self.config = EnvConfig.resolve(dataset, preset, **kwargs)
         allocator_mode()  # a bad REWEIGHT_GYM_MALLOC fails here, not at the first reset
-        self.splits: DataSplits = build_splits(self.config)
+        self.reference_cache = ReferenceCache(reference_cache) if reference_cache else None
+        self._splits: dict[str, DataSplits] = {}
+        if instance_set is None:
+            self.instance_set: InstanceSet | None = None
+            self.config = EnvConfig.resolve(dataset, preset, **kwargs)
+            self._configs = {"": self.config}
+            self.splits: DataSplits = build_splits(self.config)
+            self._splits[""] = self.splits
+            c = self.splits.num_classes
+        else:
+            self.instance_set = load_instance_set(instance_set)
+            bad = sorted(set(kwargs) - set(SET_WIDE_FIELDS))
+            if bad:
+                raise ValueError(f"invalid keyword(s) {bad} with instance_set: the instances set "
+                                 f"the run; allowed: {', '.join(SET_WIDE_FIELDS)}")
+            self._data_root = kwargs.pop("data_root", None)
+            self._set_wide = kwargs
+            self._configs = {inst.name: inst.config(self._data_root, **kwargs)
+                             for inst in self.instance_set.instances}  # validated now
+            self.config = self._configs[self.instance_set.instances[0].name]
+            c = _num_classes(self.instance_set, self._configs, self._splits_of)
         cfg = self.config
-        c = self.splits.num_classes
+        self.instance: str | None = None
         self.num_classes = c
         self.feature_names = feature_names(cfg.features, c)
         self.n_features = feature_dim(cfg.features, c)
@@ -110,6 +136,23 @@ class ReweightEnv(gym.Env):
         self.episode: Episode | None = None
         self._seeded = False
         self._ended = False
+        self._reference: list[tuple[float, float]] = []
+        self._reference_key: str | None = None
+
+    def _config_of(self, name: str, reset_seed: int | None) -> EnvConfig:
+        """The config of an episode of instance ``name`` (its data seed may follow the reset
+        seed)."""
+        if self.instance_set is None or not self.instance_set[name].data_seed_per_episode:
+            return self._configs[name]
+        return self.instance_set[name].config(self._data_root, reset_seed, **self._set_wide)
+
+    def _splits_of(self, name: str, cfg: EnvConfig | None = None) -> DataSplits:
+        """The data of an instance (built on first use, then kept, per data seed)."""
+        cfg = cfg or self._configs[name]
+        key = f"{name}|{cfg.seed}" if name else ""
+        if key not in self._splits:
+            self._splits[key] = build_splits(cfg)
+        return self._splits[key]
 
     def action_to_params(self, action: np.ndarray) -> tuple[np.ndarray, float]:
         """Validate, clip and scale an action to (θ, b)."""
@@ -122,18 +165,52 @@ class ReweightEnv(gym.Env):
         a = np.clip(a, -1.0, 1.0) * self.config.action_scale
         return a[:-1], float(a[-1])
 
+    def _draw(self, options: dict[str, Any]) -> tuple[str, int | None]:
+        """The instance of this episode and its reset seed: ``options["instance"]`` (a name or
+        an index) and ``options["instance_seed"]`` (one of its ``episode_seeds``), else drawn
+        from ``np_random``."""
+        s = self.instance_set
+        if s is None:
+            return "", None
+        pick = options.get("instance")
+        inst = s[pick] if pick is not None else s[int(self.np_random.integers(len(s)))]
+        seed = options.get("instance_seed")
+        if seed is None:
+            seed = inst.episode_seeds[int(self.np_random.integers(len(inst.episode_seeds)))]
+        elif seed not in inst.episode_seeds:
+            raise ValueError(f"invalid instance_seed={seed!r}: instance {inst.name!r} has the "
+                             f"episode seeds {list(inst.episode_seeds)}")
+        return inst.name, int(seed)
+
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if seed is None and not self._seeded:
             seed = self.config.seed
         super().reset(seed=seed)
         self._seeded = True
-        run_seed = episode_seed(self.np_random)
-        self.episode = Episode(self.config, self.splits, run_seed, reference="live")
-        self.episode.start()
+        name, reset_seed = self._draw(dict(options or {}))
+        run_seed = episode_seed(self.np_random if reset_seed is None else reset_seed)
+        self.instance = name or None
+        self.config = self._config_of(name, reset_seed)
+        splits = self._splits_of(name, self.config)
+        reference: str | ReferenceTrace = "live"
+        self._reference_key = None
+        if self.reference_cache is not None:
+            key = reference_key(self.config, run_seed, self.config.device)
+            hit = self.reference_cache.get(key)
+            if hit is not None:
+                reference = ReferenceTrace(hit.val_acc, hit.train_loss, hit.test_acc)
+            else:
+                self._reference_key = key
+        self.episode = Episode(self.config, splits, run_seed, reference=reference)
+        self._reference = [(r.acc_reference, r.loss_reference) for r in self.episode.start()]
         self._ended = False
-        return self.episode.observe(), {"episode_seed": run_seed,
-                                        "stage": self.episode.trainer.stage}
+        info: dict[str, Any] = {"episode_seed": run_seed, "stage": self.episode.trainer.stage}
+        if self.instance_set is not None:
+            info.update(instance=name, instance_seed=reset_seed)
+        if self.reference_cache is not None:
+            info["reference_cached"] = isinstance(reference, ReferenceTrace)
+        return self.episode.observe(), info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.episode is None:
@@ -143,12 +220,13 @@ class ReweightEnv(gym.Env):
         theta, bias = self.action_to_params(action)
         self.weigher.set_params(torch.as_tensor(theta, dtype=torch.float32), bias)
         result = self.episode.step(self.weigher)
+        self._reference.append((result.acc_reference, result.loss_reference))
         stats = result.stats
         info: dict[str, Any] = {
             "stage": result.stage,
             "epoch": result.epoch,
             "theta": theta.astype(np.float32), "bias": bias,
-            "loss_target": stats.loss_target, "loss_reference": stats.loss_reference,
+            "loss_target": stats.loss_target, "loss_reference": result.loss_reference,
             "loss_gap": result.loss_gap,
             "noisy_weight_mean": stats.noisy_weight_mean,
             "clean_weight_mean": stats.clean_weight_mean,
@@ -156,8 +234,46 @@ class ReweightEnv(gym.Env):
             "diverged": result.diverged,
             "acc_target": result.acc_target, "acc_reference": result.acc_reference,
         }
+        if self.instance is not None:
+            info["instance"] = self.instance
         terminated = self.episode.over  # the last stage, or a divergence (a terminal state)
         self._ended = terminated
         if terminated and not result.diverged:
-            info.update(self.episode.finish())
+            final = self.episode.finish()
+            info.update(final)
+            self._store_reference(final.get("test_acc_reference"))
         return self.episode.observe(), float(result.reward), terminated, False, info
+
+    def _store_reference(self, test_acc: float | None) -> None:
+        """After a whole episode with a live reference: its trajectory into the cache."""
+        if self._reference_key is None or self.reference_cache is None or test_acc is None:
+            return
+        val, loss = zip(*self._reference)
+        self.reference_cache.put(self._reference_key,
+                                 CachedReference(list(val), list(loss), float(test_acc)),
+                                 about={"instance": self.instance,
+                                        "run_seed": self.episode.trainer.seed
+                                        if self.episode else None})
+        self._reference_key = None
+
+
+#: The keywords an instance-set environment takes besides the set: what applies to every
+#: instance (where the data is, and what shapes the agent's view and reward).
+SET_WIDE_FIELDS = ("data_root", "features", "obs_mode", "action_scale", "normalize_weights",
+                   "reward_k", "reward_scale", "divergence_penalty", "loss_smoothing",
+                   "acc_smoothing", "device", "cache_dir", "channels_last")
+_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+
+
+def _num_classes(s: InstanceSet, configs: dict[str, EnvConfig],
+                 splits_of: Any) -> int:
+    """The number of classes of the set's instances; with ``features='law'`` (a label one-hot
+    in the action) they must agree."""
+    counts = {inst.name: _CLASSES.get(inst.dataset) or splits_of(inst.name).num_classes
+              for inst in s.instances}
+    first = s.instances[0].name
+    if configs[first].features == "law" and len(set(counts.values())) > 1:
+        raise ValueError(f"invalid features='law' for instance set {s.name!r}: its instances "
+                         f"have {sorted(set(counts.values()))} classes and LAW's features hold "
+                         "a label one-hot; use features='agnostic'")
+    return counts[first]

@@ -70,6 +70,11 @@ class StageStats(WeightTotals):
 
     loss_target: float = 0.0  # mean over iterations of the batch mean loss
     loss_reference: float = 0.0
+    # the target's accuracy on the (observed, possibly noisy) labels of the batches it trained
+    # on, and the share of their per-sample losses above ln C (a uniform prediction's loss):
+    # the samples the network does not fit
+    train_acc_target: float = math.nan
+    high_loss_share: float = math.nan
     diverged: bool = False
     reference_diverged: bool = False
     batch_losses: list[float] = field(default_factory=list)  # the target's, every iteration

@@ -67,6 +67,7 @@ class StepResult:
     weights: torch.Tensor  # per-sample weights (B,) used (for class-level: the observed column)
     losses: torch.Tensor  # per-sample unweighted losses (detached)
     finite: bool
+    correct: int = 0  # samples whose prediction is their (observed) label
 
 
 class Trainer:
@@ -116,12 +117,13 @@ class Trainer:
         if extra is not None:
             loss = loss + extra
         mean_loss = float(losses.detach().mean())
+        correct = int((logits.detach().argmax(1) == batch.y).sum())
         finite = math.isfinite(float(loss.detach())) and math.isfinite(mean_loss)
         self.optimizer.zero_grad(set_to_none=True)
         if finite:
             loss.backward()
             self.optimizer.step()
-        return StepResult(mean_loss, per_sample_w, losses.detach(), finite)
+        return StepResult(mean_loss, per_sample_w, losses.detach(), finite, correct)
 
     @torch.inference_mode()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, pipeline: BatchPipeline,
@@ -267,6 +269,9 @@ class DuplicateTrainer:
         clean_sum = torch.zeros((), device=self.device)
         n_noisy = 0
         n_total = 0
+        correct = 0
+        high = torch.zeros((), device=self.device)
+        threshold = math.log(c)  # the loss of a uniform prediction over the classes
         for _ in range(n):
             if self.done:
                 break
@@ -284,6 +289,8 @@ class DuplicateTrainer:
                 stats.reference_diverged |= not ref.finite
             stats.iterations += 1
             stats.loss_target += res.loss
+            correct += res.correct
+            high += (res.losses > threshold).sum()
             stats.batch_losses.append(res.loss)
             w = res.weights.float()
             self.last_weight[batch.index] = w
@@ -311,6 +318,8 @@ class DuplicateTrainer:
         if stats.iterations:
             stats.loss_target /= stats.iterations
             stats.loss_reference /= stats.iterations
+        stats.train_acc_target = correct / n_total if n_total else math.nan
+        stats.high_loss_share = float(high) / n_total if n_total else math.nan
         stats.weight_sum_noisy, stats.weight_cnt_noisy = float(noisy_sum), n_noisy
         stats.weight_sum_clean, stats.weight_cnt_clean = float(clean_sum), n_total - n_noisy
         stats.class_weight_sum = cls_sum.cpu().numpy().astype(np.float64)
@@ -337,6 +346,22 @@ class DuplicateTrainer:
             acc, loss = self.reference.evaluate(x, y, self.pipeline)
             out["acc_reference"], out["loss_reference"] = acc, loss
         return out
+
+    @torch.inference_mode()
+    def high_loss_share(self, split: str = "val") -> float:
+        """The share of the target's per-sample losses on ``split`` above ln C (a uniform
+        prediction's loss), in eval mode."""
+        x, y = {"val": (self.splits.val_x, self.splits.val_y),
+                "test": (self.splits.test_x, self.splits.test_y)}[split]
+        model = self.target.model
+        model.eval()
+        high, y = 0, y.to(self.device)
+        threshold = math.log(self.splits.num_classes)
+        for i in range(0, len(y), 1000):
+            logits = model(self.pipeline.plain(x[i: i + 1000]))
+            losses = F.cross_entropy(logits.float(), y[i: i + 1000], reduction="none")
+            high += int((losses > threshold).sum())
+        return high / max(1, len(y))
 
     def weight_auc(self) -> float:
         """ROC AUC of the last weight of each sample for telling clean (high) from noisy (low)."""
