@@ -1,6 +1,7 @@
 """The ``reweight-gym`` command.
 
 Sub-commands: ``episode`` (one episode with a fixed policy, per-stage rewards and accuracies),
+``fit`` (one classifier trained with a policy, an agent or a baseline, no reference),
 ``replay`` (re-run a recorded trajectory and compare), ``validate`` (re-run a sample of a
 benchmark's rows and compare), ``demo`` (the main job of ``make demo``), and, from the agents and
 benchmark layers, ``train``, ``evaluate``, ``benchmark``, ``report``. ``replay`` and ``validate``
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     from reweight_gym.benchmark.cli import (
         add_benchmark_parser,
         add_demo_parser,
+        add_fit_parser,
         add_report_parser,
     )
     from reweight_gym.registry import policy_names
@@ -148,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tolerance_args(va)
     va.set_defaults(func=cmd_validate)
     for add in (add_train_parser, add_evaluate_parser, add_benchmark_parser, add_report_parser,
-                add_demo_parser):
+                add_fit_parser, add_demo_parser):
         add(sub)
     return parser
 

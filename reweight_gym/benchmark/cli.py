@@ -1,4 +1,5 @@
-"""``reweight-gym benchmark``, ``reweight-gym report`` and ``reweight-gym demo``.
+"""``reweight-gym benchmark``, ``reweight-gym report``, ``reweight-gym fit`` and ``reweight-gym
+demo``.
 
 Errors in arguments (unknown suite or method, missing checkpoint, unwritable output directory,
 invalid settings) are raised as ``ValueError`` / ``OSError`` and printed by the top-level CLI as
@@ -91,6 +92,58 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         rep = write_report(args.out)
         print(rep["markdown"])
     print(f"{len(rows)} runs in {os.path.join(args.out, 'results.jsonl')}")
+    return 0
+
+
+def add_fit_parser(sub: Any) -> argparse.ArgumentParser:
+    from reweight_gym.registry import benchmark_names
+
+    p = sub.add_parser(
+        "fit", help="train one classifier with a trained agent's policy, a fixed policy or a "
+                    "baseline (no reference network)",
+        description="Train one classifier on a dataset, weighted by --policy: a trained "
+                    "agent's checkpoint (its num_stages, obs_mode and features are taken from "
+                    "its agent.json), a fixed policy or a baseline method. Writes OUT/"
+                    "result.json, OUT/model.pt and OUT/stages.csv.")
+    p.add_argument("--policy", required=True,
+                   help=f"an agent's checkpoint path, or one of {', '.join(benchmark_names())}")
+    p.add_argument("--dataset", default="digits", choices=DATASETS)
+    p.add_argument("--data-root", default=None, help="dataset directory (CIFAR / imagefolder)")
+    p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
+    p.add_argument("--env-kwargs", default="{}",
+                   help="JSON object of config keywords (noise_rate, epochs, ...)")
+    p.add_argument("--method-kwargs", default="{}",
+                   help="JSON object of the baseline's or fixed policy's keywords")
+    p.add_argument("--seed", type=int, default=0,
+                   help="the run's seed: data draw and the episode of env.reset(seed)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_fit)
+    return p
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import torch
+
+    from reweight_gym.benchmark.fit import fit_to_dir
+    from reweight_gym.registry import method_kind
+
+    if not isinstance(args.threads, int) or args.threads < 1:
+        raise ValueError(f"invalid --threads {args.threads!r}: must be an integer >= 1")
+    if args.seed < 0:
+        raise ValueError(f"invalid --seed {args.seed}: must be >= 0")
+    method_kind(args.policy)  # a bad name or a missing checkpoint fails before any data loads
+    torch.set_num_threads(args.threads)
+    env_kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
+    result = fit_to_dir(args.out, args.policy, dataset=args.dataset, preset=args.preset,
+                        seed=args.seed, data_root=args.data_root,
+                        method_kwargs=parse_json_object(args.method_kwargs, "--method-kwargs"),
+                        progress=not args.quiet, **env_kwargs)
+    print(f"{args.policy} on {args.dataset} ({args.preset}, seed {args.seed}): final test "
+          f"accuracy {result.final_test_acc:.4f}, at the best-validation epoch "
+          f"{result.test_acc_at_best_val:.4f} (epoch {result.best_val_epoch}); "
+          f"{result.seconds:.0f} s; {os.path.join(args.out, 'result.json')}")
     return 0
 
 

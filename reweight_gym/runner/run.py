@@ -89,7 +89,8 @@ def _reference(spec: RunSpec, reference: RunResult | dict[str, Any] | None
 def run(spec: RunSpec, reference: RunResult | dict[str, Any] | None = None, *,
         progress: bool = False, tensorboard_dir: str | None = None,
         cfg: EnvConfig | None = None, actions: list[list[float]] | None = None,
-        on_epoch: Callable[[EpochEnd], None] | None = None) -> RunResult:
+        on_epoch: Callable[[EpochEnd], None] | None = None,
+        model_path: str | os.PathLike[str] | None = None) -> RunResult:
     """Train ``spec`` once and return its :class:`RunResult`.
 
     ``reference`` is the ``uniform`` run of the same config and seed (a result, or its stored
@@ -172,6 +173,8 @@ def run(spec: RunSpec, reference: RunResult | dict[str, Any] | None = None, *,
     if writer is not None:
         writer.close()
     res.seconds = time.perf_counter() - t_start
+    if model_path is not None:
+        torch.save(trainer.target.model.state_dict(), model_path)
     # the best epoch by validation accuracy (the first of equals): no test data chooses it
     if val_curve:
         best = int(np.argmax(val_curve))
