@@ -1,0 +1,166 @@
+"""What one episode of each preset costs, and whether the CIFAR-10 proxy behaves like the run it
+stands in for (issue 24.3).
+
+``--cost``: the wall time of one whole environment episode (both networks, the zero action,
+one torch thread) of every preset on its dataset, measured one after the other in this process
+(so that the ratios compare like with like), and each one's ratio to the ``cpu-noaug`` CIFAR-10
+episode. Also the same with the reference network cached (the target alone), which is what a
+training episode costs once its reference is in the cache.
+
+``--accuracy``: the proxy at 40% uniform label noise, ``uniform``, ``mwnet`` and ``gdw`` on
+3 seeds through :func:`reweight_gym.runner.run` (resumable): does plain training memorise (final
+test accuracy below the best-validation epoch's) and do the meta-gradient methods gain?
+
+    python -m benchmarks.presets --cost
+    python -m benchmarks.presets --accuracy
+    python -m benchmarks.presets --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import RESULTS, JsonlLog, cifar10_root, machine, markdown_table, mean_std
+
+OUT = RESULTS / "presets"
+#: (label, env id, preset, extra keywords): the episodes timed by --cost
+EPISODES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("digits tiny", "Reweight-Digits-v0", "tiny", {}),
+    ("digits cpu", "Reweight-Digits-v0", "cpu", {}),
+    ("demo", "Reweight-Digits-v0", "tiny", {"epochs": 100, "num_stages": 10, "train_size": None,
+                                            "lr_schedule": "cosine", "weight_decay": 0.0}),
+    ("cifar10 proxy", "Reweight-CIFAR-v0", "proxy", {}),
+    ("cifar10 cpu", "Reweight-CIFAR-v0", "cpu", {}),
+    ("cifar10 cpu-noaug", "Reweight-CIFAR-v0", "cpu-noaug", {}),
+)
+BASELINE = "cifar10 cpu-noaug"
+
+
+def time_episode(env_id: str, preset: str, extra: dict[str, Any],
+                 cache_dir: str | None) -> dict[str, Any]:
+    """One whole episode with the zero action: seconds of reset + steps (data already loaded),
+    the return (0 by construction) and, with ``cache_dir`` warm, the cached-reference cost."""
+    import gymnasium as gym
+    import numpy as np
+
+    import reweight_gym  # noqa: F401
+
+    kw: dict[str, Any] = {"preset": preset, "noise_rate": 0.4, **extra}
+    if env_id != "Reweight-Digits-v0":
+        kw["data_root"] = cifar10_root()
+    if cache_dir:
+        kw["reference_cache"] = cache_dir
+    env = gym.make(env_id, **kw)
+    t0 = time.perf_counter()
+    env.reset(seed=0)
+    done, steps, info = False, 0, {}
+    while not done:
+        _, _, term, trunc, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        steps += 1
+        done = term or trunc
+    seconds = time.perf_counter() - t0
+    env.close()
+    return {"seconds": seconds, "steps": steps, "test_acc": info.get("test_acc_target")}
+
+
+def cost(out: JsonlLog) -> None:
+    import tempfile
+
+    import torch
+
+    torch.set_num_threads(1)
+    for label, env_id, preset, extra in EPISODES:
+        with tempfile.TemporaryDirectory() as cache:
+            live = time_episode(env_id, preset, extra, cache)  # a miss: both networks, stored
+            cached = time_episode(env_id, preset, extra, cache)  # a hit: the target alone
+        row = {"label": label, "env_id": env_id, "preset": preset, "extra": extra,
+               "seconds": live["seconds"], "seconds_cached_reference": cached["seconds"],
+               "steps": live["steps"], "machine": machine()}
+        out.append(row)
+        print(f"{label}: {row['seconds']:.1f} s per episode, {row['seconds_cached_reference']:.1f}"
+              " s with the reference cached", flush=True)
+
+
+def cost_table(rows: list[dict[str, Any]]) -> str:
+    last = {r["label"]: r for r in rows}  # the newest measurement of each
+    base = last.get(BASELINE)
+    out = []
+    for label, *_ in EPISODES:
+        r = last.get(label)
+        if r is None:
+            continue
+        ratio = f"1/{base['seconds'] / r['seconds']:.0f}" if base and r is not base else "1"
+        out.append([label, r["steps"], f"{r['seconds']:.1f}", ratio,
+                    f"{r['seconds_cached_reference']:.1f}",
+                    f"{r['seconds'] / r['seconds_cached_reference']:.2f}x"])
+    return markdown_table(["preset", "steps", "one episode (s)", f"vs {BASELINE}",
+                           "with the reference cached (s)", "speed-up"], out)
+
+
+def accuracy(out: JsonlLog, seeds: list[int]) -> None:
+    from benchmarks.common import run_specs
+    from reweight_gym.runner import RunSpec
+
+    jobs = []
+    for seed in seeds:
+        for method in ("uniform", "mwnet", "gdw"):
+            spec = RunSpec("cifar10", "uniform-noise", {"noise_type": "uniform",
+                                                        "noise_rate": 0.4},
+                           method, seed, "proxy", cifar10_root())
+            jobs.append(({"experiment": "proxy-uniform40"}, spec))
+    run_specs(out, jobs)
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> str:
+    from reweight_gym.runner import RunResult
+
+    results = [RunResult.from_row(r) for r in rows]
+    uni = {r.seed: r for r in results if r.method == "uniform"}
+    out = []
+    for method in ("uniform", "mwnet", "gdw"):
+        rs = [r for r in results if r.method == method]
+        if not rs:
+            continue
+        final = mean_std([100 * r.final_test_acc for r in rs])
+        best = mean_std([100 * r.test_acc_at_best_val for r in rs])
+        gap = mean_std([100 * (r.test_acc_at_best_val - r.final_test_acc) for r in rs])
+        gain = [100 * (r.final_test_acc - uni[r.seed].final_test_acc) for r in rs
+                if r.seed in uni]
+        g = mean_std(gain) if gain and method != "uniform" else None
+        out.append([method, ",".join(str(r.seed) for r in rs),
+                    f"{final[0]:.2f} ± {final[1]:.2f}", f"{best[0]:.2f} ± {best[1]:.2f}",
+                    f"{gap[0]:+.2f} ± {gap[1]:.2f}",
+                    f"{g[0]:+.2f} ± {g[1]:.2f} ({', '.join(f'{x:+.2f}' for x in gain)})"
+                    if g else "–"])
+    return markdown_table(["method", "seeds", "final test acc (%)",
+                           "test acc at best-val epoch (%)", "best-val minus final",
+                           "final vs uniform (paired, per seed)"], out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cost", action="store_true")
+    ap.add_argument("--accuracy", action="store_true")
+    ap.add_argument("--table", action="store_true")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+    cost_log, acc_log = JsonlLog(f"{args.out}/cost.jsonl"), JsonlLog(f"{args.out}/accuracy.jsonl")
+    if args.cost:
+        cost(cost_log)
+    if args.accuracy:
+        accuracy(acc_log, args.seeds)
+    text = ("## One episode of each preset (zero action, one torch thread)\n\n"
+            + cost_table(cost_log.rows()) + "\n\n## The proxy at 40% uniform noise\n\n"
+            + accuracy_table(acc_log.rows()) + "\n")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "report.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
