@@ -180,65 +180,119 @@ def paired_comparison(a: Sequence[float], b: Sequence[float]) -> dict[str, float
 
 
 # ---------------------------------------------------------------------- constant-action search
-def constant_action_search(config: dict[str, Any], budget_episodes: int, seed: int = 0, *,
-                           dataset: str = "digits", preset: str = "tiny", eta: int = 4,
-                           log_path: str | None = None,
-                           play_fn: Callable[..., Outcome] = play) -> dict[str, Any]:
-    """The best constant action with ``budget_episodes`` episodes (successive halving).
-
-    The budget is cut into R equal rounds (R as large as leaves at least 2 candidates in the
-    last). Round 0 samples ``budget // R`` candidates uniformly from the action box and plays each
-    for one episode; each later round keeps the best ``1/eta`` by mean return so far and plays
-    each on ``budget // R // n_kept`` new episodes; the winner has the best mean return over all
-    its episodes. Episode seeds come from ``SEARCH_SEED_RANGE`` (never validation or evaluation
-    seeds), each candidate in a round on the same seeds (paired). Finished episodes are appended to
-    ``log_path`` (JSON lines) and reused on a rerun: the search resumes.
-    """
+def halving_rounds(budget_episodes: int, eta: int) -> list[tuple[int, int]]:
+    """Successive halving's plan for a budget: R rounds of ``budget // R`` episodes each, R as
+    large as leaves at least 2 candidates in the last; round r keeps ``n0 // eta**r`` candidates
+    and plays each on ``budget // R // kept`` episodes. Returns (candidates, episodes each)."""
     check_number("budget_episodes", budget_episodes, 2, integer=True)
     check_number("eta", eta, 2, integer=True)
-    cfg = EnvConfig.resolve(dataset, preset, **config)
-    from reweight_gym.data import build_splits
-
-    num_classes = build_splits(cfg).num_classes
-    obs_space, act_space = spaces(cfg, num_classes)
-    rng = np.random.default_rng(seed)
-    # the plan: R rounds of budget // R episodes each; round r keeps n0 // eta**r candidates
-    # (at least 2 in the last round, so that the last round still chooses)
     n_rounds = 1
     while (budget_episodes // (n_rounds + 1)) // eta ** n_rounds >= 2:
         n_rounds += 1
     per_round = budget_episodes // n_rounds
     kept = [max(2, per_round // eta ** r) for r in range(n_rounds)]
-    rounds = [(n, max(1, per_round // n)) for n in kept]
-    candidates = rng.uniform(-1.0, 1.0, size=(rounds[0][0], act_space.shape[0]))
-    done: dict[tuple[int, int], float] = {}
+    return [(n, max(1, per_round // n)) for n in kept]
+
+
+def successive_halving(action_dim: int, budget_episodes: int, seed: int, eta: int,
+                       draw: Callable[[np.random.Generator, int], list[Any]],
+                       play: Callable[[int, np.ndarray, Any], float],
+                       log_path: str | None = None) -> dict[str, Any]:
+    """The best constant action by successive halving (:func:`halving_rounds`). Round 0
+    samples candidates uniformly from [-1, 1]^``action_dim``; each round plays every surviving
+    candidate on the same ``draw(rng, n)`` episodes (paired) with ``play(candidate, action,
+    episode) -> return``; the winner has the best mean return over all its episodes. Finished
+    episodes are appended to ``log_path`` (JSON lines, keyed by candidate and episode) and
+    reused on a rerun: the search resumes."""
+    rounds = halving_rounds(budget_episodes, eta)
+    rng = np.random.default_rng(seed)
+    candidates = rng.uniform(-1.0, 1.0, size=(rounds[0][0], action_dim))
+    done: dict[tuple[int, str], float] = {}
     if log_path and os.path.exists(log_path):
         with open(log_path) as f:
             for line in f:
                 row = json.loads(line)
-                done[(row["candidate"], row["reset_seed"])] = row["episode_return"]
+                ep = row["episode"] if "episode" in row else row["reset_seed"]  # older logs
+                done[(row["candidate"], json.dumps(ep))] = row["episode_return"]
     returns: dict[int, list[float]] = {i: [] for i in range(len(candidates))}
     alive = list(range(len(candidates)))
-    low, high = SEARCH_SEED_RANGE
     for r, (n_keep, per) in enumerate(rounds):
         if r > 0:
             alive = sorted(alive, key=lambda i: -float(np.mean(returns[i])))[:n_keep]
-        seeds = [int(s) for s in rng.integers(low, high, size=per)]
+        episodes = draw(rng, per)
         for i in alive:
-            for s in seeds:
-                if (i, s) not in done:
-                    policy = ConstantPolicy(obs_space, act_space, candidates[i])
-                    out = play_fn(policy, config, s, dataset=dataset, preset=preset,
-                                  label=f"constant{i}")
-                    done[(i, s)] = out.episode_return
+            for ep in episodes:
+                key = (i, json.dumps(ep))
+                if key not in done:
+                    done[key] = float(play(i, candidates[i], ep))
                     if log_path:
                         with open(log_path, "a") as f:
-                            f.write(json.dumps({"candidate": i, "reset_seed": s, "round": r,
+                            f.write(json.dumps({"candidate": i, "episode": ep, "round": r,
                                                 "action": candidates[i].tolist(),
-                                                "episode_return": out.episode_return}) + "\n")
-                returns[i].append(done[(i, s)])
+                                                "episode_return": done[key]}) + "\n")
+                returns[i].append(done[key])
     best = max(alive, key=lambda i: float(np.mean(returns[i])))
     return {"action": candidates[best].tolist(), "candidate": int(best),
             "mean_search_return": float(np.mean(returns[best])),
             "search_episodes": int(sum(len(v) for v in returns.values())),
             "rounds": [list(x) for x in rounds]}
+
+
+def constant_action_search(config: dict[str, Any], budget_episodes: int, seed: int = 0, *,
+                           dataset: str = "digits", preset: str = "tiny", eta: int = 4,
+                           log_path: str | None = None,
+                           play_fn: Callable[..., Outcome] = play) -> dict[str, Any]:
+    """The best constant action on one config with ``budget_episodes`` episodes
+    (:func:`successive_halving`); episode seeds from ``SEARCH_SEED_RANGE`` (never validation
+    or evaluation seeds)."""
+    cfg = EnvConfig.resolve(dataset, preset, **config)
+    from reweight_gym.data import build_splits
+
+    obs_space, act_space = spaces(cfg, build_splits(cfg).num_classes)
+    low, high = SEARCH_SEED_RANGE
+
+    def draw(rng: np.random.Generator, n: int) -> list[Any]:
+        return [int(s) for s in rng.integers(low, high, size=n)]
+
+    def run_one(i: int, action: np.ndarray, reset_seed: Any) -> float:
+        policy = ConstantPolicy(obs_space, act_space, action)
+        return play_fn(policy, config, reset_seed, dataset=dataset, preset=preset,
+                       label=f"constant{i}").episode_return
+
+    return successive_halving(act_space.shape[0], budget_episodes, seed, eta, draw, run_one,
+                              log_path)
+
+
+def constant_action_search_set(instance_set: Any, budget_episodes: int, seed: int = 0, *,
+                               eta: int = 4, log_path: str | None = None,
+                               env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The best constant action on an instance set (the training set) with the same episode
+    budget as an agent's training (:func:`successive_halving`): each round's episodes are drawn
+    from the set's instances and their episode seeds, and played on ``Reweight-Instances-v0``
+    with ``env_kwargs`` (``data_root``, ``reference_cache``: a cached reference makes the
+    search's episodes as cheap as an agent's)."""
+    import reweight_gym  # noqa: F401  (registration)
+    from reweight_gym.envs import INSTANCES_ENV_ID
+    from reweight_gym.envs.instances import load_instance_set
+
+    s = load_instance_set(instance_set)
+    env = gym.make(INSTANCES_ENV_ID, instance_set=s.to_dict(), **dict(env_kwargs or {}))
+    pool = [(inst.name, int(x)) for inst in s.instances for x in inst.episode_seeds]
+
+    def draw(rng: np.random.Generator, n: int) -> list[Any]:
+        return [list(pool[int(k)]) for k in rng.integers(0, len(pool), size=n)]
+
+    def run_one(i: int, action: np.ndarray, episode: Any) -> float:
+        env.reset(seed=0, options={"instance": episode[0], "instance_seed": episode[1]})
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(np.asarray(action, np.float32))
+            total += float(r)
+            done = term or trunc
+        return total
+
+    try:
+        return successive_halving(env.action_space.shape[0], budget_episodes, seed, eta, draw,
+                                  run_one, log_path)
+    finally:
+        env.close()

@@ -178,3 +178,24 @@ def test_reference_cache_gives_bit_identical_rewards(tmp_path: Path, monkeypatch
     _, infos = _episode(make(reference_cache=str(tmp_path)), 0, actions, instance="noise40",
                         instance_seed=1)
     assert infos[0]["reference_cached"] is False
+
+
+def test_an_instance_episode_is_its_run_spec() -> None:
+    """The run of ``Instance.run_spec(method, s)`` is the environment's episode of that
+    instance and reset seed: same config, same run seed, same reference (rewards 0 for
+    uniform weights), same final test accuracy."""
+    from reweight_gym.runner import run
+
+    s = load_instance_set(SET)
+    spec = s["pairflip30"].run_spec("uniform", 7, set_name=s.name)
+    result = run(spec)
+    env = make()
+    _, info = env.reset(seed=0, options={"instance": "pairflip30", "instance_seed": 7})
+    assert result.episode_seed == info["episode_seed"]
+    assert result.config == env.unwrapped.config.to_dict()
+    done = False
+    while not done:
+        _, _, term, trunc, info = env.step(np.zeros(env.action_space.shape))
+        done = term or trunc
+    assert result.final_test_acc == info["test_acc_target"]
+    assert "7/data0" in spec.key  # the instance's own data seed, not the reset seed

@@ -85,7 +85,7 @@ def test_constant_action_search_is_seeded_and_resumes(tmp_path) -> None:
     res = constant_action_search(CONFIG, 3, seed=5, log_path=str(log))
     assert res["search_episodes"] == 3 and res["rounds"] == [[3, 1]]
     rows = [json.loads(line) for line in log.read_text().splitlines()]
-    assert len(rows) == 3 and all(SEARCH_SEED_RANGE[0] <= r["reset_seed"] < SEARCH_SEED_RANGE[1]
+    assert len(rows) == 3 and all(SEARCH_SEED_RANGE[0] <= r["episode"] < SEARCH_SEED_RANGE[1]
                                   for r in rows)
     best = max(rows, key=lambda r: r["episode_return"])
     assert res["action"] == best["action"]
@@ -94,4 +94,20 @@ def test_constant_action_search_is_seeded_and_resumes(tmp_path) -> None:
         raise AssertionError("the search replayed a logged episode")
 
     again = constant_action_search(CONFIG, 3, seed=5, log_path=str(log), play_fn=must_not_play)
+    assert again["action"] == res["action"]
+
+
+def test_constant_action_search_on_an_instance_set_draws_its_episodes(tmp_path) -> None:
+    from reweight_gym.agents.protocol import constant_action_search_set
+
+    instance_set = {"name": "s", "defaults": {"preset": "tiny", "epochs": 2, "num_stages": 2,
+                                              "train_size": 200, "episode_seeds": [3, 4]},
+                    "instances": [{"name": "a", "noise_rate": 0.4}, {"name": "b"}]}
+    log = tmp_path / "search.jsonl"
+    res = constant_action_search_set(instance_set, 3, seed=1, log_path=str(log),
+                                     env_kwargs={"reference_cache": str(tmp_path / "cache")})
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert res["search_episodes"] == 3 and len(rows) == 3
+    assert all(r["episode"][0] in ("a", "b") and r["episode"][1] in (3, 4) for r in rows)
+    again = constant_action_search_set(instance_set, 3, seed=1, log_path=str(log))
     assert again["action"] == res["action"]

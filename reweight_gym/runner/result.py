@@ -47,7 +47,8 @@ class RunSpec:
     """What to run: ``method`` (a registered method or policy, or an agent's path) on
     ``dataset`` / ``preset`` with the ``setting`` of a ``suite`` (``"custom"`` outside a
     benchmark suite), extra environment keywords ``env_overrides`` and ``method_kwargs``;
-    ``seed`` is the episode's ``reset(seed=...)`` and the data seed."""
+    ``seed`` is the episode's ``reset(seed=...)`` and the data seed, unless ``data_seed`` fixes
+    the data draw (an instance of an instance set with its own data seed)."""
 
     dataset: str
     suite: str
@@ -58,25 +59,31 @@ class RunSpec:
     data_root: str | None = None
     env_overrides: dict[str, Any] = field(default_factory=dict)
     method_kwargs: dict[str, Any] = field(default_factory=dict)
+    data_seed: int | None = None
 
     @property
     def setting_id(self) -> str:
         return setting_id(self.setting)
 
     @property
+    def _seed_id(self) -> str:
+        return str(self.seed) if self.data_seed is None else f"{self.seed}/data{self.data_seed}"
+
+    @property
     def key(self) -> str:
         """Identity of a run in the results store."""
         return "|".join([self.dataset, self.preset, self.suite, self.setting_id, self.method,
-                         str(self.seed)])
+                         self._seed_id])
 
     @property
     def reference_key(self) -> str:
         return "|".join([self.dataset, self.preset, self.suite, self.setting_id,
-                         REFERENCE_METHOD, str(self.seed)])
+                         REFERENCE_METHOD, self._seed_id])
 
     def config(self) -> EnvConfig:
         """The resolved config of the run (preset, then overrides, setting and seed)."""
-        kw: dict[str, Any] = {**self.env_overrides, **self.setting, "seed": self.seed}
+        data_seed = self.seed if self.data_seed is None else self.data_seed
+        kw: dict[str, Any] = {**self.env_overrides, **self.setting, "seed": data_seed}
         if self.data_root is not None:
             kw["data_root"] = self.data_root
         return EnvConfig.resolve(self.dataset, self.preset, **kw)
