@@ -157,10 +157,32 @@ def _spaces_and_features(env: Any) -> tuple[gym.spaces.Space, gym.spaces.Space,
     return env.observation_space, env.action_space, names
 
 
+class ConstantPolicy(FixedPolicy):
+    """The same action ``[theta..., b]`` at every stage (a fixed, stage-independent schedule):
+    the strongest fixed schedule an agent is compared with, once searched
+    (:func:`reweight_gym.agents.protocol.constant_action_search_set`)."""
+
+    name = "constant"
+
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space,
+                 action: Sequence[float] | None = None, *,
+                 feature_names: Sequence[str] | None = None, seed: int | None = None) -> None:
+        super().__init__(observation_space, action_space)
+        del feature_names, seed
+        a = np.asarray(action if action is not None else [], dtype=np.float64).reshape(-1)
+        if a.shape != action_space.shape or not np.all(np.isfinite(a)) or np.abs(a).max() > 1:
+            raise ValueError(f"invalid action={list(a)}: need {action_space.shape[0]} finite "
+                             "values in [-1, 1]")
+        self.action = a.astype(action_space.dtype)
+
+    def _action(self) -> np.ndarray:
+        return self.action.copy()
+
+
 #: The fixed policies by name: what ``register`` registers (``reweight_gym.registry``).
 POLICIES: dict[str, type[FixedPolicy]] = {
     "uniform": UniformPolicy, "easy_first": EasyFirstPolicy, "hard_first": HardFirstPolicy,
-    "random": RandomPolicy,
+    "random": RandomPolicy, "constant": ConstantPolicy,
 }
 POLICY_NAMES = tuple(POLICIES)
 

@@ -34,7 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from reweight_gym.agents.policies import FixedPolicy
+from reweight_gym.agents.policies import ConstantPolicy
 from reweight_gym.config import EnvConfig
 from reweight_gym.envs.episode import Episode
 from reweight_gym.envs.observation import action_space, episode_seed, observation_space
@@ -69,24 +69,6 @@ def evaluation_sets(config: dict[str, Any]) -> list[EpisodeSet]:
     seeds on the held-out data draw."""
     return [EpisodeSet("heldout_episodes", {**config, "seed": TRAIN_DATA_SEED}, EVALUATION_SEEDS),
             EpisodeSet("heldout_data", {**config, "seed": HELDOUT_DATA_SEED}, EVALUATION_SEEDS)]
-
-
-class ConstantPolicy(FixedPolicy):
-    """The same action ``[theta..., b]`` at every stage (a fixed, stage-independent schedule)."""
-
-    name = "constant"
-
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space,
-                 action: Sequence[float]) -> None:
-        super().__init__(observation_space, action_space)
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != action_space.shape or not np.all(np.isfinite(a)) or np.abs(a).max() > 1:
-            raise ValueError(f"invalid action={list(a)}: need {action_space.shape[0]} finite "
-                             "values in [-1, 1]")
-        self.action = a.astype(action_space.dtype)
-
-    def _action(self) -> np.ndarray:
-        return self.action.copy()
 
 
 def spaces(cfg: EnvConfig, num_classes: int) -> tuple[gym.spaces.Box, gym.spaces.Box]:

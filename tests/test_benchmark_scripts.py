@@ -100,3 +100,42 @@ def test_agent_learning_train_step_forwards_agent_kwargs(tmp_path, monkeypatch):
     module.main(["--steps", "train", "--libs", "sb3", "--train-seeds", "1", "--out",
                  str(tmp_path)])
     assert calls == [("sb3_s1", None)]
+
+
+@pytest.mark.slow
+def test_transfer_protocol_end_to_end_on_tiny_sets(tmp_path):
+    """The issue-25 protocol on tiny digits instance sets: select (train + validation
+    ranking), train (SB3, 3 seeds), the constant search, evaluate (fit of every agent and the
+    constant, uniform and MW-Net) and the report with its goals, resumable."""
+    import json
+
+    module = _load("transfer")
+    base = {"preset": "tiny", "epochs": 2, "num_stages": 2, "train_size": 200,
+            "test_size": 100, "obs_mode": "transfer"}
+    sets = {}
+    for name, seeds, noise in (("train", 2, (0.4, 0.0)), ("validation", [50], (0.3,)),
+                               ("heldout", [0, 1], (0.4, 0.0))):
+        spec = {"name": name, "defaults": {**base, "episode_seeds": seeds},
+                "instances": [{"name": f"{name}-{r}", "noise_rate": r} for r in noise]}
+        sets[name] = str(tmp_path / f"{name}.json")
+        (tmp_path / f"{name}.json").write_text(json.dumps(spec))
+    out = tmp_path / "out"
+    argv = ["--episodes", "4", "--libs", "sb3", "--candidates", "defaults",
+            "--agent-kwargs", '{"learning_starts_episodes": 2}',
+            "--methods", "uniform,constant,sb3,mwnet", "--train-set", sets["train"],
+            "--validation-set", sets["validation"], "--heldout-set", sets["heldout"],
+            "--out", str(out)]
+    assert module.main(argv) == 0
+    assert json.loads((out / "selection.json").read_text())["chosen"] == "defaults"
+    assert sorted(p.name for p in (out / "agents").iterdir()) == ["sb3_s0", "sb3_s1", "sb3_s2"]
+    rows = [json.loads(x) for x in (out / "heldout.jsonl").read_text().splitlines()]
+    # 2 instances x 2 seeds for uniform, the constant and MW-Net; x 3 training seeds for SB3
+    assert len(rows) == 4 * 3 + 4 * 3
+    agent_rows = [r for r in rows if r["tags"]["method"].startswith("sb3")]
+    assert all(r["stage_rewards"] is None and r["stage_actions"] for r in agent_rows)
+    report = (out / "report.md").read_text()
+    assert "## heldout-0.4" in report and "## Goals" in report and "sb3" in report
+    assert (out / "stages.png").is_file()
+    n = len(rows)
+    assert module.main(argv[:-1] + [str(out)]) == 0  # a rerun runs nothing again
+    assert len((out / "heldout.jsonl").read_text().splitlines()) == n

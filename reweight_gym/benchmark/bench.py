@@ -115,17 +115,17 @@ def _method_kwargs(method_kwargs: Any, methods: list[str], kinds: dict[str, str]
 
 
 def _check_method_kwargs(method: str, kind: str, cfg: EnvConfig, kw: dict[str, Any]) -> None:
-    """Build the method once with ``kw`` (a baseline's weigher, or a policy for a one-feature
-    action space): its own validation names a bad keyword."""
+    """Build the method once with ``kw`` (a baseline's weigher, or a policy for the setting's
+    spaces): its own validation names a bad keyword."""
     if kind == "baseline":
         registry.make_weigher(method, cfg, **kw)
     elif kind == "policy":
-        import gymnasium as gym
-        import numpy as np
+        from reweight_gym.envs.observation import action_space, observation_space
+        from reweight_gym.training.characteristics import feature_names
 
-        registry.make_policy(method, gym.spaces.Box(0, 1, (1,), np.float32),
-                             gym.spaces.Box(-1, 1, (2,), np.float32), feature_names=["loss"],
-                             seed=0, **kw)
+        classes = 100 if cfg.dataset == "cifar100" else 10  # image folders: a first guess
+        registry.make_policy(method, observation_space(cfg), action_space(cfg, classes),
+                             feature_names=feature_names(cfg.features, classes), seed=0, **kw)
 
 
 def trajectory_path(directory: str | os.PathLike[str], key: str) -> Path:
