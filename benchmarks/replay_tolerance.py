@@ -1,7 +1,7 @@
 """How much a replay differs when the torch thread count differs (the default replay tolerance).
 
 Records episodes of the ``tiny`` digits environment with ``RecordEpisode`` at one torch thread,
-then replays each recording with ``reweight_gym.replay.replay_env`` (the code path of
+then replays each recording with ``reweight_gym.benchmark.replay.replay_env`` (the code path of
 ``reweight-gym replay``) twice: at one thread (the baseline: the recording's platform, where every
 value must match bit for bit) and at ``--threads`` threads. Prints, per episode and overall, the
 largest absolute difference of the rewards and of every other recorded float (accuracies, losses,
@@ -25,9 +25,9 @@ import gymnasium as gym
 import torch
 
 import reweight_gym
+from reweight_gym.benchmark.replay import replay_env
 from reweight_gym.envs.record import read_trajectory
 from reweight_gym.provenance import provenance
-from reweight_gym.replay import replay_env
 
 POLICIES = ("random", "easy_first")
 

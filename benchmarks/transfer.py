@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import RESULTS, JsonlLog, cifar10_root, markdown_table, mean_std
+from reweight_gym.runner import RunSpec
 
 STEPS = ("select", "train", "search", "evaluate", "report")
 OUT = RESULTS / "transfer"
@@ -120,14 +121,15 @@ def step_select(args: argparse.Namespace, out: Path) -> str:
     jobs = []
     for inst, seed in instance_runs(args.validation_set):
         jobs.append(({"step": "select", "instance": inst.name, "candidate": "uniform"},
-                     inst.run_spec("uniform", seed, "validation", args.data_root)))
+                     RunSpec.from_instance(inst, "uniform", seed, "validation",
+                                           args.data_root)))
     for name in args.candidates:
         d = out / "selection" / name
         train_agent(d, "sb3", 0, args, CANDIDATES[name], kwargs)
         for inst, seed in instance_runs(args.validation_set):
             jobs.append(({"step": "select", "instance": inst.name, "candidate": name},
-                         inst.run_spec(str(d), seed, "validation", args.data_root,
-                                       **agent_overrides(str(d)))))
+                         RunSpec.from_instance(inst, str(d), seed, "validation",
+                                               args.data_root, **agent_overrides(str(d)))))
     results = run_jobs(log, jobs)
     gains: dict[str, list[float]] = defaultdict(list)
     uni = {(r.tags["instance"], r.seed): r.val_acc_curve[-1] for r in results
@@ -207,7 +209,8 @@ def evaluation_jobs(args: argparse.Namespace, out: Path) -> list[tuple[dict[str,
     jobs = []
     for label, method, kw, ovr in methods:
         for inst, seed in instance_runs(args.heldout_set):
-            spec = inst.run_spec(method, seed, "heldout", args.data_root, kw, **ovr)
+            spec = RunSpec.from_instance(inst, method, seed, "heldout", args.data_root, kw,
+                                         **ovr)
             jobs.append(({"step": "evaluate", "instance": inst.name, "method": label}, spec))
     return jobs
 

@@ -71,7 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Re-run the recorded actions of a trajectory file on a fresh environment made from its
     recorded config and seed, print the per-stage differences of rewards and info values, and
     exit with status 1 on a mismatch."""
-    from reweight_gym.replay import replay
+    from reweight_gym.benchmark.replay import replay
 
     report = replay(args.file, tolerance=args.tolerance, value_tolerance=args.value_tolerance,
                     threads=args.threads)
@@ -82,7 +82,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Re-run a seeded sample of the rows of a benchmark results directory and compare each with
     its stored values; exit with status 1 if any row differs beyond the tolerance."""
-    from reweight_gym.replay import validate_results
+    from reweight_gym.benchmark.replay import validate_results
 
     reports = validate_results(args.dir, sample=args.sample, seed=args.seed,
                                tolerance=args.tolerance, value_tolerance=args.value_tolerance,
@@ -96,7 +96,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _add_tolerance_args(p: argparse.ArgumentParser) -> None:
-    from reweight_gym.replay import DEFAULT_TOLERANCE, DEFAULT_VALUE_TOLERANCE
+    from reweight_gym.benchmark.replay import DEFAULT_TOLERANCE, DEFAULT_VALUE_TOLERANCE
 
     p.add_argument("--tolerance", type=float, default=None, metavar="X",
                    help="largest allowed reward difference (default: 0 on the recording's "

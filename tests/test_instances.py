@@ -184,10 +184,10 @@ def test_an_instance_episode_is_its_run_spec() -> None:
     """The run of ``Instance.run_spec(method, s)`` is the environment's episode of that
     instance and reset seed: same config, same run seed, same reference (rewards 0 for
     uniform weights), same final test accuracy."""
-    from reweight_gym.runner import run
+    from reweight_gym.runner import RunSpec, run
 
     s = load_instance_set(SET)
-    spec = s["pairflip30"].run_spec("uniform", 7, set_name=s.name)
+    spec = RunSpec.from_instance(s["pairflip30"], "uniform", 7, set_name=s.name)
     result = run(spec)
     env = make()
     _, info = env.reset(seed=0, options={"instance": "pairflip30", "instance_seed": 7})

@@ -38,3 +38,33 @@ def test_one_namespace_no_top_level_agents_or_baselines() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd="/")
     assert out.stdout.split() == ["None", "None"]
+
+
+def assembled_package(root: Path) -> Path:
+    """The package as the wheel lays it out (``agents/`` and ``baselines/`` inside
+    ``reweight_gym/``), as a tree of symbolic links under ``root``: what static tools that walk
+    the package's folder (import-linter, mypy) need."""
+    st = _setuptools()
+    pkg = root / "reweight_gym"
+    pkg.mkdir(parents=True)
+    for child in (REPO / "reweight_gym").iterdir():
+        (pkg / child.name).symlink_to(child)
+    for name, folder in st["package-dir"].items():
+        if name != "reweight_gym":
+            (pkg / name.split(".", 1)[1]).symlink_to(REPO / folder)
+    return root
+
+
+def test_import_layering_contracts_hold(tmp_path: Path) -> None:
+    """import-linter's contracts of pyproject.toml: the layers import only downwards; the core
+    and the baselines never import Stable-Baselines3 or Ray."""
+    import os
+    import shutil
+
+    lint = shutil.which("lint-imports", path=os.path.dirname(sys.executable))
+    assert lint is not None, "import-linter is a dev dependency"
+    root = assembled_package(tmp_path)
+    out = subprocess.run([lint, str(REPO / "pyproject.toml")], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "0 broken" in out.stdout

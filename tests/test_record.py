@@ -15,9 +15,9 @@ import torch
 import reweight_gym
 from reweight_gym.benchmark import build_specs, run_benchmark
 from reweight_gym.benchmark.bench import trajectory_path
+from reweight_gym.benchmark.replay import compare, replay, validate_results
 from reweight_gym.cli import main
 from reweight_gym.envs.record import read_trajectory
-from reweight_gym.replay import compare, replay, validate_results
 from reweight_gym.runner import RunResult
 
 REPO = Path(__file__).resolve().parents[1]

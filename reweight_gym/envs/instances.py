@@ -60,6 +60,10 @@ class Instance:
     episode_seeds: tuple[int, ...] = (0,)
     data_seed_per_episode: bool = False
 
+    @property
+    def needs_data_root(self) -> bool:
+        return self.dataset in _NEEDS_ROOT
+
     def config(self, data_root: str | None = None, episode_seed: int | None = None,
                **overrides: Any) -> EnvConfig:
         """The resolved config (of the episode with reset seed ``episode_seed`` when the data
@@ -70,20 +74,6 @@ class Instance:
         if self.dataset in _NEEDS_ROOT and data_root is not None:
             kw.setdefault("data_root", data_root)
         return EnvConfig.resolve(self.dataset, self.preset, **kw)
-
-    def run_spec(self, method: str, reset_seed: int, set_name: str = "instances",
-                 data_root: str | None = None, method_kwargs: dict[str, Any] | None = None,
-                 **overrides: Any) -> Any:
-        """The :class:`~reweight_gym.runner.RunSpec` of this instance's episode of
-        ``reset_seed`` (the same data draw, run seed and config as the environment's episode):
-        what :func:`reweight_gym.runner.run` trains with ``method``."""
-        from reweight_gym.runner import RunSpec
-
-        setting = {k: v for k, v in {**self.env, **overrides}.items() if k != "seed"}
-        data_seed = None if self.data_seed_per_episode else int(self.env.get("seed", 0))
-        return RunSpec(self.dataset, set_name, setting, method, int(reset_seed), self.preset,
-                       data_root if self.dataset in _NEEDS_ROOT else None, {},
-                       dict(method_kwargs or {}), data_seed)
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "dataset": self.dataset, "preset": self.preset, **self.env,

@@ -1,10 +1,10 @@
 """Recorded episodes: :class:`RecordEpisode` writes every episode to a small JSON trajectory.
 
 A trajectory file holds what is needed to re-run the episode and check it
-(``reweight-gym replay FILE``, :mod:`reweight_gym.replay`): the env id and the full resolved
-:class:`~reweight_gym.config.EnvConfig`, how the episode was reset (the last explicit reset seed,
-the number of unseeded resets since, the options) and the episode seed the env derived, the first
-observation, then per step the action, the observation, the reward, ``terminated`` /
+(``reweight-gym replay FILE``, :mod:`reweight_gym.benchmark.replay`): the env id and the full
+resolved :class:`~reweight_gym.config.EnvConfig`, how the episode was reset (the last explicit
+reset seed, the number of unseeded resets since, the options) and the episode seed the env
+derived, the first observation, then per step the action, the observation, the reward, ``terminated`` /
 ``truncated`` and every info value; and the :func:`~reweight_gym.provenance.provenance` of the run
 (package version, git commit, torch / numpy / gymnasium versions, processor, torch threads,
 device). No per-sample arrays: a 20-stage episode is a few kilobytes. Values are strict JSON

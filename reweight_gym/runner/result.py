@@ -91,6 +91,20 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_instance(cls, instance: Any, method: str, reset_seed: int,
+                      set_name: str = "instances", data_root: str | None = None,
+                      method_kwargs: dict[str, Any] | None = None,
+                      **overrides: Any) -> RunSpec:
+        """The run of an instance's episode of ``reset_seed``
+        (:class:`~reweight_gym.envs.instances.Instance`): the same data draw, run seed and
+        config as the environment's episode, with ``method``."""
+        setting = {k: v for k, v in {**instance.env, **overrides}.items() if k != "seed"}
+        data_seed = None if instance.data_seed_per_episode else int(instance.env.get("seed", 0))
+        return cls(instance.dataset, set_name, setting, method, int(reset_seed), instance.preset,
+                   data_root if instance.needs_data_root else None, {},
+                   dict(method_kwargs or {}), data_seed)
+
 
 @dataclass
 class RunResult:
