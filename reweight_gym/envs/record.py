@@ -4,12 +4,13 @@ A trajectory file holds what is needed to re-run the episode and check it
 (``reweight-gym replay FILE``, :mod:`reweight_gym.benchmark.replay`): the env id and the full
 resolved :class:`~reweight_gym.config.EnvConfig`, how the episode was reset (the last explicit
 reset seed, the number of unseeded resets since, the options) and the episode seed the env
-derived, the first observation, then per step the action, the observation, the reward, ``terminated`` /
-``truncated`` and every info value; and the :func:`~reweight_gym.provenance.provenance` of the run
-(package version, git commit, torch / numpy / gymnasium versions, processor, torch threads,
-device). No per-sample arrays: a 20-stage episode is a few kilobytes. Values are strict JSON
-(:mod:`reweight_gym.jsonable`: NaN is ``null``); floats are written exactly, so a replay on the
-same machine and thread count compares bit for bit.
+derived, the first observation, then per step the action, the observation, the reward,
+``terminated`` / ``truncated`` and every info value; and the
+:func:`~reweight_gym.provenance.provenance` of the run (package version, git commit, torch /
+numpy / gymnasium versions, processor, torch threads, device). No per-sample arrays: a
+20-stage episode is a few kilobytes. Values are strict JSON (:mod:`reweight_gym.jsonable`: NaN
+is ``null``); floats are written exactly, so a replay on the same machine and thread count
+compares bit for bit.
 
 Two kinds share the format (:func:`new_trajectory`, the one definition of its envelope):
 
