@@ -110,10 +110,13 @@ def describe_run(lib: str, algo: str, env_id: str, env_kwargs: dict[str, Any], n
     settings) on which env (the id, the keywords as given, and the resolved config when the id
     is a Reweight environment), with how many searchers and which seed."""
     from reweight_gym.agents.fdu import resolved_config
+    from reweight_gym.jsonable import jsonable
 
     cfg = resolved_config(env_id, env_kwargs)
-    return {"lib": lib, "algo": algo, "env_id": env_id, "env_kwargs": dict(env_kwargs),
-            "config": cfg, "n_envs": n_envs, "seed": seed, "settings": settings, **extra}
+    # as JSON stores it (tuples are lists), so that a resumed run compares equal
+    return jsonable({"lib": lib, "algo": algo, "env_id": env_id, "env_kwargs": dict(env_kwargs),
+                     "config": cfg, "n_envs": n_envs, "seed": seed, "settings": settings,
+                     **extra})
 
 
 def check_resume(out_dir: str, meta: dict[str, Any], restart: bool = False) -> list[str]:

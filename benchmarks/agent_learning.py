@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import cifar10_root
+
 STEPS = ("select", "train", "search", "evaluate", "curves", "transfer", "report")
 FIXED = ("easy_first", "hard_first", "random")
 ENV_ID = "Reweight-Digits-v0"
@@ -602,9 +604,7 @@ def main(argv: list[str] | None = None) -> int:
                         "'mwnet:meta_lr=0.001' (given options) name variants")
     p.add_argument("--curve-episodes", type=int, default=2)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--cifar-root", default=os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets",
-        "cifar10-jpeg"), help="CIFAR-10 for the transfer step")
+    p.add_argument("--cifar-root", default=cifar10_root(), help="CIFAR-10 for the transfer step")
     p.add_argument("--agent-kwargs", default="",
                    help="train step: agent settings over the defaults, as JSON (reweight-gym "
                         "train --agent-kwargs), e.g. a candidate of the select step")

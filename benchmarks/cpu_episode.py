@@ -1,7 +1,7 @@
 """Wall time of one complete `cpu`-preset episode of Reweight-CIFAR-v0 (both networks, every
 stage's validation and the final test evaluation), with a fixed easy-first action.
 
-Usage: python -m benchmarks.cpu_episode --data-root ../shared/datasets/cifar10-jpeg [--threads 2]
+Usage: python -m benchmarks.cpu_episode [--data-root DIR] [--threads 2]
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 import reweight_gym
+from benchmarks.common import cifar10_root
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data-root", default="../shared/datasets/cifar10-jpeg")
+    ap.add_argument("--data-root", default=cifar10_root(),
+                    help="CIFAR-10 (default: $REWEIGHT_GYM_CIFAR10 or ../shared)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--noise-rate", type=float, default=0.4)
     args = ap.parse_args()

@@ -10,7 +10,7 @@ Prints, measured in the same run:
 - the wall time of one ``tiny`` episode on digits (median of 5).
 
 Usage:
-    python -m benchmarks.env_overhead --data-root ../shared/datasets/cifar10-jpeg --preset cpu
+    python -m benchmarks.env_overhead [--data-root DIR] --preset cpu
     python -m benchmarks.env_overhead --data-root ... --epochs 3 --num-stages 3   # quicker
 """
 
@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import reweight_gym
+from benchmarks.common import cifar10_root
 from reweight_gym.config import EnvConfig
 from reweight_gym.data import build_splits
 from reweight_gym.models import build_model
@@ -104,7 +105,8 @@ def substrate_throughput(cfg: EnvConfig, splits: Any, iterations: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dataset", default="cifar10")
-    ap.add_argument("--data-root", default="../shared/datasets/cifar10-jpeg")
+    ap.add_argument("--data-root", default=cifar10_root(),
+                    help="CIFAR-10 (default: $REWEIGHT_GYM_CIFAR10 or ../shared)")
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--noise-rate", type=float, default=0.4)
     ap.add_argument("--epochs", type=int, default=None)

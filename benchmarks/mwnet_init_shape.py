@@ -6,7 +6,7 @@ V(l) at initialisation for the seeds of ``reweight-gym benchmark`` (the trainer 
 seeding of the benchmark runner; no training):
 
     python -m benchmarks.mwnet_init_shape --seeds 3 \
-        --data-root ../shared/datasets/cifar10-jpeg
+        [--data-root DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 
 import torch
 
+from benchmarks.common import cifar10_root
 from reweight_gym.baselines import make_weigher
 from reweight_gym.baselines.meta import draw_seed
 from reweight_gym.config import EnvConfig
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--dataset", default="cifar10")
-    ap.add_argument("--data-root", default="../shared/datasets/cifar10-jpeg")
+    ap.add_argument("--data-root", default=cifar10_root(),
+                    help="CIFAR-10 (default: $REWEIGHT_GYM_CIFAR10 or ../shared)")
     ap.add_argument("--imbalance-factor", type=float, default=100.0)
     args = ap.parse_args(argv)
     cfg = EnvConfig.resolve(args.dataset, "cpu", data_root=args.data_root,

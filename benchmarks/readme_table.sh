@@ -7,7 +7,7 @@
 # `clip_code` rule and re-labelling + MixUp) are kept in benchmarks/results/cifar10-cpu-2026-11-22/,
 # made by this script as it stood then (commit 3e279ba has that version; the rows predate provenance).
 set -euo pipefail
-ROOT=${CIFAR10_ROOT:-../shared/datasets/cifar10-jpeg}
+ROOT=${REWEIGHT_GYM_CIFAR10:-../shared/datasets/cifar10-jpeg}  # as benchmarks/common.py
 OUT=${OUT:-benchmarks/results/cifar10-cpu}
 SEEDS=${SEEDS:-3}
 LT_SEEDS=${LT_SEEDS:-3}

@@ -7,7 +7,7 @@
 # `--preset cpu --env-kwargs '{"crop_padding":0,"flip":false}'`, which is the `cpu-noaug`
 # preset's config; this spelling keeps the stored rows' keys, so a rerun resumes them.
 set -euo pipefail
-ROOT=${CIFAR10_ROOT:-../shared/datasets/cifar10-jpeg}
+ROOT=${REWEIGHT_GYM_CIFAR10:-../shared/datasets/cifar10-jpeg}  # as benchmarks/common.py
 OUT=${OUT:-benchmarks/results/cifar10-cpu-noaug}
 SEEDS=${SEEDS:-3}
 BASE=(--dataset cifar10 --data-root "$ROOT" --preset cpu
