@@ -87,8 +87,8 @@ def test_cli_train_connects_to_the_cluster(cluster: TwoNodeCluster, tmp_path: Pa
 
 
 @pytest.mark.parametrize("argv", [
-    ["train", "--lib", "rllib", "--env-kwargs", json.dumps(ENV_KW), "--out", "unused",
-     "--address"],
+    ["train", "--lib", "rllib", "--env-kwargs", json.dumps(ENV_KW), "--episodes", "30",
+     "--out", "unused", "--address"],
     ["benchmark", "--dataset", "digits", "--suite", "uniform-noise", "--settings",
      "noise_rate=0.4", "--methods", "uniform", "--seeds", "1", "--out", "unused", "--ray"],
 ])

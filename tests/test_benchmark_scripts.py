@@ -54,7 +54,9 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
     module = _load("agent_learning")
     # the episodes are played in worker processes, which import the script's module
     monkeypatch.syspath_prepend(str(ROOT))
-    monkeypatch.setattr(module, "CANDIDATES", {"law": ["--settings", "law"], "defaults": []})
+    quick = ["--agent-kwargs", '{"learning_starts_episodes": 1}']  # 2 episodes must learn
+    monkeypatch.setattr(module, "CANDIDATES", {"law": ["--settings", "law", *quick],
+                                               "defaults": quick})
     monkeypatch.setattr("reweight_gym.agents.protocol.VALIDATION_SEEDS", VALIDATION_SEEDS[:1])
     argv = ["--steps", "select", "--episodes", "2", "--select-seeds", "0", "--workers", "1",
             "--env-kwargs", '{"epochs": 2, "num_stages": 2, "train_size": 200}',
@@ -68,7 +70,8 @@ def test_agent_learning_select_plays_candidates_on_validation_episodes_only(tmp_
     for name in ("law_s0", "defaults_s0"):  # the training directories record their settings
         assert (tmp_path / "selection" / name / "agent.json").exists()
     text = (tmp_path / "selection.md").read_text()
-    assert "| law | `--settings law` | 0 |" in text and "| defaults | `(defaults)` | 0 |" in text
+    assert "| law | `--settings law --agent-kwargs" in text
+    assert "| defaults | `--agent-kwargs" in text
     assert "Best by mean validation return" in text
     # a fresh clone has the rows but no checkpoints (*.zip are git-ignored): a rerun neither
     # retrains nor replays what is stored
