@@ -292,6 +292,8 @@ def test_train_agent_kwargs(kwargs: dict[str, Any], tmp_path_factory: Any,
     line on stderr; nothing escapes as an exception or a traceback."""
     out: Path = tmp_path_factory.mktemp("train")
     capsys.readouterr()
+    # 2 episodes learn only with an early start (else train refuses, naming the budget)
+    kwargs = {"learning_starts_episodes": 0, **kwargs}
     rc = main(["train", "--env-kwargs", json.dumps(BASE), f"--agent-kwargs={json.dumps(kwargs)}",
                "--n-envs", "1", "--episodes", "2", "--out", str(out)])
     err = capsys.readouterr().err
