@@ -92,7 +92,8 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
         r = last.get(label)
         if r is None:
             continue
-        ratio = f"1/{base['seconds'] / r['seconds']:.0f}" if base and r is not base else "1"
+        ratio = ("–" if base is None else "1" if r is base
+                 else f"1/{base['seconds'] / r['seconds']:.0f}")
         out.append([label, r["steps"], f"{r['seconds']:.1f}", ratio,
                     f"{r['seconds_cached_reference']:.1f}",
                     f"{r['seconds'] / r['seconds_cached_reference']:.2f}x"])
