@@ -67,7 +67,7 @@ class StepResult:
     weights: torch.Tensor  # per-sample weights (B,) used (for class-level: the observed column)
     losses: torch.Tensor  # per-sample unweighted losses (detached)
     finite: bool
-    correct: int = 0  # samples whose prediction is their (observed) label
+    correct: torch.Tensor | int = 0  # samples predicted as their (observed) label (no sync)
 
 
 class Trainer:
@@ -117,7 +117,7 @@ class Trainer:
         if extra is not None:
             loss = loss + extra
         mean_loss = float(losses.detach().mean())
-        correct = int((logits.detach().argmax(1) == batch.y).sum())
+        correct = (logits.detach().argmax(1) == batch.y).sum()  # a tensor: no device sync
         finite = math.isfinite(float(loss.detach())) and math.isfinite(mean_loss)
         self.optimizer.zero_grad(set_to_none=True)
         if finite:
@@ -269,7 +269,7 @@ class DuplicateTrainer:
         clean_sum = torch.zeros((), device=self.device)
         n_noisy = 0
         n_total = 0
-        correct = 0
+        correct = torch.zeros((), device=self.device)
         high = torch.zeros((), device=self.device)
         threshold = math.log(c)  # the loss of a uniform prediction over the classes
         for _ in range(n):
@@ -318,7 +318,7 @@ class DuplicateTrainer:
         if stats.iterations:
             stats.loss_target /= stats.iterations
             stats.loss_reference /= stats.iterations
-        stats.train_acc_target = correct / n_total if n_total else math.nan
+        stats.train_acc_target = float(correct) / n_total if n_total else math.nan
         stats.high_loss_share = float(high) / n_total if n_total else math.nan
         stats.weight_sum_noisy, stats.weight_cnt_noisy = float(noisy_sum), n_noisy
         stats.weight_sum_clean, stats.weight_cnt_clean = float(clean_sum), n_total - n_noisy
