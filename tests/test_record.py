@@ -107,6 +107,27 @@ def test_tampered_reward_is_detected_at_its_stage(recording, tmp_path: Path,
     assert replay(bad, tolerance=1e-6, value_tolerance=0.0).ok
 
 
+def test_a_difference_on_another_platform_is_reported_as_expected(
+        recording, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A recording from another CPU type is compared within the tolerance, and a difference
+    beyond it reads DIFFERS (expected there, exit status 3), not MISMATCH (a bug, status 1)."""
+    def edit(t: dict) -> None:
+        t["provenance"]["cpu"] = "x86_64 Some Other CPU"
+        t["steps"][1]["reward"] += 1e3  # beyond any tolerance
+
+    bad = _tamper(recording[0], tmp_path / "other.json", edit)
+    report = replay(bad)
+    assert not report.exact and report.tolerance > 0
+    assert [k for k, _, _ in report.platform] == ["cpu"]
+    assert report.verdict == "DIFFERS" and report.exit_status == 3
+    assert main(["replay", str(bad)]) == 3
+    out = capsys.readouterr().out
+    assert "x86_64 Some Other CPU" in out and "result: DIFFERS" in out and "MISMATCH" not in out
+    clean = replay(recording[0])
+    assert clean.platform == [] and clean.verdict == "MATCH" and "the recording's" in "\n".join(
+        clean.lines())
+
+
 def test_tampered_action_is_detected(recording, tmp_path: Path) -> None:
     def edit(t: dict) -> None:
         t["steps"][0]["action"][0] = -t["steps"][0]["action"][0]
@@ -242,3 +263,44 @@ def test_replay_and_validate_have_help(capsys: pytest.CaptureFixture[str]) -> No
             main([cmd, "--help"])
         assert exit_info.value.code == 0
         assert f"usage: reweight-gym {cmd}" in capsys.readouterr().out
+
+
+def test_git_state_hashes_the_diff_of_a_dirty_tree(tmp_path: Path) -> None:
+    """A row from a tree with uncommitted changes records the SHA-256 of ``git diff HEAD``: two
+    different diffs on the same commit are told apart, a clean tree records none (issue 29.14)."""
+    from reweight_gym.provenance import code_identity, describe, git_state
+
+    pkg = tmp_path / "reweight_gym"
+    pkg.mkdir()
+    module = pkg / "provenance.py"
+    module.write_text("x = 1\n")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    commit, dirty, digest = git_state(str(module))
+    assert not dirty and digest is None
+    module.write_text("x = 2\n")
+    _, dirty, first = git_state(str(module))
+    module.write_text("x = 3\n")
+    _, _, second = git_state(str(module))
+    assert dirty and first and second and first != second and len(first) == 64
+    module.write_text("x = 2\n")
+    assert git_state(str(module))[2] == first  # the same change, the same hash
+    (pkg / "untracked.py").write_text("y = 1\n")  # untracked files are not part of the code
+    assert git_state(str(module))[2] == first
+    prov = {"package_version": "0", "git_commit": commit, "git_dirty": True,
+            "git_diff_sha256": first, "torch": "t", "numpy": "n", "gymnasium": "g"}
+    assert f"(uncommitted changes, diff {first[:10]})" in describe(code_identity(prov))
+    other = code_identity({**prov, "git_diff_sha256": second})
+    assert other != code_identity(prov)
+    old = {k: v for k, v in prov.items() if k != "git_diff_sha256"}  # a row from before the hash
+    assert "diff not recorded" in describe(code_identity(old))
+    # a file outside any checkout of the package has no git state
+    elsewhere = tmp_path / "elsewhere.py"
+    elsewhere.write_text("")
+    assert git_state(str(elsewhere)) is None

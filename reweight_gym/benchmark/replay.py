@@ -78,6 +78,9 @@ class ReplayReport:
     rewards: list[tuple[str, Any, Any]] = field(default_factory=list)  # (stage, rec, replayed)
     differences: list[Difference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: (field, recorded, now) of the platform fields that differ from the recording's
+    #: (:data:`PLATFORM_FIELDS` and the thread count); empty on the recording's platform
+    platform: list[tuple[str, Any, Any]] = field(default_factory=list)
 
     @property
     def mismatches(self) -> list[Difference]:
@@ -87,13 +90,37 @@ class ReplayReport:
     def ok(self) -> bool:
         return not self.mismatches
 
+    @property
+    def verdict(self) -> str:
+        """``MATCH``; ``MISMATCH``: beyond the tolerance on the recording's own platform and
+        thread count, where every value must be reproduced bit for bit (a reproducibility bug);
+        ``DIFFERS``: beyond the tolerance on another platform or thread count, where float
+        rounding differs and training amplifies it (expected, not by itself a bug)."""
+        if self.ok:
+            return "MATCH"
+        return "DIFFERS" if self.platform else "MISMATCH"
+
+    @property
+    def exit_status(self) -> int:
+        """What ``replay`` / ``validate`` exit with: 0 ``MATCH``, 1 ``MISMATCH``, 3 ``DIFFERS``."""
+        return {"MATCH": 0, "MISMATCH": 1, "DIFFERS": 3}[self.verdict]
+
     def lines(self) -> list[str]:
         """The printed report: tolerance, per-stage rewards, every difference, the verdict."""
-        mode = ("0 (same platform and thread count: bit for bit)" if self.exact else
-                f"rewards {self.tolerance:g}, other values {self.value_tolerance:g} "
-                "(another platform or thread count than the recording's)")
+        mode = ("0 (bit for bit)" if self.exact else
+                f"rewards {self.tolerance:g}, other values {self.value_tolerance:g}")
         out = [f"replay of {self.source} ({self.kind}) with {self.threads} torch thread(s); "
                f"tolerance {mode}"]
+        if self.platform:
+            diff = "; ".join(f"{k} {_show(a)} then, {_show(b)} now" for k, a, b in self.platform)
+            out.append(f"  platform: another than the recording's ({diff}). Bit-for-bit equality "
+                       "holds only on the same CPU type, library versions and thread count; here "
+                       "float rounding differs and training amplifies it, so values are compared "
+                       "within the tolerance and a difference beyond it is expected, not by "
+                       "itself a bug (docs: reproducibility)")
+        else:
+            out.append("  platform: the recording's (CPU type, library versions, thread count): "
+                       "every value must be reproduced; a mismatch is a reproducibility bug")
         out += [f"  note: {n}" for n in self.notes]
         out.append(f"  {'stage':<10} {'recorded reward':>22} {'replayed reward':>22} "
                    f"{'|diff|':>10}")
@@ -111,7 +138,9 @@ class ReplayReport:
                            + (f"  |diff| {delta:.3g}" if delta is not None else ""))
         else:
             out.append("  every recorded value is reproduced bit for bit")
-        out.append(f"  result: {'MATCH' if self.ok else 'MISMATCH'}")
+        out.append(f"  result: {self.verdict}"
+                   + (" (beyond the tolerance on another platform: expected)"
+                      if self.verdict == "DIFFERS" else ""))
         return out
 
 
@@ -162,13 +191,21 @@ def compare(stage: str, key: str, recorded: Any, replayed: Any, tolerance: float
     return [Difference(stage, key, recorded, replayed, True)]
 
 
-def same_platform(recorded: dict[str, Any] | None, threads: int) -> bool:
-    """Whether this process runs on the recording's platform with its thread count."""
-    if not isinstance(recorded, dict):
-        return False
+def platform_differences(recorded: dict[str, Any] | None,
+                         threads: int) -> list[tuple[str, Any, Any]]:
+    """(field, recorded, now) of every platform field (:data:`PLATFORM_FIELDS`, the thread count)
+    in which this process, run with ``threads``, differs from the recording's provenance; an
+    unknown platform (no provenance) differs in all of them."""
+    recorded = recorded if isinstance(recorded, dict) else {}
     now = provenance(recorded.get("device"))
     now["torch_threads"] = threads
-    return all(recorded.get(k) == now.get(k) for k in (*PLATFORM_FIELDS, "torch_threads"))
+    return [(k, recorded.get(k, UNKNOWN), now.get(k, UNKNOWN))
+            for k in (*PLATFORM_FIELDS, "torch_threads") if recorded.get(k) != now.get(k)]
+
+
+def same_platform(recorded: dict[str, Any] | None, threads: int) -> bool:
+    """Whether this process runs on the recording's platform with its thread count."""
+    return isinstance(recorded, dict) and not platform_differences(recorded, threads)
 
 
 @contextmanager
@@ -225,7 +262,8 @@ def replay_env(traj: dict[str, Any], source: str = "trajectory", *,
     from reweight_gym.envs.reweight_env import ReweightEnv
 
     tol, vtol, exact, threads = _settings(traj, tolerance, value_tolerance, threads)
-    report = ReplayReport(source, "env", tol, vtol, exact, threads)
+    report = ReplayReport(source, "env", tol, vtol, exact, threads,
+                          platform=platform_differences(traj.get("provenance"), threads))
     cfg = config_from_dict(traj["config"])
     report.notes += _notes(traj, cfg)
     kwargs = {k: v for k, v in cfg.to_dict().items()}
@@ -283,7 +321,8 @@ def replay_run(traj: dict[str, Any], source: str = "trajectory", *,
     from reweight_gym.runner import REWARD_KEYS, RunSpec, run
 
     tol, vtol, exact, threads = _settings(traj, tolerance, value_tolerance, threads)
-    report = ReplayReport(source, "run", tol, vtol, exact, threads)
+    report = ReplayReport(source, "run", tol, vtol, exact, threads,
+                          platform=platform_differences(traj.get("provenance"), threads))
     cfg = config_from_dict(traj["config"])
     report.notes += _notes(traj, cfg)
     spec = RunSpec(**traj["spec"])
