@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CIFAR10_CLASSES
 from PIL import Image
 
 from reweight_gym.config import EnvConfig
@@ -138,8 +139,53 @@ def test_digits_loader() -> None:
     assert int(data.train_x.max()) == 255
 
 
+def test_cifar10_image_folder_layout_is_read_exactly(cifar_like) -> None:
+    """CIFAR-10 in the JPEG copy's layout (train/<class>/NNNN.jpg, test/<class>/NNNN.jpg): the
+    class ids are the sorted class folders, the images are the decoded JPEGs in file order, and
+    the decoded arrays are cached once as .npz in cache_dir (the test-written set: any machine)."""
+    data = load_cifar("cifar10", cifar_like.root, cache_dir=cifar_like.cache_dir)
+    n_train, n_test = 10 * cifar_like.train_per_class, 10 * cifar_like.test_per_class
+    assert data.train_x.shape == (n_train, 3, 32, 32) and data.test_x.shape == (n_test, 3, 32, 32)
+    assert data.train_x.dtype == torch.uint8 and data.train_y.dtype == torch.int64
+    assert data.num_classes == 10 and data.class_names == list(CIFAR10_CLASSES)
+    assert data.val_x is None  # no val/ folder: validation and meta come from train/
+    assert np.bincount(data.train_y.numpy()).tolist() == [cifar_like.train_per_class] * 10
+    assert np.bincount(data.test_y.numpy()).tolist() == [cifar_like.test_per_class] * 10
+    for split, x, y in (("train", data.train_x, data.train_y), ("test", data.test_x, data.test_y)):
+        files = cifar_like.files(split)
+        for i in (0, len(files) // 2 + 3, len(files) - 1):
+            with Image.open(files[i]) as im:
+                pixels = np.asarray(im.convert("RGB"))
+            assert np.array_equal(x[i].numpy().transpose(1, 2, 0), pixels)
+            assert CIFAR10_CLASSES[int(y[i])] == files[i].parent.name
+    cached = list(Path(cifar_like.cache_dir).glob("imagefolder-*.npz"))
+    assert len(cached) == 1
+    again = load_cifar("cifar10", cifar_like.root, cache_dir=cifar_like.cache_dir)  # the cache
+    assert torch.equal(again.train_x, data.train_x) and torch.equal(again.test_y, data.test_y)
+    assert list(Path(cifar_like.cache_dir).glob("imagefolder-*.npz")) == cached
+    with pytest.raises(ValueError, match=r"found 10 class folders, cifar100 has 100"):
+        load_cifar("cifar100", cifar_like.root, cache_dir=cifar_like.cache_dir)
+
+
+def test_cifar10_tiny_splits_from_the_jpeg_layout(cifar_like) -> None:
+    """The tiny preset's CIFAR-10 splits, built from the JPEG layout: the preset's sizes,
+    disjoint, the meta set balanced, the noise on the training labels only."""
+    cfg = EnvConfig.resolve("cifar10", "tiny", data_root=cifar_like.root,
+                            cache_dir=cifar_like.cache_dir, noise_rate=0.4)
+    s = build_splits(cfg)
+    # training: train_size // 10 = 51 images per class
+    assert (len(s.train_y), len(s.val_y), len(s.meta_y), len(s.test_y)) == (510, 128, 100, 256)
+    assert s.train_x.shape[1:] == (3, 32, 32)
+    train, meta, val = set(s.train_index), set(s.meta_index), set(s.val_index)
+    assert not (train & meta) and not (train & val) and not (meta & val)
+    assert np.bincount(s.meta_y.numpy()).tolist() == [10] * 10
+    flipped = (s.train_y != s.train_true_y).float().mean().item()
+    assert 0.25 < flipped < 0.5  # 40% uniform noise (a draw of 512 labels, 9/10 of them flip)
+
+
 @pytest.mark.slow
 def test_jpeg_cifar10_copy(cifar_root: str) -> None:
+    """The real copy (../shared, or $REWEIGHT_GYM_CIFAR10): all of CIFAR-10, in order."""
     data = load_dataset("cifar10", cifar_root)
     assert data.train_x.shape == (50000, 3, 32, 32) and data.test_x.shape == (10000, 3, 32, 32)
     assert data.class_names[0] == "airplane" and data.class_names[9] == "truck"
