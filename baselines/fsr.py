@@ -89,6 +89,10 @@ from reweight_gym.validation import check_bool, check_choice, check_number
 
 RULES = ("auto", "clip", "clip_code", "shift")
 MARGINS = ("leave_one_out", "full")
+#: ``mixup_weights``: weights from the un-mixed batch (ours) or from the MixUp batch (the code's)
+MIXUP_WEIGHTS = ("unmixed", "mixed")
+#: ``relabel_ema``: EMA of the softmax probabilities (ours, eq. 7) or of the logits (the code's)
+RELABEL_EMAS = ("probs", "logits")
 #: ``lookahead_lr`` as a word: ``"schedule"`` follows the run's current learning rate
 LOOKAHEAD_STEPS = ("auto", "schedule")
 
@@ -102,7 +106,13 @@ def last_layer_weight_gradient(h: torch.Tensor, logits: torch.Tensor, labels: to
     respect to the per-sample weights eps (FSR's feature sharing); y_i label-smoothed by
     ``smoothing``.
     """
-    err = logit_error(logits, labels, smoothing)
+    return weight_gradient_from_error(h, logit_error(logits, labels, smoothing), g_w, g_b, lr)
+
+
+def weight_gradient_from_error(h: torch.Tensor, err: torch.Tensor, g_w: torch.Tensor,
+                               g_b: torch.Tensor | None, lr: float) -> torch.Tensor:
+    """:func:`last_layer_weight_gradient` from the logit gradients ``err`` = p_i - y_i (any
+    targets y_i: a MixUp batch's mixed ones)."""
     return -lr * (err * fc_jvp(h, g_w, g_b)).sum(dim=1)
 
 
@@ -120,7 +130,16 @@ def last_layer_lookahead(fc: nn.Linear, h: torch.Tensor, logits: torch.Tensor,
                          ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """W' = W - lr (mu buf_W + sum_i eps_i (p_i - y_i) h_i^T), b' likewise: a momentum-SGD
     look-ahead of the last layer (the FSR code adds the optimiser's momentum buffer)."""
-    g_w, g_b = last_layer_grad(h, logits, labels, eps, smoothing)
+    return lookahead_from_error(fc, h, logit_error(logits, labels, smoothing), eps, lr, momentum,
+                                buffer)
+
+
+def lookahead_from_error(fc: nn.Linear, h: torch.Tensor, err: torch.Tensor, eps: torch.Tensor,
+                         lr: float, momentum: float = 0.0,
+                         buffer: tuple[torch.Tensor, torch.Tensor] | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`last_layer_lookahead` from the logit gradients ``err`` = p_i - y_i (any targets)."""
+    g_w, g_b = fc_grad(h, err * eps[:, None])
     if buffer is not None and momentum > 0:
         g_w, g_b = g_w + momentum * buffer[0], g_b + momentum * buffer[1]
     w = fc.weight - lr * g_w
@@ -143,6 +162,12 @@ def self_influence(h: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
     return (lr * eps * sq)[:, None] * err
 
 
+def logit_norm(v: torch.Tensor) -> torch.Tensor:
+    """v / sqrt(mean(v^2) + 1e-8), one scale for the whole tensor (the reference code's
+    ``custom_ops.logit_norm``, applied to a batch's EMA logits)."""
+    return v * torch.rsqrt((v * v).mean() + 1e-8)
+
+
 class FSRWeigher(Weigher):
     """Fast Sample Re-weighting with a class-balanced proxy dictionary (no meta set): the paper's
     FSR-Raw by default (no re-labelling, no MixUp; ``fsr_relabel_mixup`` is the full FSR)."""
@@ -157,8 +182,13 @@ class FSRWeigher(Weigher):
                  relabel_weight: float = 2.0, relabel_momentum: float = 0.1,
                  mixup: bool = False, mixup_alpha: float = 1.0,
                  meta_momentum: float | None = None, margin: str = "leave_one_out",
-                 label_smoothing: float | None = None) -> None:
+                 label_smoothing: float | None = None, mixup_weights: str = "unmixed",
+                 relabel_ema: str = "probs", relabel_temperature: float = 1.0) -> None:
         check_choice(f"{self.name} kwarg margin", margin, MARGINS)
+        check_choice(f"{self.name} kwarg mixup_weights", mixup_weights, MIXUP_WEIGHTS)
+        check_choice(f"{self.name} kwarg relabel_ema", relabel_ema, RELABEL_EMAS)
+        check_number(f"{self.name} kwarg relabel_temperature", relabel_temperature, 0.0,
+                     lo_open=True)
         check_number(f"{self.name} kwarg meta_momentum", meta_momentum, 0.0, 1.0, hi_open=True,
                      optional=True)
         check_number(f"{self.name} kwarg dictionary_size", dictionary_size, 1, integer=True,
@@ -201,7 +231,9 @@ class FSRWeigher(Weigher):
             "schedule" if mlp else 0.1)
         self.relabel, self.relabel_weight = relabel, float(relabel_weight)
         self.relabel_momentum = float(relabel_momentum)
+        self.relabel_ema, self.relabel_temperature = relabel_ema, float(relabel_temperature)
         self.mixup, self.mixup_alpha = mixup, float(mixup_alpha)
+        self.mixup_weights = mixup_weights
         # the long-tail script of the code trains with label smoothing 0.1 (loss and reward loss)
         self.smoothing = float(label_smoothing if label_smoothing is not None else (
             0.1 if imbalanced else 0.0))
@@ -210,7 +242,9 @@ class FSRWeigher(Weigher):
         self.buffer: tuple[torch.Tensor, torch.Tensor] | None = None
         self.dictionary: torch.Tensor | None = None  # indices into the training set
         self.scores: torch.Tensor | None = None  # momentum meta-margin P^ per training sample
-        self.pseudo: torch.Tensor | None = None  # EMA of predictions per training sample
+        # EMA per training sample of the predicted distribution (relabel_ema="probs") or of the
+        # logits ("logits")
+        self.pseudo: torch.Tensor | None = None
         self.features = PenultimateFeatures(self.name)
 
     # ------------------------------------------------------------------ setup
@@ -252,8 +286,10 @@ class FSRWeigher(Weigher):
         per_class = self.dictionary_per_class(n, ctx.num_classes)
         self.dictionary = self._draw_class_balanced(ctx.train.y, None, per_class,
                                                     ctx.num_classes, ctx.generator)
-        if self.relabel:
-            self.pseudo = torch.full((n, ctx.num_classes), 1.0 / ctx.num_classes, device=device)
+        if self.relabel:  # the code's EMA logits start at 0 (a uniform pseudo label)
+            self.pseudo = (torch.full((n, ctx.num_classes), 1.0 / ctx.num_classes, device=device)
+                           if self.relabel_ema == "probs" else
+                           torch.zeros(n, ctx.num_classes, device=device))
 
     def probe_batch(self, ctx: WeighContext) -> tuple[torch.Tensor, torch.Tensor]:
         """A class-balanced random batch of the dictionary R (augmented like training): q / C
@@ -279,19 +315,32 @@ class FSRWeigher(Weigher):
         lr = ctx.lr if self.lookahead_lr == "schedule" else float(self.lookahead_lr)
         fc: nn.Linear = model.fc  # type: ignore[assignment]
         eps = torch.full((b,), 1.0 / b, device=z.device, dtype=z.dtype)
+        warm = ctx.epoch < self.warmup_epochs
         with torch.no_grad():
+            xp, yp = self.probe_batch(ctx)
+        # mixup_weights="mixed" (the code's): the look-ahead and the weights on the MixUp batch
+        # the step trains on (after warm-up); its forward comes before the weights, and its
+        # random draws after the probe batch's, as in the default's order
+        mix = (self._mix_forward(model, batch, ctx)
+               if self.mixup and self.mixup_weights == "mixed" and not warm else None)
+        with torch.no_grad():
+            if mix is None:  # the look-ahead's features and logit gradients: the batch's
+                h_la, err_la = h, logit_error(z, y, a)
+            else:  # ... or the MixUp batch's, with the mixed targets
+                lam, perm, zm, h_la = mix
+                err_la = (lam * logit_error(zm.detach(), y, a)
+                          + (1 - lam) * logit_error(zm.detach(), y[perm], a))
             # Look-ahead of the last layer with eps = 1/B and step eta (feature sharing).
-            w_la, b_la = last_layer_lookahead(fc, h, z, y, eps, lr, self.meta_momentum,
-                                              self.buffer, a)
+            w_la, b_la = lookahead_from_error(fc, h_la, err_la, eps, lr, self.meta_momentum,
+                                              self.buffer)
             # Reward loss on a probe batch of the dictionary at W' (one backbone forward;
             # batch statistics, running statistics untouched).
-            xp, yp = self.probe_batch(ctx)
             hp = self.features.of(model, xp)
             zp = F.linear(hp, w_la, b_la)
             errp = logit_error(zp, yp, a) / len(yp)
             g_w = errp.T @ hp
             g_b = errp.sum(0) if b_la is not None else None
-            grad_eps = last_layer_weight_gradient(h, z, y, g_w, g_b, lr, a)
+            grad_eps = weight_gradient_from_error(h_la, err_la, g_w, g_b, lr)
             raw = eps - grad_eps
             if self.rule == "clip_code":  # the code's (and Fig. 6's): max(-dL_R/d eps, 0)
                 w = (raw - eps).clamp_min(0.0)
@@ -302,49 +351,67 @@ class FSRWeigher(Weigher):
             w = normalise_to_batch(w)
             # Meta-margin (eq. 5) of the training samples under the look-ahead, momentum score.
             z_after = F.linear(h, w_la, b_la)
-            if self.margin == "leave_one_out":
-                z_after = z_after + self_influence(h, z, y, eps, lr, b_la is not None, a)
+            if self.margin == "leave_one_out":  # minus sample i's own term of the look-ahead
+                z_after = z_after + (lr * eps * ((h * h_la).sum(1) + (b_la is not None)))[
+                    :, None] * err_la
             loss_before = F.cross_entropy(z, y, reduction="none", label_smoothing=a)
             loss_after = F.cross_entropy(z_after, y, reduction="none", label_smoothing=a)
             m = self.score_momentum
             self.scores[batch.index] = (m * self.scores[batch.index]
                                         + (1 - m) * (loss_before - loss_after))
-        if ctx.epoch < self.warmup_epochs:
+        if warm:
             w = torch.ones_like(w)
         with torch.no_grad():  # momentum buffer of the real step's last-layer gradient
-            g_w, g_b = last_layer_grad(h, z, y, w / b, a)
+            g_w, g_b = fc_grad(h_la, err_la * (w / b)[:, None])
             self.buffer = (g_w, g_b) if self.buffer is None else (
                 self.meta_momentum * self.buffer[0] + g_w,
                 self.meta_momentum * self.buffer[1] + g_b)
+        target = self._code_pseudo_label(batch, z) if (
+            self.relabel and self.relabel_ema == "logits") else None
         extra: torch.Tensor | None = None
         base = losses  # the per-sample loss the trainer's term plus ``extra`` minimise so far
         if a > 0:  # label smoothing: sum_i w_i (l^a_i - l_i) / B on top of the trainer's term
             base = F.cross_entropy(logits, y, reduction="none", label_smoothing=a)
             extra = (w * (base - losses)).sum() / b
-        if ctx.epoch < self.warmup_epochs:
+        if warm:
             return Weighting(w, extra) if extra is not None else w
         if self.relabel:
-            assert self.pseudo is not None
-            with torch.no_grad():  # eq. 7: y^ <- beta y^ + (1 - beta) p, beta = 0.1
-                mr = self.relabel_momentum
-                self.pseudo[batch.index] = (mr * self.pseudo[batch.index]
-                                            + (1 - mr) * torch.softmax(z, 1))
-            target = self.pseudo[batch.index]
+            if target is None:
+                assert self.pseudo is not None
+                with torch.no_grad():  # eq. 7: y^ <- beta y^ + (1 - beta) p, beta = 0.1
+                    mr = self.relabel_momentum
+                    self.pseudo[batch.index] = (mr * self.pseudo[batch.index]
+                                                + (1 - mr) * torch.softmax(z, 1))
+                target = self.pseudo[batch.index]
             soft_ce = -(target * F.log_softmax(logits, 1)).sum(1).mean()
             extra = self._add(extra, self.relabel_weight * soft_ce)
         if self.mixup:
-            extra = self._add(extra, self._mixup_term(model, batch, base, w, ctx))
+            if mix is None:
+                mix = self._mix_forward(model, batch, ctx)
+            extra = self._add(extra, self._mixup_term(batch, base, w, mix[0], mix[1], mix[2]))
         return Weighting(w, extra) if extra is not None else w
+
+    def _code_pseudo_label(self, batch: Batch, z: torch.Tensor) -> torch.Tensor:
+        """``relabel_ema="logits"`` (the code's ``compute_pseudo_loss``): the pseudo label
+        softmax(logit_norm(e) / T) from the stored EMA logits e *before* this step's update, then
+        e <- gamma logit_norm(e) + (1 - gamma) z (gamma = ``relabel_momentum``); updated on every
+        iteration, warm-up included (the code's update op runs every step)."""
+        assert self.pseudo is not None
+        with torch.no_grad():
+            normed = logit_norm(self.pseudo[batch.index])
+            target = torch.softmax(normed / self.relabel_temperature, 1)
+            mr = self.relabel_momentum
+            self.pseudo[batch.index] = mr * normed + (1 - mr) * z
+        return target
 
     @staticmethod
     def _add(a: torch.Tensor | None, b: torch.Tensor) -> torch.Tensor:
         return b if a is None else a + b
 
-    def _mixup_term(self, model: nn.Module, batch: Batch, losses: torch.Tensor,
-                    w: torch.Tensor, ctx: WeighContext) -> torch.Tensor:
-        """sum_i w_i (l~_i - l_i) / B: added to the sum_i w_i l_i / B minimised so far, the update
-        is that of the weighted MixUp loss sum_i w_i l~_i / B (l~ on
-        x~ = lam x + (1-lam) x_perm, label-smoothed as the rest)."""
+    def _mix_forward(self, model: nn.Module, batch: Batch, ctx: WeighContext
+                     ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(lam, perm, logits z~ with graph, features h~ detached) of the MixUp batch
+        x~ = lam x + (1-lam) x_perm, lam ~ Beta(a, a) (one per batch)."""
         beta = torch.distributions.Beta(self.mixup_alpha, self.mixup_alpha)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator)))
@@ -354,7 +421,13 @@ class FSRWeigher(Weigher):
         # batch statistics of the mixed batch, but the running statistics are updated once per
         # iteration (by the trainer's forward), not twice
         zm = functional_forward(model, dict(model.named_parameters()), xm)
-        self.features.clear()
+        return lam, perm, zm, self.features.take()
+
+    def _mixup_term(self, batch: Batch, losses: torch.Tensor, w: torch.Tensor, lam: float,
+                    perm: torch.Tensor, zm: torch.Tensor) -> torch.Tensor:
+        """sum_i w_i (l~_i - l_i) / B: added to the sum_i w_i l_i / B minimised so far, the update
+        is that of the weighted MixUp loss sum_i w_i l~_i / B (l~ of the MixUp logits ``zm``,
+        label-smoothed as the rest)."""
         a = self.smoothing
         lm = (lam * F.cross_entropy(zm, batch.y, reduction="none", label_smoothing=a)
               + (1 - lam) * F.cross_entropy(zm, batch.y[perm], reduction="none",
