@@ -86,6 +86,50 @@ def test_cli_train_connects_to_the_cluster(cluster: TwoNodeCluster, tmp_path: Pa
     assert os.path.isdir(os.path.join(out, "checkpoint_000002"))
 
 
+# An instance-set env by its registered id on two env runners, one per node: each runner's env
+# loads the set from the config's keywords (a dict travels with the config), draws its
+# instances, and trains.
+INSTANCES_PROGRAM = """
+import json, sys
+import ray, torch
+torch.set_num_threads(1)
+import reweight_gym.agents.rllib
+from reweight_gym.agents.rllib import make_config
+from reweight_gym.cluster import connect_ray
+connect_ray(sys.argv[1], num_cpus=2)
+config = make_config("ddpg", "Reweight-Instances-v0", json.loads(sys.argv[2]),
+                     num_env_runners=2, seed=0, learning_starts_episodes=1, fdu_batch_size=5)
+algo = config.build_algo()
+returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
+def seen(r):
+    env = r.env.unwrapped.envs[0].unwrapped
+    return [ray.get_runtime_context().get_node_id(), env.instance_set.name, env.instance]
+print(json.dumps({"runners": algo.env_runner_group.foreach_env_runner(
+    seen, local_env_runner=False), "returns": returns, "updates": algo.fdu_updates}))
+algo.stop()
+"""
+INSTANCE_SET = {"name": "two-digits-runs",
+                "defaults": {"preset": "tiny", "epochs": 2, "num_stages": 2, "train_size": 200,
+                             "test_size": 100, "episode_seeds": 2},
+                "instances": [{"name": "noise40", "noise_rate": 0.4},
+                              {"name": "pairflip30", "noise_type": "pair_flip",
+                               "noise_rate": 0.3}]}
+
+
+def test_env_runners_on_a_remote_node_see_the_instance_set_by_id(
+        cluster: TwoNodeCluster) -> None:
+    res = subprocess.run([sys.executable, "-c", INSTANCES_PROGRAM, cluster.address,
+                          json.dumps({"instance_set": INSTANCE_SET})], env=ENV,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    nodes = {node for node, _, _ in out["runners"]}
+    assert len(nodes) == 2  # one env runner on each node
+    assert all(name == "two-digits-runs" and inst in ("noise40", "pairflip30")
+               for _, name, inst in out["runners"])
+    assert out["updates"] == 2 and all(r == r for r in out["returns"])  # trained, no NaN
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--lib", "rllib", "--env-kwargs", json.dumps(ENV_KW), "--episodes", "30",
      "--out", "unused", "--address"],
