@@ -12,6 +12,7 @@ training episode costs once its reference is in the cache.
 test accuracy below the best-validation epoch's) and do the meta-gradient methods gain?
 
     python -m benchmarks.presets --cost
+    python -m benchmarks.presets --cost --labels "cifar10 proxy" "cifar10 cpu-noaug"
     python -m benchmarks.presets --accuracy
     python -m benchmarks.presets --table
 """
@@ -66,34 +67,47 @@ def time_episode(env_id: str, preset: str, extra: dict[str, Any],
     return {"seconds": seconds, "steps": steps, "test_acc": info.get("test_acc_target")}
 
 
-def cost(out: JsonlLog) -> None:
+def cost(out: JsonlLog, labels: list[str] | None = None) -> None:
+    """Time :data:`EPISODES` (those named in ``labels``, default all) in this process; every
+    row carries this measurement's ``run`` (its start time), so that ratios compare rows of one
+    run only."""
     import tempfile
 
     import torch
 
     torch.set_num_threads(1)
+    known = [e[0] for e in EPISODES]
+    bad = sorted(set(labels or ()) - set(known))
+    if bad:
+        raise SystemExit(f"presets: error: invalid --labels {bad}: allowed: {known}")
+    run = time.strftime("%Y-%m-%dT%H:%M:%S")
     for label, env_id, preset, extra in EPISODES:
+        if labels and label not in labels:
+            continue
         with tempfile.TemporaryDirectory() as cache:
             live = time_episode(env_id, preset, extra, cache)  # a miss: both networks, stored
             cached = time_episode(env_id, preset, extra, cache)  # a hit: the target alone
         row = {"label": label, "env_id": env_id, "preset": preset, "extra": extra,
                "seconds": live["seconds"], "seconds_cached_reference": cached["seconds"],
-               "steps": live["steps"], "machine": machine()}
+               "steps": live["steps"], "run": run, "machine": machine()}
         out.append(row)
         print(f"{label}: {row['seconds']:.1f} s per episode, {row['seconds_cached_reference']:.1f}"
               " s with the reference cached", flush=True)
 
 
 def cost_table(rows: list[dict[str, Any]]) -> str:
-    last = {r["label"]: r for r in rows}  # the newest measurement of each
-    base = last.get(BASELINE)
+    """The newest measurement of each preset; its ratio to the baseline measured in the same run
+    (rows from before runs were recorded form one run), else "–"."""
+    last = {r["label"]: r for r in rows}
     out = []
     for label, *_ in EPISODES:
         r = last.get(label)
         if r is None:
             continue
+        base = next((b for b in reversed(rows) if b["label"] == BASELINE
+                     and b.get("run") == r.get("run")), None)
         ratio = ("–" if base is None else "1" if r is base
-                 else f"1/{base['seconds'] / r['seconds']:.0f}")
+                 else f"1/{base['seconds'] / r['seconds']:.1f}")
         out.append([label, r["steps"], f"{r['seconds']:.1f}", ratio,
                     f"{r['seconds_cached_reference']:.1f}",
                     f"{r['seconds'] / r['seconds_cached_reference']:.2f}x"])
@@ -112,17 +126,27 @@ def accuracy(out: JsonlLog, seeds: list[int]) -> None:
                                                         "noise_rate": 0.4},
                            method, seed, "proxy", cifar10_root())
             jobs.append(({"experiment": "proxy-uniform40"}, spec))
+    # the headroom: plain training on the same images with clean labels, what perfect
+    # down-weighting of the noisy samples could at most recover
+    for seed in seeds:
+        spec = RunSpec("cifar10", "uniform-noise", {"noise_type": "uniform", "noise_rate": 0.0},
+                       "uniform", seed, "proxy", cifar10_root())
+        jobs.append(({"experiment": "proxy-clean"}, spec))
     run_specs(out, jobs)
 
 
 def accuracy_table(rows: list[dict[str, Any]]) -> str:
     from reweight_gym.runner import RunResult
 
-    results = [RunResult.from_row(r) for r in rows]
-    uni = {r.seed: r for r in results if r.method == "uniform"}
+    noisy = [RunResult.from_row(r) for r in rows
+             if r.get("tags", {}).get("experiment", "proxy-uniform40") == "proxy-uniform40"]
+    clean = [RunResult.from_row(r) for r in rows
+             if r.get("tags", {}).get("experiment") == "proxy-clean"]
+    uni = {r.seed: r for r in noisy if r.method == "uniform"}
     out = []
-    for method in ("uniform", "mwnet", "gdw"):
-        rs = [r for r in results if r.method == method]
+    arms = [(m, m, [r for r in noisy if r.method == m]) for m in ("uniform", "mwnet", "gdw")]
+    arms.append(("uniform, clean labels (headroom)", "clean", clean))
+    for label, method, rs in arms:
         if not rs:
             continue
         final = mean_std([100 * r.final_test_acc for r in rs])
@@ -131,7 +155,7 @@ def accuracy_table(rows: list[dict[str, Any]]) -> str:
         gain = [100 * (r.final_test_acc - uni[r.seed].final_test_acc) for r in rs
                 if r.seed in uni]
         g = mean_std(gain) if gain and method != "uniform" else None
-        out.append([method, ",".join(str(r.seed) for r in rs),
+        out.append([label, ",".join(str(r.seed) for r in rs),
                     f"{final[0]:.2f} ± {final[1]:.2f}", f"{best[0]:.2f} ± {best[1]:.2f}",
                     f"{gap[0]:+.2f} ± {gap[1]:.2f}",
                     f"{g[0]:+.2f} ± {g[1]:.2f} ({', '.join(f'{x:+.2f}' for x in gain)})"
@@ -146,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost", action="store_true")
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--labels", nargs="+", default=None, metavar="LABEL",
+                    help="--cost: only these episodes (with the baseline for the ratio)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     cost_log, acc_log = JsonlLog(f"{args.out}/cost.jsonl"), JsonlLog(f"{args.out}/accuracy.jsonl")
     if args.cost:
-        cost(cost_log)
+        cost(cost_log, args.labels)
     if args.accuracy:
         accuracy(acc_log, args.seeds)
     text = ("## One episode of each preset (zero action, one torch thread)\n\n"

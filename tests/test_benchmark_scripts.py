@@ -142,3 +142,18 @@ def test_transfer_protocol_end_to_end_on_tiny_sets(tmp_path):
     n = len(rows)
     assert module.main(argv[:-1] + [str(out)]) == 0  # a rerun runs nothing again
     assert len((out / "heldout.jsonl").read_text().splitlines()) == n
+
+
+def test_preset_cost_ratios_compare_rows_of_one_run_only() -> None:
+    from benchmarks.presets import cost_table
+
+    def row(label: str, seconds: float, run: str) -> dict:
+        return {"label": label, "steps": 9, "seconds": seconds,
+                "seconds_cached_reference": seconds / 2, "run": run}
+
+    rows = [row("cifar10 cpu-noaug", 800.0, "a"), row("cifar10 proxy", 40.0, "a")]
+    table = cost_table(rows)
+    assert "| cifar10 proxy | 9 | 40.0 | 1/20.0 | 20.0 | 2.00x |" in table
+    assert "| cifar10 cpu-noaug | 9 | 800.0 | 1 |" in table
+    later = cost_table([*rows, row("cifar10 proxy", 30.0, "b")])  # no baseline in run b
+    assert "| cifar10 proxy | 9 | 30.0 | – |" in later
