@@ -1,0 +1,64 @@
+"""Sphinx configuration of the reweight-gym documentation (MyST Markdown, furo theme).
+
+Build with ``make docs`` (``sphinx-build -W --keep-going docs docs/_build/html``). Pages under
+``_generated/`` are written by :mod:`_gen` when the build starts, from the code (the
+configuration reference, the command-line help) and from the stored results under
+``benchmarks/results/`` (never typed by hand).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS))
+
+import _gen  # noqa: E402
+
+import reweight_gym  # noqa: E402
+
+project = "reweight-gym"
+author = "the reweight-gym authors"
+copyright = "2026, the reweight-gym authors"
+release = version = reweight_gym.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+exclude_patterns = ["_build", "**/*.inc.md", "README.md"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+autodoc_typehints = "description"
+autodoc_member_order = "bysource"
+# The RL libraries are optional extras (``sb3``, ``rllib``): mocked only where not installed, so
+# that ``pip install -e ".[docs]"`` alone builds the API pages.
+autodoc_mock_imports = [m for m in ("stable_baselines3", "ray", "tensorboard")
+                        if importlib.util.find_spec(m) is None]
+# Docstrings are written for readers of the source (``eq. 3``, ``*args``...), not for Sphinx:
+# a cross-reference that does not resolve is text, not an error.
+nitpicky = False
+suppress_warnings = [
+    "myst.header",  # stored reports are included as they are written
+    "autosummary.import_cycle",
+]
+
+html_theme = "furo"
+html_title = f"reweight-gym {release}"
+html_static_path: list[str] = []
+html_show_sourcelink = False
+
+# Generated before Sphinx looks for the source files.
+_gen.generate_all(ROOT, DOCS / "_generated")
