@@ -1,7 +1,7 @@
-"""The evaluation protocol of learned weighting policies (DESIGN.md, "Judging a policy").
+"""The evaluation protocol of learned weighting policies.
 
-Every agent number of the package (``benchmarks/agent_learning.py``, the README's agent table)
-follows it:
+Every agent number of the package (``benchmarks/agent_learning.py``, ``benchmarks/transfer.py``
+and the tables generated from their results) follows it:
 
 - **Training** episodes run on the training data draw (config ``seed`` = ``TRAIN_DATA_SEED``),
   with episode seeds drawn from the environment's own generator.

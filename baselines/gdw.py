@@ -21,10 +21,8 @@ where p is the softmax and y the one-hot observed label.
   with omega' as class-level weights (eq. 12).
 - Defaults: c = 0.2, eta_omega = 100 for 10 classes and 1000 otherwise (CIFAR-100), V's
   optimiser as MW-Net's (Adam, weight decay 1e-4), with the paper's 1e-3 scaled to the run's
-  length, 1e-3 sqrt(60,000 / T) for T iterations (``reweight_gym.baselines.meta.run_length_lr``;
-  larger
-  for shorter runs, measured; MW-Net's Adam stays at 1e-3) unless ``meta_lr`` is ``"paper"``
-  or a number;
+  length, 1e-3 sqrt(60,000 / T) for T iterations (``reweight_gym.baselines.meta.run_length_lr``:
+  larger for shorter runs) unless ``meta_lr`` is ``"paper"`` or a number;
   weights not normalised (the code uses the batch mean of the weighted loss). eta_omega and c
   act per iteration on normalised gradients (eq. 11), so they do not depend on the run's
   length.

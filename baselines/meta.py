@@ -18,8 +18,8 @@ How, here:
   grad L_meta(theta^) (:func:`meta_gradient`) instead of a backward through
   ``autograd.grad(create_graph=True)``: exactly by forward-mode AD (``jvp="forward_ad"``, the
   numbers of the double backward) or, by default, by one forward difference
-  (``jvp="finite_difference"``, one forward pass without graph). Their error and cost are
-  measured in the README's Baselines section.
+  (``jvp="finite_difference"``, one forward pass without graph). Their error and cost:
+  ``benchmarks/baseline_overhead.py`` and the tests of :func:`logits_jvp`.
 
 Cheaper meta-gradients (one option of every :class:`MetaWeigher`, two keywords that combine).
 Through eq. 3, eq. 4's gradient is, for every weight w_i of the batch (MW-Net's G_ij form, with
@@ -374,20 +374,16 @@ def run_length_lr(paper_lr: float, iterations: int, exponent: float) -> float:
     """The weight net's learning rate for a run of T = ``iterations`` meta updates:
     paper_lr * (60,000 / T)^exponent, the paper's value at the papers' run length.
 
-    The exponents, per optimiser and weight function (measured on the ``tiny``, ``cpu`` and demo
-    digits runs, 96 / 450 / 1,500 iterations, against the opposite sign, and on the CIFAR-10
-    ``cpu-noaug`` runs: README "Defaults and the run's length", ``benchmarks/method_defaults.py``):
+    The exponents, per optimiser and weight function (chosen on validation accuracy by
+    ``benchmarks/method_defaults.py``; results in ``benchmarks/results/method_defaults/`` and
+    the CIFAR-10 tables in ``benchmarks/results/cifar10-cpu-noaug/``):
 
     - ``1``, SGD (MW-Net's and GDW's long-tail optimiser): SGD moves V by about
       lr x T x the mean meta-gradient, so this moves it as far as in the paper's run; at the
-      paper's 1e-5 a ~700-iteration run leaves V at its random initialisation (README, long
-      tail).
-    - ``0``, Adam on MW-Net's V (noise): the paper's 1e-3 at every length. Adam's steps have a
-      fixed size whatever the gradient's. An exponent of -1/2 (1e-4 at 600 iterations) was the
-      rule until the CIFAR-10 ``cpu-noaug`` runs (~2,300 iterations): it was measured on the
-      digits runs, where the 100-image meta set's weak meta-gradient lets V drift at 1e-3, but
-      on CIFAR-10 it leaves V weighting noisy samples above clean ones under pair flip, where
-      1e-3 separates them (README, CIFAR-10).
+      paper's 1e-5 a run of a few hundred iterations leaves V near its random initialisation.
+    - ``0``, Adam on MW-Net's V (noise, CNNs): the paper's 1e-3 at every length. Adam's steps
+      have a fixed size whatever the gradient's. (On MLPs MW-Net's default is its own:
+      :data:`reweight_gym.baselines.mwnet.MLP_NOISE_META_LR`.)
     - ``1/2``, Adam on GDW's V and on NRT's tree (noise): GDW's class-level step (eq. 11)
       re-weighs every iteration on top of V, and NRT's tree starts flat (every leaf score 0) and
       has to travel before it weighs anything; both gain from a faster weight function in short

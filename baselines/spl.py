@@ -10,13 +10,12 @@ admitted progressively (the paper anneals K <- K / mu). Here:
   exponential moving average loss (``ctx.history.loss_ema``), so that fraction is admitted;
 - lambda is multiplied by ``growth`` (mu) at the end of every later epoch.
 
-The schedule is set in fractions of the run, so it holds whatever the run's length (README
-"Baselines", measured on tiny / cpu / demo digits with ``benchmarks/method_defaults.py``): by
+The schedule is set in fractions of the run, so it holds whatever the run's length (chosen with
+``benchmarks/method_defaults.py``, results in ``benchmarks/results/method_defaults/``): by
 default the warm-up is a quarter of the epochs (at least one) and lambda grows by a factor of
 ``total_growth`` = 1,000 over the remaining epochs, mu = 1000^(1 / (E - warm-up)). A fixed
-per-epoch mu starves short runs: with the former 1 warm-up epoch and mu = 1.1, the 8-epoch
-``tiny`` run admitted half the samples after an epoch of training, lambda grew only 1.9x, and
-the classes still unlearned then stayed out (50% test accuracy against plain training's 81%).
+per-epoch mu starves short runs: after a one-epoch warm-up half the samples are admitted, a
+short run's lambda grows too little to admit the rest, and the classes not yet learned stay out.
 Numbers for ``warmup_epochs`` and ``growth`` set them directly.
 """
 

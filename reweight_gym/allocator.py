@@ -5,7 +5,7 @@ glibc's ``malloc`` serves blocks above a self-adjusting mmap threshold (128 KiB,
 to the kernel once it exceeds the trim threshold (twice the mmap threshold). A training iteration
 frees and re-allocates tens of MiB of activations and gradients, so with these defaults every
 iteration page-faults part of them in again; meta-gradient methods, with three passes and a
-retained graph, suffer most (measurements: the README's allocator paragraph).
+retained graph, suffer most (``benchmarks/baseline_overhead.py`` measures it).
 
 :func:`tune_cpu_allocator` sets, with ``mallopt``, the mmap threshold to 32 MiB (the ceiling of
 glibc's own adjustment), the trim threshold to 1 GiB and the top pad to 64 MiB -- the same as

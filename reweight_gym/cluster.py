@@ -38,8 +38,8 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     quiet: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     if address is None:
         # Ray starts its workers at niceness 15; here the workers are the work (env runners are
-        # training runs, benchmark tasks are runs), and on a loaded machine niced workers starve
-        # (measured: 3 s of CPU in 4 min). A value set by the user is kept.
+        # training runs, benchmark tasks are runs), and on a loaded machine niced workers starve.
+        # A value set by the user is kept.
         os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
         return

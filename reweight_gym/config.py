@@ -40,7 +40,7 @@ FLOAT32_MAX = 3.4028234663852886e38
 #: LAW's exact formulation of the environment (``gym.make(id, **LAW_FORMULATION)``):
 #: the state features of eq. 6 (loss, entropy, density, label one-hot) and the raw weights
 #: K = 1 + tanh(theta . f + b) of eq. 3. The defaults differ in both, for the agents'
-#: sake (README "Training agents" has the measurements): class-count-free features, which a
+#: sake (``benchmarks/env_formulation.py`` compares the two): class-count-free features, which a
 #: policy can carry to a dataset with another number of classes, and weights divided by their batch
 #: mean, which take away the learning-rate shortcut (a constant b < 0 shrinks every weight and with
 #: it the effective learning rate, a reward that has nothing to do with which samples are weighted).
@@ -95,8 +95,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # ``cpu-noaug``: ``cpu`` without augmentation (no random crop, no flip). At 40% label noise its
 # plain training memorises the wrong labels after the first learning-rate decay (its final test
-# accuracy ends well below its best-validation epoch's; measured in README "Results on
-# CIFAR-10"), the regime the reweighting papers' gains come from; ``cpu`` barely memorises.
+# accuracy ends well below its best-validation epoch's: ``benchmarks/results/cifar10-cpu-noaug/``),
+# the regime the reweighting papers' gains come from; ``cpu`` barely memorises.
 PRESETS["cpu-noaug"] = {family: {**values, "crop_padding": 0, "flip": False}
                         for family, values in PRESETS["cpu"].items()}
 

@@ -23,9 +23,8 @@ Deviations from the paper, each one argument away where it is a choice:
   live on one scale; rules are reported back in raw units).
 - ``meta_lr``: Adam's learning rate for the tree, 1e-3 in the paper (``"paper"``); by default
   (``None``) scaled to the run's length, 1e-3 sqrt(60,000 / T) for T iterations: larger for
-  shorter runs, since the tree starts flat (:func:`reweight_gym.baselines.meta.run_length_lr`,
-  README
-  "Baselines"); a number sets it.
+  shorter runs, since the tree starts flat (:func:`reweight_gym.baselines.meta.run_length_lr`);
+  a number sets it.
 - Pruning also deactivates a cut point beyond the data (no sample on one side), which lets a
   characteristic lose its last cut point and drop out of the tree (:mod:`.tree`).
 """
