@@ -199,3 +199,22 @@ def test_an_instance_episode_is_its_run_spec() -> None:
         done = term or trunc
     assert result.final_test_acc == info["test_acc_target"]
     assert "7/data0" in spec.key  # the instance's own data seed, not the reset seed
+
+
+def test_a_cifar_instance_takes_its_images_from_the_env_data_root(cifar_like) -> None:
+    """A set that mixes digits and CIFAR-10 (tiny, on the test-written CIFAR-10-shaped JPEG set):
+    the CIFAR instance reads the environment's data_root (and cache_dir), the digits one needs
+    none; both give episodes of the set's shared length and spaces."""
+    spec = {"name": "mixed", "defaults": {**SMALL, "obs_mode": "transfer"},
+            "instances": [{"name": "digits40", "noise_rate": 0.4},
+                          {"name": "cifar40", "dataset": "cifar10", "noise_rate": 0.4}]}
+    env = make(instance_set=spec, data_root=cifar_like.root, cache_dir=cifar_like.cache_dir)
+    for name, shape in (("cifar40", (3, 32, 32)), ("digits40", (1, 8, 8))):
+        obs, info = env.reset(seed=0, options={"instance": name, "instance_seed": 0})
+        cfg = env.unwrapped.config
+        assert info["instance"] == name and env.observation_space.contains(obs)
+        assert cfg.data_root == (cifar_like.root if name == "cifar40" else None)
+        assert env.unwrapped.episode.trainer.splits.train_x.shape[1:] == shape
+        rewards, _ = _episode(env, 0, [np.zeros(env.action_space.shape)] * 2, instance=name,
+                              instance_seed=0)
+        assert rewards == [0.0, 0.0]  # uniform weights: the target is the reference
