@@ -31,7 +31,7 @@ import os
 import sys
 from typing import Any
 
-from reweight_gym.validation import parse_json_object
+from reweight_gym.validation import parse_json_object, set_torch_threads
 
 LIBS = ("sb3", "rllib")
 ALGOS = ("ddpg", "sac", "ppo")
@@ -61,9 +61,10 @@ def _positive_int(value: Any, flag: str) -> int:
 
 
 def _set_threads(value: Any) -> None:
-    import torch
-
-    torch.set_num_threads(_positive_int(value, "--threads"))
+    try:
+        set_torch_threads(value)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def check_env_args(env_id: str, env_kwargs: dict[str, Any]) -> int:

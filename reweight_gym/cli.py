@@ -19,20 +19,17 @@ import sys
 from collections.abc import Sequence
 
 from reweight_gym.allocator import tune_cpu_allocator
-from reweight_gym.validation import parse_json_object
+from reweight_gym.validation import parse_json_object, set_torch_threads
 
 
 def cmd_episode(args: argparse.Namespace) -> int:
     """Run one complete episode with a fixed policy and print per-stage rewards/accuracies."""
     import gymnasium as gym
-    import torch
 
     import reweight_gym  # noqa: F401  (registration)
     from reweight_gym.agents.policies import make_policy
 
-    if not isinstance(args.threads, int) or args.threads < 1:
-        raise ValueError(f"invalid --threads {args.threads!r}: must be an integer >= 1")
-    torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     try:
         env = gym.make(args.env, **kwargs)

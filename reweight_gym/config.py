@@ -116,10 +116,16 @@ PRESETS["proxy"] = {
     ),
 }
 
-#: (image shape, classes) that model keywords are checked with; image folders' are unknown until
-#: their images are read (keywords rarely depend on them: a CNN adapts to any image size)
-_MODEL_PROBE = {"digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10),
-                "cifar100": ((3, 32, 32), 100)}
+#: (image shape, classes) of the built-in datasets; an image folder's are unknown until its
+#: images are read
+KNOWN_DATASETS: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10), "cifar100": ((3, 32, 32), 100)}
+
+
+def known_classes(dataset: str) -> int | None:
+    """The number of classes of a built-in dataset, ``None`` for an image folder."""
+    known = KNOWN_DATASETS.get(dataset)
+    return known[1] if known else None
 
 
 def _probe_model(model: str, dataset: str, model_kwargs: dict[str, Any]) -> None:
@@ -131,7 +137,9 @@ def _probe_model(model: str, dataset: str, model_kwargs: dict[str, Any]) -> None
 
     from reweight_gym.models import build_model
 
-    shape, classes = _MODEL_PROBE.get(dataset, ((3, 32, 32), 10))
+    # an image folder's model is checked as CIFAR-10's (keywords rarely depend on the image
+    # size: a CNN adapts to any)
+    shape, classes = KNOWN_DATASETS.get(dataset, KNOWN_DATASETS["cifar10"])
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "zero-element tensors": the real build warns

@@ -77,6 +77,17 @@ def check_device(name: str, value: Any) -> None:
         raise invalid(name, value, "MPS is not available on this machine; use cpu or auto")
 
 
+def set_torch_threads(value: Any, flag: str = "--threads") -> int:
+    """Set torch's intra-op thread count to ``value``, an integer >= 1 (``ValueError`` naming
+    ``flag`` otherwise); returns it."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"invalid {flag} {value!r}: must be an integer >= 1")
+    import torch
+
+    torch.set_num_threads(value)
+    return value
+
+
 def parse_json_object(text: str, flag: str) -> dict[str, Any]:
     """A command-line JSON object (``--env-kwargs '{"noise_rate": 0.4}'``); ``ValueError``
     naming the flag otherwise."""

@@ -35,7 +35,7 @@ from reweight_gym.allocator import tune_cpu_allocator
 from reweight_gym.benchmark.store import ResultsStore
 from reweight_gym.benchmark.suites import select_settings
 from reweight_gym.cluster import connect_ray
-from reweight_gym.config import EnvConfig
+from reweight_gym.config import EnvConfig, known_classes
 from reweight_gym.envs.record import write_trajectory
 from reweight_gym.runner import REFERENCE_METHOD, RunResult, RunSpec, run
 
@@ -123,7 +123,7 @@ def _check_method_kwargs(method: str, kind: str, cfg: EnvConfig, kw: dict[str, A
         from reweight_gym.envs.observation import action_space, observation_space
         from reweight_gym.training.characteristics import feature_names
 
-        classes = 100 if cfg.dataset == "cifar100" else 10  # image folders: a first guess
+        classes = known_classes(cfg.dataset) or 10  # an image folder's: a first guess
         registry.make_policy(method, observation_space(cfg), action_space(cfg, classes),
                              feature_names=feature_names(cfg.features, classes), seed=0, **kw)
 

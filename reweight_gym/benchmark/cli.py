@@ -15,7 +15,7 @@ from typing import Any
 
 from reweight_gym.benchmark.suites import SUITE_NAMES
 from reweight_gym.config import DATASETS, PRESET_NAMES
-from reweight_gym.validation import parse_json_object
+from reweight_gym.validation import parse_json_object, set_torch_threads
 
 
 def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
@@ -124,17 +124,14 @@ def add_fit_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    import torch
 
     from reweight_gym.benchmark.fit import fit_to_dir
     from reweight_gym.registry import method_kind
 
-    if not isinstance(args.threads, int) or args.threads < 1:
-        raise ValueError(f"invalid --threads {args.threads!r}: must be an integer >= 1")
+    set_torch_threads(args.threads)
     if args.seed < 0:
         raise ValueError(f"invalid --seed {args.seed}: must be >= 0")
     method_kind(args.policy)  # a bad name or a missing checkpoint fails before any data loads
-    torch.set_num_threads(args.threads)
     env_kwargs = parse_json_object(args.env_kwargs, "--env-kwargs")
     result = fit_to_dir(args.out, args.policy, dataset=args.dataset, preset=args.preset,
                         seed=args.seed, data_root=args.data_root,

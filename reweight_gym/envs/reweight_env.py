@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from reweight_gym.allocator import allocator_mode
-from reweight_gym.config import EnvConfig
+from reweight_gym.config import EnvConfig, known_classes
 from reweight_gym.data.splits import DataSplits, build_splits
 from reweight_gym.envs.episode import Episode, ReferenceTrace
 from reweight_gym.envs.instances import InstanceSet, load_instance_set
@@ -262,14 +262,13 @@ class ReweightEnv(gym.Env):
 SET_WIDE_FIELDS = ("data_root", "features", "obs_mode", "action_scale", "normalize_weights",
                    "reward_k", "reward_scale", "divergence_penalty", "loss_smoothing",
                    "acc_smoothing", "device", "cache_dir", "channels_last")
-_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
 
 
 def _num_classes(s: InstanceSet, configs: dict[str, EnvConfig],
                  splits_of: Any) -> int:
     """The number of classes of the set's instances; with ``features='law'`` (a label one-hot
     in the action) they must agree."""
-    counts = {inst.name: _CLASSES.get(inst.dataset) or splits_of(inst.name).num_classes
+    counts = {inst.name: known_classes(inst.dataset) or splits_of(inst.name).num_classes
               for inst in s.instances}
     first = s.instances[0].name
     if configs[first].features == "law" and len(set(counts.values())) > 1:
