@@ -1,11 +1,12 @@
 """What one episode of each preset costs, and whether the CIFAR-10 proxy behaves like the run it
 stands in for (issue 24.3).
 
-``--cost``: the wall time of one whole environment episode (both networks, the zero action,
-one torch thread) of every preset on its dataset, measured one after the other in this process
-(so that the ratios compare like with like), and each one's ratio to the ``cpu-noaug`` CIFAR-10
-episode. Also the same with the reference network cached (the target alone), which is what a
-training episode costs once its reference is in the cache.
+``--cost``: the wall time and the CPU time of one whole environment episode (both networks,
+the zero action, one torch thread) of every preset on its dataset, measured one after the other
+in this process (so that the ratios compare like with like), and each one's ratio to the
+``cpu-noaug`` CIFAR-10 episode (of CPU times: they hardly depend on other jobs). Also the same
+with the reference network cached (the target alone), which is what a training episode costs
+once its reference is in the cache.
 
 ``--accuracy``: the proxy at 40% uniform label noise, ``uniform``, ``mwnet`` and ``gdw`` on
 3 seeds through :func:`reweight_gym.runner.run` (resumable): does plain training memorise (final
@@ -55,16 +56,17 @@ def time_episode(env_id: str, preset: str, extra: dict[str, Any],
     if cache_dir:
         kw["reference_cache"] = cache_dir
     env = gym.make(env_id, **kw)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     env.reset(seed=0)
     done, steps, info = False, 0, {}
     while not done:
         _, _, term, trunc, info = env.step(np.zeros(env.action_space.shape, np.float32))
         steps += 1
         done = term or trunc
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     env.close()
-    return {"seconds": seconds, "steps": steps, "test_acc": info.get("test_acc_target")}
+    return {"seconds": seconds, "cpu_seconds": cpu, "steps": steps,
+            "test_acc": info.get("test_acc_target")}
 
 
 def cost(out: JsonlLog, labels: list[str] | None = None) -> None:
@@ -89,17 +91,27 @@ def cost(out: JsonlLog, labels: list[str] | None = None) -> None:
             cached = time_episode(env_id, preset, extra, cache)  # a hit: the target alone
         row = {"label": label, "env_id": env_id, "preset": preset, "extra": extra,
                "seconds": live["seconds"], "seconds_cached_reference": cached["seconds"],
+               "cpu_seconds": live["cpu_seconds"],
+               "cpu_seconds_cached_reference": cached["cpu_seconds"],
                "steps": live["steps"], "run": run, "machine": machine()}
         out.append(row)
-        print(f"{label}: {row['seconds']:.1f} s per episode, {row['seconds_cached_reference']:.1f}"
-              " s with the reference cached", flush=True)
+        print(f"{label}: {row['seconds']:.1f} s per episode ({row['cpu_seconds']:.1f} s of CPU), "
+              f"{row['seconds_cached_reference']:.1f} s with the reference cached "
+              f"({row['cpu_seconds_cached_reference']:.1f} s of CPU)", flush=True)
 
 
 def cost_table(rows: list[dict[str, Any]]) -> str:
-    """The newest measurement of each preset; its ratio to the baseline measured in the same run
-    (rows from before runs were recorded form one run), else "–"."""
+    """The newest measurement of each preset. Its ratio to the baseline measured in the same run
+    (rows from before runs were recorded form one run), else "–"; ratios and speed-ups compare
+    CPU seconds where the rows have them (the process's own time: other jobs on the machine
+    lengthen the wall time, hardly the CPU time), else wall seconds."""
     last = {r["label"]: r for r in rows}
     out = []
+
+    def cost(r: dict[str, Any], cached: bool = False) -> float:
+        key = "seconds_cached_reference" if cached else "seconds"
+        return r.get(f"cpu_{key}", r[key])
+
     for label, *_ in EPISODES:
         r = last.get(label)
         if r is None:
@@ -107,12 +119,14 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
         base = next((b for b in reversed(rows) if b["label"] == BASELINE
                      and b.get("run") == r.get("run")), None)
         ratio = ("–" if base is None else "1" if r is base
-                 else f"1/{base['seconds'] / r['seconds']:.1f}")
-        out.append([label, r["steps"], f"{r['seconds']:.1f}", ratio,
-                    f"{r['seconds_cached_reference']:.1f}",
-                    f"{r['seconds'] / r['seconds_cached_reference']:.2f}x"])
-    return markdown_table(["preset", "steps", "one episode (s)", f"vs {BASELINE}",
-                           "with the reference cached (s)", "speed-up"], out)
+                 else f"1/{cost(base) / cost(r):.1f}")
+        cpu = (f"{r['cpu_seconds']:.1f}" if "cpu_seconds" in r else "–",
+               f"{r['cpu_seconds_cached_reference']:.1f}" if "cpu_seconds" in r else "–")
+        out.append([label, r["steps"], f"{r['seconds']:.1f}", cpu[0], ratio,
+                    f"{r['seconds_cached_reference']:.1f}", cpu[1],
+                    f"{cost(r) / cost(r, cached=True):.2f}x"])
+    return markdown_table(["preset", "steps", "one episode (s)", "CPU (s)", f"vs {BASELINE}",
+                           "reference cached (s)", "cached CPU (s)", "speed-up"], out)
 
 
 def accuracy(out: JsonlLog, seeds: list[int]) -> None:

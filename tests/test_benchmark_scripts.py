@@ -153,7 +153,13 @@ def test_preset_cost_ratios_compare_rows_of_one_run_only() -> None:
 
     rows = [row("cifar10 cpu-noaug", 800.0, "a"), row("cifar10 proxy", 40.0, "a")]
     table = cost_table(rows)
-    assert "| cifar10 proxy | 9 | 40.0 | 1/20.0 | 20.0 | 2.00x |" in table
-    assert "| cifar10 cpu-noaug | 9 | 800.0 | 1 |" in table
+    assert "| cifar10 proxy | 9 | 40.0 | – | 1/20.0 | 20.0 | – | 2.00x |" in table
+    assert "| cifar10 cpu-noaug | 9 | 800.0 | – | 1 |" in table
     later = cost_table([*rows, row("cifar10 proxy", 30.0, "b")])  # no baseline in run b
-    assert "| cifar10 proxy | 9 | 30.0 | – |" in later
+    assert "| cifar10 proxy | 9 | 30.0 | – | – |" in later
+    # with CPU times, the ratio compares them (the wall time of a loaded machine is longer)
+    timed = [{**r, "cpu_seconds": r["seconds"] / 2, "cpu_seconds_cached_reference": 1.0}
+             for r in rows]
+    timed[1]["cpu_seconds"] = 10.0
+    assert "| cifar10 proxy | 9 | 40.0 | 10.0 | 1/40.0 | 20.0 | 1.0 | 10.00x |" in cost_table(
+        timed)
