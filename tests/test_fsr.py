@@ -65,11 +65,12 @@ def weights_of(out) -> torch.Tensor:
 # ---------------------------------------------------------------------------- defaults
 def test_defaults_pinned():
     """The defaults (chosen on validation accuracy: benchmarks/results/fsr_deviations/table.md):
-    the leave-one-out margin, weights from the un-mixed batch, the EMA of the probabilities."""
+    the leave-one-out margin (ours), weights from the un-mixed batch (ours), the code's EMA of
+    the logits with temperature 1."""
     for name in ("fsr", "fsr_relabel_mixup"):
         w = baselines.make_weigher(name, tiny_cfg())
         assert (w.margin, w.mixup_weights, w.relabel_ema, w.relabel_temperature) == (
-            "leave_one_out", "unmixed", "probs", 1.0)
+            "leave_one_out", "unmixed", "logits", 1.0)
     assert MIXUP_WEIGHTS == ("unmixed", "mixed") and RELABEL_EMAS == ("probs", "logits")
 
 
@@ -166,8 +167,8 @@ def test_logit_norm_is_one_scale_for_the_batch():
 def test_relabel_ema_of_logits_with_temperature(temperature):
     """``relabel_ema="logits"`` (the code's ``compute_pseudo_loss``): the target is
     softmax(logit_norm(e) / T) of the stored EMA logits e *before* the update (0 at first: the
-    uniform label), then e <- 0.1 logit_norm(e) + 0.9 z. The default: y^ <- 0.1 y^ + 0.9 p,
-    the target after the update."""
+    uniform label), then e <- 0.1 logit_norm(e) + 0.9 z (the default). ``"probs"`` (eq. 7):
+    y^ <- 0.1 y^ + 0.9 p, the target after the update."""
     cfg = tiny_cfg()
     kw = dict(warmup_epochs=0, mixup=False, lookahead_lr=0.1)
     code = FSRRelabelMixupWeigher(cfg, relabel_ema="logits", relabel_temperature=temperature,
@@ -180,9 +181,11 @@ def test_relabel_ema_of_logits_with_temperature(temperature):
     e1 = 0.9 * z
     target = torch.softmax(logit_norm(e1) / temperature, 1)
     torch.testing.assert_close(second, 2.0 * -(target * log_p).sum(1).mean())
-    torch.testing.assert_close(code.pseudo[r["batch"].index], 0.1 * logit_norm(e1) + 0.9 * z)
+    idx = r["batch"].index
+    torch.testing.assert_close(code.ema_logits[idx], 0.1 * logit_norm(e1) + 0.9 * z)
+    torch.testing.assert_close(code.pseudo[idx], target)  # the latest target: a distribution
 
-    probs = FSRRelabelMixupWeigher(cfg, **kw)
+    probs = FSRRelabelMixupWeigher(cfg, relabel_ema="probs", **kw)
     rp = weigh_first(probs, cfg)
     pseudo = 0.1 / 10 + 0.9 * torch.softmax(rp["logits"].detach(), 1)
     torch.testing.assert_close(probs.pseudo[rp["batch"].index], pseudo)
@@ -193,12 +196,12 @@ def test_relabel_ema_of_logits_with_temperature(temperature):
 
 def test_relabel_logits_ema_updates_during_warmup():
     """The code updates its EMA logits on every step, warm-up included (the loss only after);
-    the default's EMA of probabilities starts after warm-up."""
+    eq. 7's EMA of probabilities starts after warm-up."""
     cfg = tiny_cfg()
-    code = FSRRelabelMixupWeigher(cfg, relabel_ema="logits", warmup_epochs=1)
+    code = FSRRelabelMixupWeigher(cfg, warmup_epochs=1)  # the default: the code's
     r = weigh_first(code, cfg)
     assert not isinstance(r["out"], Weighting)  # warm-up: uniform weights, no extra loss
-    torch.testing.assert_close(code.pseudo[r["batch"].index], 0.9 * r["logits"].detach())
-    probs = FSRRelabelMixupWeigher(cfg, warmup_epochs=1)
+    torch.testing.assert_close(code.ema_logits[r["batch"].index], 0.9 * r["logits"].detach())
+    probs = FSRRelabelMixupWeigher(cfg, relabel_ema="probs", warmup_epochs=1)
     weigh_first(probs, cfg)
     assert torch.all(probs.pseudo == 0.1)
