@@ -136,6 +136,11 @@ def _shift_headings(text: str, top: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _nowrap(table: str) -> str:
+    """``mean ± std`` cells on one line: the spaces around ± become non-breaking."""
+    return table.replace(" ± ", "\u00a0±\u00a0")
+
+
 def _outside_code(text: str) -> str:
     return re.sub(r"```.*?```", "", text, flags=re.S)
 
@@ -178,12 +183,20 @@ def result_pages(root: Path, out: Path) -> list[str]:
                     shutil.copy2(image, dest)
         stem = rel.with_suffix("")
         for i, table in enumerate(TABLE.findall(_outside_code(text)), 1):
-            _write(out / f"{stem}.table{i}.inc.md", table)
+            _write(out / f"{stem}.table{i}.inc.md", _nowrap(table))
         page = (f"# `benchmarks/results/{rel.as_posix()}`\n\n"
                 "```{note}\nThe stored file as it is in the repository, rendered at build "
-                "time (headings shifted one level down).\n```\n\n" + _shift_headings(text, 2))
+                "time (headings shifted one level down).\n```\n\n"
+                + _shift_headings(TABLE.sub(lambda m: _nowrap(m.group(0)), text), 2))
         _write(out / rel, page)
         pages.append(stem.as_posix())
+    # a report removed from benchmarks/results leaves no page behind
+    keep = {out / f"{p}.md" for p in pages} | {out / "index.md"}
+    for stale in out.rglob("*.md"):
+        if stale not in keep and not stale.name.endswith(".inc.md"):
+            stale.unlink()
+        elif stale.name.endswith(".inc.md") and not (src_root / stale.relative_to(out)).parent.is_dir():
+            stale.unlink()
     return pages
 
 
@@ -249,7 +262,7 @@ def generate_all(root: Path, out: Path) -> None:
     _write(out / "cli.inc.md", cli_help())
     _write(out / "instance_sets.inc.md", instance_sets())
     _write(out / "hardware.inc.md", hardware(root))
-    _write(out / "readme_table.inc.md",
-           gen_readme_table.headline_table((root / gen_readme_table.REPORT).read_text()))
+    _write(out / "readme_table.inc.md", _nowrap(
+        gen_readme_table.headline_table((root / gen_readme_table.REPORT).read_text())))
     pages = result_pages(root, out / "results")
     _write(out / "results" / "index.md", results_index(pages))

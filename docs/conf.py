@@ -33,6 +33,13 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
 ]
+# MathJax served from the site itself (the docs extra installs it), so the equations render
+# without a network; without the package MathJax comes from its CDN.
+try:
+    importlib.import_module("sphinx-mathjax-offline")
+    extensions.append("sphinx-mathjax-offline")
+except ImportError:
+    pass
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 exclude_patterns = ["_build", "**/*.inc.md", "README.md"]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -40,24 +47,33 @@ myst_heading_anchors = 3
 
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+# Re-exported names are documented where they are defined (the package pages list them).
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True,
+                           "ignore-module-all": True}
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 # The RL libraries are optional extras (``sb3``, ``rllib``): mocked only where not installed, so
 # that ``pip install -e ".[docs]"`` alone builds the API pages.
 autodoc_mock_imports = [m for m in ("stable_baselines3", "ray", "tensorboard")
                         if importlib.util.find_spec(m) is None]
-# Docstrings are written for readers of the source (``eq. 3``, ``*args``...), not for Sphinx:
-# a cross-reference that does not resolve is text, not an error.
+# Methods that override a library's (RLlib's, SB3's) without a docstring of their own are not
+# given the library's docstring, which is written for the library's own Sphinx extensions.
+autodoc_inherit_docstrings = False
+# The package's docstrings are written for readers of the source (plain text with ``literals``,
+# equations as text, Markdown-like headings in ReweightEnv's), not as reStructuredText: their
+# markup slips are not errors of this site, and neither is a short name (``EnvConfig``) that two
+# modules export (the package re-exports its names). The pages' own warnings stay errors.
 nitpicky = False
 suppress_warnings = [
+    "docutils",
+    "ref.python",
     "myst.header",  # stored reports are included as they are written
-    "autosummary.import_cycle",
 ]
 
 html_theme = "furo"
 html_title = f"reweight-gym {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_show_sourcelink = False
 
 # Generated before Sphinx looks for the source files.
