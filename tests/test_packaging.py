@@ -16,12 +16,15 @@ def _setuptools() -> dict:
 
 
 def test_every_package_folder_is_in_the_wheel() -> None:
-    """A new subpackage must be added to ``packages`` in pyproject.toml, or the wheel lacks it."""
+    """A new subpackage must be added to ``packages`` in pyproject.toml, or the wheel lacks it;
+    so must a folder of package data (listed as a data-only package, with its files in
+    ``package-data``)."""
     st = _setuptools()
     roots = {name: REPO / folder for name, folder in st["package-dir"].items()}
     found = set()
     for name, root in roots.items():
-        for init in root.rglob("__init__.py"):
+        data_folders = [p for p in root.rglob("*.json") if "__pycache__" not in p.parts]
+        for init in [*root.rglob("__init__.py"), *data_folders]:
             rel = init.parent.relative_to(root).parts
             pkg = ".".join((name, *rel))
             # a folder mapped to a package of its own is listed under that name
