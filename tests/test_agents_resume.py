@@ -55,6 +55,7 @@ def _sb3_steps(out: str) -> list[int]:
 
 
 def test_sb3_train_killed_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    pytest.importorskip("stable_baselines3")
     out = str(tmp_path / "sb3")
     cmd = [*CLI, "--lib", "sb3", "--episodes", "30", "--out", out]
     _kill_when(cmd, lambda: len(_sb3_steps(out)) >= 3)

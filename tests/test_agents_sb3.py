@@ -13,7 +13,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+pytest.importorskip("stable_baselines3")  # the sb3 extra: pip install reweight-gym[sb3]
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa: E402
 
 import reweight_gym  # noqa: F401
 from reweight_gym.agents.cli import _episodes, add_evaluate_parser, add_train_parser

@@ -23,6 +23,7 @@ REWEIGHT_GYM = os.path.join(os.path.dirname(sys.executable), "reweight-gym")
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_prints_the_table(tmp_path: Path) -> None:
+    pytest.importorskip("stable_baselines3")  # the demo's agent: the sb3 extra
     out = tmp_path / "demo"
     proc = subprocess.run([REWEIGHT_GYM, "demo", "--agent-episodes", "4", "--seeds", "1",
                            "--epochs", "10", "--out", str(out), "--quiet"],

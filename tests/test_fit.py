@@ -51,6 +51,7 @@ def test_fit_trains_no_reference_and_runs_baselines() -> None:
 def test_fit_applies_a_trained_agent_with_its_own_observation(tmp_path: Path) -> None:
     """An SB3 agent trained on an instance set with the transfer observation is applied to
     another dataset config; its num_stages / obs_mode come from its agent.json."""
+    pytest.importorskip("stable_baselines3")
     from reweight_gym.agents.sb3 import train_sb3
     from reweight_gym.agents.settings import DDPG_DEFAULTS
 
