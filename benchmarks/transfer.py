@@ -11,9 +11,10 @@ finished run is appended to a JSON-lines file as it ends):
    applied to every validation instance and episode seed; the candidates are ranked by their mean
    paired gain in final *validation* accuracy over uniform weights on the same runs
    (``OUT/selection.md``); the winner is what ``train`` trains (``OUT/selection.json``).
-2. ``train``: SB3 and RLlib LAW-DDPG with the chosen settings, training seeds 0-2,
-   ``--episodes`` episodes with 2 parallel searchers each (``reweight-gym train``), sharing the
-   reference cache ``OUT/cache``.
+2. ``train``: SB3 and RLlib LAW-DDPG with the chosen settings (or ``--candidate``), training
+   seeds 0-2 (``--train-seeds``), ``--episodes`` episodes with 2 parallel searchers each
+   (``reweight-gym train``), sharing the reference cache ``OUT/cache``; each invocation's wall
+   time and load go to ``OUT/training.jsonl`` and its output to ``OUT/agents/LIB_sSEED.log``.
 3. ``search``: the best constant action on the training set with the agents' episode budget
    (:func:`reweight_gym.agents.protocol.constant_action_search_set`).
 4. ``evaluate``: on every held-out instance and episode seed: uniform, the best constant, MW-Net,
@@ -36,15 +37,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS, JsonlLog, cifar10_root, markdown_table, mean_std
+from benchmarks.common import RESULTS, JsonlLog, cifar10_root, machine, markdown_table, mean_std
 from reweight_gym.runner import RunSpec
 
 STEPS = ("select", "train", "search", "evaluate", "report")
@@ -84,7 +87,29 @@ def train_agent(directory: Path, lib: str, seed: int, args: argparse.Namespace,
            "--settings", settings, "--agent-kwargs",
            json.dumps({**agent_kwargs, **args.agent_kwargs})]
     print(" ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    t0, load0 = time.time(), os.getloadavg()
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        assert p.stdout is not None
+        with open(directory.parent / f"{directory.name}.log", "a") as log:
+            for line in p.stdout:  # echoed and kept: the progress lines and the summary
+                print(line, end="", flush=True)
+                log.write(line)
+                log.flush()
+                lines.append(line)
+    if p.returncode != 0:
+        raise SystemExit(f"training {directory} failed (exit {p.returncode})")
+    updates = re.findall(r"(\d+) gradient updates", "".join(lines))
+    # the wall time of this (possibly resumed) invocation, with the load around it: a resumed
+    # run's earlier invocations have rows of their own
+    JsonlLog(str(directory.parent.parent / "training.jsonl")).append({
+        "lib": lib, "seed": seed, "episodes": args.episodes, "settings": settings,
+        "agent_kwargs": {**agent_kwargs, **args.agent_kwargs}, "seconds": time.time() - t0,
+        "gradient_updates": int(updates[-1]) if updates else None,
+        "resumed": any(line.startswith("resumed") for line in lines),
+        "loadavg_before": load0, "loadavg_after": os.getloadavg(), "command": cmd,
+        "machine": machine()})
 
 
 def agent_path(out: Path, lib: str, seed: int) -> Path:
@@ -155,7 +180,11 @@ def step_select(args: argparse.Namespace, out: Path) -> str:
     return ranked[0]
 
 
-def chosen(out: Path) -> tuple[str, dict[str, Any]]:
+def chosen(out: Path, candidate: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The settings ``train`` trains: ``candidate`` when given (one of :data:`CANDIDATES`),
+    else the select step's winner."""
+    if candidate is not None:
+        return CANDIDATES[candidate]
     path = out / "selection.json"
     if not path.exists():
         raise SystemExit(f"no {path}: run the select step first")
@@ -164,10 +193,10 @@ def chosen(out: Path) -> tuple[str, dict[str, Any]]:
 
 
 def step_train(args: argparse.Namespace, out: Path) -> None:
-    candidate = chosen(out)
+    candidate = chosen(out, args.candidate)
     kwargs = env_kwargs(args, out)
     for lib in args.libs:
-        for seed in TRAIN_SEEDS:
+        for seed in args.train_seeds:
             train_agent(agent_path(out, lib, seed), lib, seed, args, candidate, kwargs)
 
 
@@ -268,12 +297,30 @@ def _by(results: list[Any]) -> dict[str, dict[str, list[Any]]]:
     return out
 
 
+def training_lines(out: Path) -> list[str]:
+    """Markdown: the wall time of every training invocation of the train step
+    (``OUT/training.jsonl``), with the load average around it."""
+    rows = JsonlLog(out / "training.jsonl").rows()
+    if not rows:
+        return []
+    table = [[r["lib"], r["seed"], r["settings"], r["episodes"], r.get("gradient_updates"),
+              f"{r['seconds'] / 60:.1f}", "yes" if r.get("resumed") else "no",
+              f"{r['loadavg_before'][0]:.1f} / {r['loadavg_after'][0]:.1f}"] for r in rows]
+    return ["## Training the agents", "",
+            "Each `reweight-gym train` invocation of the train step on the training instance "
+            "set (2 searchers, the reference cache shared), on this machine; the load average "
+            "(1 min) before / after it says what else ran.", "",
+            markdown_table(["lib", "seed", "settings", "episodes", "gradient updates",
+                            "wall time (min)", "resumed", "load"], table), ""]
+
+
 def step_report(args: argparse.Namespace, out: Path) -> str:
     from reweight_gym.agents.protocol import paired_comparison
     from reweight_gym.runner import RunResult
 
     results = [RunResult.from_row(r) for r in JsonlLog(out / "heldout.jsonl").rows()]
     by = _by(results)
+    training = training_lines(out)
     settings = [s for s in (inst.name for inst, _ in instance_runs(args.heldout_set))
                 if s in by]
     settings = list(dict.fromkeys(settings))
@@ -321,7 +368,7 @@ def step_report(args: argparse.Namespace, out: Path) -> str:
             ["method", "runs", "final test acc", "at best-val epoch", "final vs uniform",
              "final vs constant", "w noisy / clean", "time x uniform"], rows), ""]
     lines += goals(means, settings)
-    lines += ["", "![per-stage actions and weights](stages.png)", ""]
+    lines += ["", "![per-stage actions and weights](stages.png)", "", *training]
     plot_stages(by, settings, out / "stages.png")
     text = "\n".join(lines)
     (out / "report.md").write_text(text + "\n")
@@ -419,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="benchmark results directories whose matching rows are copied")
     ap.add_argument("--candidates", default=",".join(CANDIDATES),
                     help=f"the settings select compares, of {', '.join(CANDIDATES)}")
+    ap.add_argument("--candidate", default=None, choices=list(CANDIDATES),
+                    help="train these settings instead of the select step's winner")
+    ap.add_argument("--train-seeds", default=",".join(map(str, TRAIN_SEEDS)),
+                    help="training seeds of the train step")
     ap.add_argument("--train-set", default="train", help="instance set agents train on")
     ap.add_argument("--validation-set", default="validation", help="instance set of select")
     ap.add_argument("--heldout-set", default="heldout-cifar10", help="instance set evaluated")
@@ -428,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     args.libs = [x for x in args.libs.split(",") if x]
     args.methods = [x for x in args.methods.split(",") if x]
     args.candidates = [x for x in args.candidates.split(",") if x]
+    args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
     args.agent_kwargs = json.loads(args.agent_kwargs)
     bad = sorted(set(args.candidates) - set(CANDIDATES))
     if bad:

@@ -139,6 +139,12 @@ def test_transfer_protocol_end_to_end_on_tiny_sets(tmp_path):
     report = (out / "report.md").read_text()
     assert "## heldout-0.4" in report and "## Goals" in report and "sb3" in report
     assert (out / "stages.png").is_file()
+    trained = [json.loads(x) for x in (out / "training.jsonl").read_text().splitlines()]
+    assert [(r["lib"], r["seed"], r["episodes"]) for r in trained] == [
+        ("sb3", 0, 4), ("sb3", 1, 4), ("sb3", 2, 4)]
+    assert all(r["gradient_updates"] > 0 and r["seconds"] > 0 for r in trained)
+    assert "## Training the agents" in report
+    assert "trained sb3 ddpg" in (out / "agents" / "sb3_s0.log").read_text()
     n = len(rows)
     assert module.main(argv[:-1] + [str(out)]) == 0  # a rerun runs nothing again
     assert len((out / "heldout.jsonl").read_text().splitlines()) == n
