@@ -46,8 +46,10 @@ import torch
 
 from reweight_gym.allocator import tune_cpu_allocator
 
-METHODS = ["uniform", "focal", "class_balanced", "spl", "mwnet", "mwnet@exact", "gdw", "fsr",
-           "nrt", "nrt@20"]
+#: ``policy``: LAW's weighting function with a fixed action, what ``reweight-gym fit`` trains with
+#: a trained agent's or a fixed policy (the policy itself acts once per stage, not per iteration)
+METHODS = ["uniform", "policy", "focal", "class_balanced", "spl", "mwnet", "mwnet@exact", "gdw",
+           "fsr", "nrt", "nrt@20"]
 # model -> (dataset of its config, model kwargs, image shape); "mlp" is the demo's network
 MODELS: dict[str, tuple[str, dict[str, Any], tuple[int, int, int]]] = {
     "resnet32": ("cifar10", {}, (3, 32, 32)),
@@ -81,15 +83,24 @@ def synthetic_splits(shape: tuple[int, int, int] = (3, 32, 32), n_train: int = 1
         noise_transition=np.eye(10))
 
 
-def make_trainer(model: str, method: str, batch: int) -> Any:
+def make_trainer(model: str, method: str, batch: int, preset: str = "cpu") -> Any:
     from reweight_gym.baselines import make_weigher
     from reweight_gym.config import EnvConfig
     from reweight_gym.training.trainer import DuplicateTrainer
 
     dataset, model_kwargs, shape = MODELS[model]
-    cfg = EnvConfig.resolve(dataset, "cpu", download=dataset != "digits", model=model,
+    cfg = EnvConfig.resolve(dataset, preset, download=dataset != "digits", model=model,
                             model_kwargs=model_kwargs, batch_size=batch, noise_rate=0.4,
                             epochs=10, meta_size=200)
+    if method == "policy":  # what `fit` with a policy trains: LAW's K(f) with a fixed action
+        from reweight_gym.training.characteristics import feature_dim
+        from reweight_gym.training.weigher import LinearTanhWeigher
+
+        theta = torch.full((feature_dim(cfg.features, 10),), 0.5)
+        policy = LinearTanhWeigher(cfg.features, theta=theta, bias=-0.2,
+                                   normalize=cfg.normalize_weights)
+        return DuplicateTrainer(cfg, splits=synthetic_splits(shape), seed=0,
+                                with_reference=False, weigher=policy)
     name, kwargs = method, {}
     if method.startswith("nrt@"):  # nrt@K: meta update every K iterations
         name, kwargs = "nrt", {"meta_interval": int(method.split("@")[1])}
@@ -159,16 +170,17 @@ def child_extra_bytes(cmd: list[str], cwd: str | os.PathLike[str] | None = None)
     return int(json.loads(out.stdout.strip().splitlines()[-1])["extra_bytes"])
 
 
-def memory_child(model: str, method: str, batch: int, iters: int) -> None:
-    tr = make_trainer(model, method, batch)
+def memory_child(model: str, method: str, batch: int, iters: int, preset: str) -> None:
+    tr = make_trainer(model, method, batch, preset)
     print(json.dumps({"extra_bytes": extra_peak_bytes(lambda: tr.train_iterations(iters))}))
 
 
 def measure_memory(model: str, method: str, batch: int, iters: int, threads: int,
-                   malloc: str) -> int:
+                   malloc: str, preset: str = "cpu") -> int:
     return child_extra_bytes(
         [sys.executable, __file__, "--memory-child", model, method, "--batch", str(batch),
-         "--iters", str(iters), "--threads", str(threads), "--malloc", malloc])
+         "--iters", str(iters), "--threads", str(threads), "--malloc", malloc,
+         "--preset", preset])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -176,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS))
     ap.add_argument("--methods", nargs="+", default=METHODS)
     ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--preset", default="cpu", help="the preset of every trainer's config "
+                    "(augmentation, schedule; the model is --models')")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=2, help="iterations per method per round")
     ap.add_argument("--threads", type=int, default=0)
@@ -191,23 +205,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
-        memory_child(*args.memory_child, args.batch, args.iters)
+        memory_child(*args.memory_child, args.batch, args.iters, args.preset)
         return
     methods = ["uniform"] + [m for m in args.methods if m != "uniform"]
     report: dict[str, Any] = {"command": " ".join(sys.argv), "threads": torch.get_num_threads(),
-                              "batch": args.batch, "malloc": args.malloc,
+                              "batch": args.batch, "preset": args.preset, "malloc": args.malloc,
                               "allocator": allocator, "models": {}}
     for model in args.models:
         load_before = os.getloadavg()
         rows: dict[str, Any] = {m: {"time_ratio": math.nan, "seconds_per_iter": math.nan}
                                 for m in methods}
         if not args.no_time:
-            trainers = {m: make_trainer(model, m, args.batch) for m in methods}
+            trainers = {m: make_trainer(model, m, args.batch, args.preset) for m in methods}
             rows = interleaved_ratios({m: tr.train_iterations for m, tr in trainers.items()},
                                       args.rounds, args.iters)
             del trainers
         if not args.no_memory:
-            mem = {m: measure_memory(model, m, args.batch, 3, args.threads, args.malloc)
+            mem = {m: measure_memory(model, m, args.batch, 3, args.threads, args.malloc,
+                                     args.preset)
                    for m in methods}
             for m in methods:
                 rows[m]["extra_mb"] = mem[m] / 2**20
