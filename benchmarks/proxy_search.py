@@ -102,6 +102,30 @@ CANDIDATES = {
         lr_schedule="cosine",
         val_size=1000,
     ),
+    # X16lr01 still peaks at epoch 6 (inside its 12-epoch warm-up): a 30-epoch run has 3-epoch
+    # stages, so the weighting starts before the peak (and the episode costs a quarter)
+    "X16lr01e30": dict(
+        image_size=16,
+        train_size=2000,
+        epochs=30,
+        model="mlp",
+        model_kwargs={"hidden": [512, 512]},
+        lr=0.01,
+        weight_decay=0.0,
+        lr_schedule="cosine",
+        val_size=1000,
+    ),
+    "X16lr003e40": dict(
+        image_size=16,
+        train_size=2000,
+        epochs=40,
+        model="mlp",
+        model_kwargs={"hidden": [512, 512]},
+        lr=0.003,
+        weight_decay=0.0,
+        lr_schedule="cosine",
+        val_size=1000,
+    ),
     "X16step02": dict(
         image_size=16,
         train_size=2000,
