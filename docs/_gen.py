@@ -184,9 +184,9 @@ def result_pages(root: Path, out: Path) -> list[str]:
         stem = rel.with_suffix("")
         for i, table in enumerate(TABLE.findall(_outside_code(text)), 1):
             _write(out / f"{stem}.table{i}.inc.md", _nowrap(table))
-        page = (f"# `benchmarks/results/{rel.as_posix()}`\n\n"
-                "```{note}\nThe stored file as it is in the repository, rendered at build "
-                "time (headings shifted one level down).\n```\n\n"
+        page = (f"# `{rel.as_posix()}`\n\n"
+                f"```{{note}}\n`benchmarks/results/{rel.as_posix()}` as it is stored in the "
+                "repository, rendered at build time (headings shifted one level down).\n```\n\n"
                 + _shift_headings(TABLE.sub(lambda m: _nowrap(m.group(0)), text), 2))
         _write(out / rel, page)
         pages.append(stem.as_posix())

@@ -9,6 +9,7 @@ configuration reference, the command-line help) and from the stored results unde
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -78,3 +79,20 @@ html_show_sourcelink = False
 
 # Generated before Sphinx looks for the source files.
 _gen.generate_all(ROOT, DOCS / "_generated")
+
+
+def _markdown_headings(app, what, name, obj, options, lines: list[str]) -> None:  # noqa: ANN001
+    """Docstrings written Gymnasium-style (``## Description`` ...) get their headings as rubrics
+    (reStructuredText has no ``##`` headings; the docstrings themselves stay as they are)."""
+    out: list[str] = []
+    for line in lines:
+        m = re.match(r"^(\s*)#{1,4} (\S.*)$", line)
+        if m:
+            out += [f"{m.group(1)}.. rubric:: {m.group(2)}", ""]
+        else:
+            out.append(line)
+    lines[:] = out
+
+
+def setup(app) -> None:  # noqa: ANN001 - sphinx.application.Sphinx
+    app.connect("autodoc-process-docstring", _markdown_headings)
