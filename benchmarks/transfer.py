@@ -14,7 +14,7 @@ finished run is appended to a JSON-lines file as it ends):
 2. ``train``: SB3 and RLlib LAW-DDPG with the chosen settings (or ``--candidate``), training
    seeds 0-2 (``--train-seeds``), ``--episodes`` episodes with 2 parallel searchers each
    (``reweight-gym train``), sharing the reference cache ``OUT/cache``; each invocation's wall
-   time and load go to ``OUT/training.jsonl`` and its output to ``OUT/agents/LIB_sSEED.log``.
+   time and load go to ``OUT/training.jsonl`` and its output to ``OUT/logs/LIB_sSEED.log``.
 3. ``search``: the best constant action on the training set with the agents' episode budget
    (:func:`reweight_gym.agents.protocol.constant_action_search_set`).
 4. ``evaluate``: on every held-out instance and episode seed: uniform, the best constant, MW-Net,
@@ -87,12 +87,13 @@ def train_agent(directory: Path, lib: str, seed: int, args: argparse.Namespace,
            "--settings", settings, "--agent-kwargs",
            json.dumps({**agent_kwargs, **args.agent_kwargs})]
     print(" ".join(cmd), flush=True)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    logs = directory.parent.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     t0, load0 = time.time(), os.getloadavg()
     lines = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
         assert p.stdout is not None
-        with open(directory.parent / f"{directory.name}.log", "a") as log:
+        with open(logs / f"{directory.name}.log", "a") as log:
             for line in p.stdout:  # echoed and kept: the progress lines and the summary
                 print(line, end="", flush=True)
                 log.write(line)

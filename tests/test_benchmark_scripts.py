@@ -144,7 +144,7 @@ def test_transfer_protocol_end_to_end_on_tiny_sets(tmp_path):
         ("sb3", 0, 4), ("sb3", 1, 4), ("sb3", 2, 4)]
     assert all(r["gradient_updates"] > 0 and r["seconds"] > 0 for r in trained)
     assert "## Training the agents" in report
-    assert "trained sb3 ddpg" in (out / "agents" / "sb3_s0.log").read_text()
+    assert "trained sb3 ddpg" in (out / "logs" / "sb3_s0.log").read_text()
     n = len(rows)
     assert module.main(argv[:-1] + [str(out)]) == 0  # a rerun runs nothing again
     assert len((out / "heldout.jsonl").read_text().splitlines()) == n
