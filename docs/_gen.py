@@ -170,7 +170,8 @@ def result_pages(root: Path, out: Path) -> list[str]:
         if not dest.exists() or dest.stat().st_mtime < image.stat().st_mtime:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(image, dest)
-    pages = []
+    pages: list[str] = []
+    written: set[Path] = set()
     for src in sorted(src_root.rglob("*.md")):
         rel = src.relative_to(src_root)
         text = _local_links(src.read_text(), src.parent)
@@ -184,18 +185,18 @@ def result_pages(root: Path, out: Path) -> list[str]:
         stem = rel.with_suffix("")
         for i, table in enumerate(TABLE.findall(_outside_code(text)), 1):
             _write(out / f"{stem}.table{i}.inc.md", _nowrap(table))
+            written.add(out / f"{stem}.table{i}.inc.md")
         page = (f"# `{rel.as_posix()}`\n\n"
                 f"```{{note}}\n`benchmarks/results/{rel.as_posix()}` as it is stored in the "
                 "repository, rendered at build time (headings shifted one level down).\n```\n\n"
                 + _shift_headings(TABLE.sub(lambda m: _nowrap(m.group(0)), text), 2))
         _write(out / rel, page)
+        written.add(out / rel)
         pages.append(stem.as_posix())
-    # a report removed from benchmarks/results leaves no page behind
-    keep = {out / f"{p}.md" for p in pages} | {out / "index.md"}
+    # a report removed from benchmarks/results (or a table removed from one) leaves nothing behind
+    keep = written | {out / "index.md"}
     for stale in out.rglob("*.md"):
-        if stale not in keep and not stale.name.endswith(".inc.md"):
-            stale.unlink()
-        elif stale.name.endswith(".inc.md") and not (src_root / stale.relative_to(out)).parent.is_dir():
+        if stale not in keep:
             stale.unlink()
     return pages
 
