@@ -214,14 +214,17 @@ def results_index(pages: list[str]) -> str:
 # ----------------------------------------------------------------------------- hardware
 def _provenance(row: dict[str, Any]) -> tuple[str, str, str]:
     prov = row.get("provenance") or {}
-    cpu = prov.get("cpu") or "not recorded"
-    threads = prov.get("torch_threads", row.get("torch_threads"))
-    device = prov.get("device") or "not recorded"
+    machine = row.get("machine") if isinstance(row.get("machine"), dict) else {}
+    cpu = prov.get("cpu") or machine.get("cpu") or machine.get("processor") or "not recorded"
+    threads = prov.get("torch_threads", row.get("torch_threads",
+                                              machine.get("torch_threads", machine.get("threads"))))
+    device = prov.get("device") or machine.get("device") or "not recorded"
     return cpu, "not recorded" if threads is None else str(threads), device
 
 
 def hardware(root: Path) -> str:
-    """Per stored results file: the processor, torch threads and device its rows name."""
+    """Per stored results file: the processor, torch threads and device its rows name (their
+    ``provenance``, or a ``machine`` field where a script records that instead)."""
     src_root = root / "benchmarks" / "results"
     rows = ["| results file | rows | processor | torch threads | device | commits |",
             "|---|---|---|---|---|---|"]
