@@ -1,4 +1,5 @@
-"""Every snippet of the README's "Training agents" section, extracted and executed as written
+"""Every snippet of the docs' agents page, section "Training agents" (``docs/agents.md``),
+extracted and executed as written
 (tiny preset, few episodes), in order, in one working directory. The only substitutions:
 ``path/to/cifar10`` is the JPEG CIFAR-10 copy of the tests, and the cluster's ``ray start``
 commands get the ports and temp dirs a second node on the *same* machine needs
@@ -19,13 +20,13 @@ from procs import RAY_ENV, TwoNodeCluster
 pytestmark = pytest.mark.slow
 pytest.importorskip("ray")
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "agents.md"
 SECTION = "## Training agents"
 
 
 def snippets() -> list[tuple[str, str]]:
     """(language, code) of every fenced block of the section, in order."""
-    text = README.read_text()
+    text = PAGE.read_text()
     start = text.index(SECTION)
     end = text.find("\n## ", start + len(SECTION))
     body = text[start:end if end >= 0 else None]
