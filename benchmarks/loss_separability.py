@@ -20,8 +20,8 @@ after every epoch measures on the whole training set, in eval mode:
   bins, and the share of noisy samples in each.
 
 The head-only a_i is a proxy of the full network's alignment that MW-Net uses, and a weak one:
-it is read next to the loss numbers, not as the shape V takes (README "`cpu-noaug`" has what it
-showed).
+it is read next to the loss numbers, not as the shape V takes (the docs, results/cifar10.md, has
+what it showed).
 
 The configs are the CIFAR-10 ``cpu-noaug`` preset (the memorising setting) at
 40% uniform noise and 40% pair flip. Each finished run is appended to ``--out`` (JSON lines)

@@ -1,4 +1,4 @@
-"""The shape of MW-Net's weight net V at initialisation, per benchmark seed (README, long-tail).
+"""The shape of MW-Net's weight net V at initialisation, per benchmark seed (long tail).
 
 At the paper's long-tail optimiser (SGD 1e-5) V barely moves in a `cpu`-preset run, so its
 initial shape decides whether rare (high-loss) classes get more or less weight. This prints

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's CIFAR-10 tables: `cpu` preset on the JPEG copy, 40% uniform noise (3 seeds, every
+# The CIFAR-10 tables (docs: results/cifar10.md): `cpu` preset on the JPEG copy, 40% uniform noise (3 seeds, every
 # method) and long-tail imbalance factor 100 (uniform, class_balanced, focal, mwnet, gdw; 3 seeds),
 # through `reweight-gym benchmark` (resumable: rerun to continue). The tables of 2026-11-22 (code
 # before the run-length defaults, the FSR / SPL / NRT changes and the long-tail meta set of 10

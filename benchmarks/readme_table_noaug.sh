@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's `cpu-noaug` CIFAR-10 tables (the setting where plain training memorises): 40%
+# The `cpu-noaug` CIFAR-10 tables (docs: results/cifar10.md) (the setting where plain training memorises): 40%
 # uniform noise and 40% pair flip (uniform, mwnet, gdw, fsr, fsr_relabel_mixup, nrt), long tail
 # imbalance factor 100
-# (uniform, mwnet, gdw, class_balanced), 3 seeds, plus the diagnostic runs the README's reading
+# (uniform, mwnet, gdw, class_balanced), 3 seeds, plus the diagnostic runs the docs' reading
 # cites, through `reweight-gym benchmark` (resumable: rerun to continue). The tables ran as
 # `--preset cpu --env-kwargs '{"crop_padding":0,"flip":false}'`, which is the `cpu-noaug`
 # preset's config; this spelling keeps the stored rows' keys, so a rerun resumes them.

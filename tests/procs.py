@@ -61,9 +61,9 @@ def free_ports(n: int) -> list[int]:
 
 
 def node_flags(ports: list[int], temp_dir: str) -> list[str]:
-    """What a second node on the *same* machine needs beyond the README's commands: its own
-    ports and temp dir, the loopback address (Ray publishes the host's own address for it),
-    blocking so that the test owns the processes."""
+    """What a second node on the *same* machine needs beyond the cluster commands of
+    docs/agents.md: its own ports and temp dir, the loopback address (Ray publishes the host's
+    own address for it), blocking so that the test owns the processes."""
     names = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
              "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
     flags = [f for name, port in zip(names, ports) for f in (name, str(port))]
@@ -75,7 +75,7 @@ def node_flags(ports: list[int], temp_dir: str) -> list[str]:
 class TwoNodeCluster:
     """``ray start --head`` and ``ray start --address`` on this machine, each in a session of
     its own, with 1 CPU each. ``head`` and ``worker`` are the arguments after ``ray start``
-    (the README's), where ``HEAD`` stands for the head's address and 6379 for its port."""
+    (docs/agents.md's), where ``HEAD`` stands for the head's address and 6379 for its port."""
 
     def __init__(self, head: tuple[str, ...] = ("--head", "--port", "6379", "--num-cpus", "1"),
                  worker: tuple[str, ...] = ("--address", "HEAD:6379", "--num-cpus", "1")

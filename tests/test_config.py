@@ -75,7 +75,8 @@ def test_cpu_noaug_is_cpu_without_augmentation() -> None:
     for dataset in ("cifar10", "digits"):
         noaug = EnvConfig.resolve(dataset, "cpu-noaug", data_root=".")
         assert (noaug.crop_padding, noaug.flip) == (0, False)
-        # everything else is the cpu preset's: the README's tables ran as `cpu` + these keywords
+        # everything else is the cpu preset's: the CIFAR-10 tables (docs: results/cifar10.md)
+        # ran as `cpu` + these keywords
         cpu = EnvConfig.resolve(dataset, "cpu", data_root=".", crop_padding=0, flip=False)
         assert noaug.preset == "cpu-noaug"
         assert noaug == dataclasses.replace(cpu, preset="cpu-noaug")
