@@ -20,7 +20,7 @@ them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -165,14 +165,14 @@ class ConstantPolicy(FixedPolicy):
     name = "constant"
 
     def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space,
-                 action: Sequence[float] | None = None, *,
+                 action: Sequence[float] | np.ndarray | None = None, *,
                  feature_names: Sequence[str] | None = None, seed: int | None = None) -> None:
         super().__init__(observation_space, action_space)
         del feature_names, seed
         a = np.asarray(action if action is not None else [], dtype=np.float64).reshape(-1)
         if a.shape != action_space.shape or not np.all(np.isfinite(a)) or np.abs(a).max() > 1:
-            raise ValueError(f"invalid action={list(a)}: need {action_space.shape[0]} finite "
-                             "values in [-1, 1]")
+            n = cast("tuple[int, ...]", action_space.shape)[0]  # a Box's shape
+            raise ValueError(f"invalid action={list(a)}: need {n} finite values in [-1, 1]")
         self.action = a.astype(action_space.dtype)
 
     def _action(self) -> np.ndarray:

@@ -29,7 +29,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -97,7 +97,7 @@ class Outcome:
         return asdict(self)
 
 
-def _mean(values: list[float | None]) -> float | None:
+def _mean(values: Sequence[float | None]) -> float | None:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(vals)) if vals else None
 
@@ -132,7 +132,7 @@ def play(method: str | Any, config: dict[str, Any], reset_seed: int, *, dataset:
 
 
 # ---------------------------------------------------------------------- statistics
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
     x = np.asarray(values, dtype=np.float64)
     return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
@@ -274,7 +274,7 @@ def constant_action_search_set(instance_set: Any, budget_episodes: int, seed: in
         return total
 
     try:
-        return successive_halving(env.action_space.shape[0], budget_episodes, seed, eta, draw,
-                                  run_one, log_path)
+        n_actions = cast(gym.spaces.Box, env.action_space).shape[0]
+        return successive_halving(n_actions, budget_episodes, seed, eta, draw, run_one, log_path)
     finally:
         env.close()

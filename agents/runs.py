@@ -154,7 +154,7 @@ def _short(value: Any) -> str:
 
 def remove_stale_temps(out_dir: str) -> list[str]:
     """Delete the ``.tmp-`` leftovers of a killed run in ``out_dir``; returns their names."""
-    removed = []
+    removed: list[str] = []
     if not os.path.isdir(out_dir):
         return removed
     for name in sorted(os.listdir(out_dir)):

@@ -66,7 +66,8 @@ update-then-weigh step and the options above.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -155,7 +156,8 @@ def logits_jvp(model: nn.Module, x: torch.Tensor, direction: dict[str, torch.Ten
     check_choice("jvp", method, JVP_METHODS)
     with torch.no_grad():
         z0 = logits.detach() if logits is not None else functional_forward(model, params, x)
-        norm = float(torch.sqrt(sum((direction[n].double() ** 2).sum() for n in params)))
+        sq = cast(torch.Tensor, sum((direction[n].double() ** 2).sum() for n in params))
+        norm = float(torch.sqrt(sq))
         if norm == 0.0:
             return torch.zeros_like(z0)
         eps = step / norm
@@ -297,7 +299,7 @@ def meta_logit_tangent(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logit
 
 def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor,
                   losses: torch.Tensor, weight_fn: Callable[[], torch.Tensor],
-                  weight_params: list[torch.Tensor], x_meta: torch.Tensor,
+                  weight_params: Sequence[torch.Tensor], x_meta: torch.Tensor,
                   y_meta: torch.Tensor, lr: float, normalize: bool = True,
                   jvp: str = "finite_difference", meta_grad: str = "exact",
                   features: PenultimateFeatures | None = None
@@ -327,7 +329,7 @@ def meta_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: to
     return out, meta_loss
 
 
-def apply_gradients(optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+def apply_gradients(optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor],
                     grads: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> None:
     """One optimiser step of the weight net with the given meta-gradients."""
     for p, g in zip(params, grads):

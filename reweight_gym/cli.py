@@ -17,9 +17,13 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 from reweight_gym.allocator import tune_cpu_allocator
 from reweight_gym.validation import parse_json_object, set_torch_threads
+
+if TYPE_CHECKING:
+    from reweight_gym.envs.reweight_env import ReweightEnv
 
 
 def cmd_episode(args: argparse.Namespace) -> int:
@@ -37,7 +41,7 @@ def cmd_episode(args: argparse.Namespace) -> int:
         raise ValueError(f"invalid --env {args.env!r}: {e}") from None
     policy = make_policy(args.policy, env, seed=args.seed)
     obs, info = env.reset(seed=args.seed)
-    cfg = env.unwrapped.config
+    cfg = cast("ReweightEnv", env.unwrapped).config
     print(f"{args.env} {cfg.dataset} preset={cfg.preset} noise={cfg.noise_type}:{cfg.noise_rate} "
           f"imbalance={cfg.imbalance_type}:{cfg.imbalance_factor} model={cfg.model} "
           f"stages={cfg.num_stages} (warm-up {cfg.warmup_stages}) policy={args.policy}")
@@ -47,7 +51,7 @@ def cmd_episode(args: argparse.Namespace) -> int:
     while not done:
         action, _ = policy.predict(obs, deterministic=True)
         obs, r, term, trunc, info = env.step(action)
-        total += r
+        total += cast(float, r)  # ReweightEnv.step's reward is a float
         done = term or trunc
 
         def f(v: float) -> str:

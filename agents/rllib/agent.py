@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -46,8 +46,9 @@ class RLlibAgent:
 
     def __init__(self, module: RLModule, normalize_actions: bool = True) -> None:
         self.module = module
-        self.observation_space: gym.spaces.Space = module.observation_space
-        self.action_space: gym.spaces.Space = module.action_space
+        # a built module has its spaces (RLModule declares them optional)
+        self.observation_space = cast(gym.spaces.Space, module.observation_space)
+        self.action_space = cast(gym.spaces.Space, module.action_space)
         self.normalize_actions = normalize_actions
 
     @classmethod
@@ -193,6 +194,7 @@ def train_rllib(algo: str, env_id: str, env_kwargs: dict[str, Any] | None, out_d
             algorithm.restore_from_path(os.path.abspath(last))
         summary: dict[str, Any] = {"resumed_from": last}
         while True:
+            assert algorithm.metrics is not None  # set in Algorithm.__init__
             state = algorithm.metrics.peek
             done_eps = int(state(("env_runners", "num_episodes_lifetime"), default=0) or 0)
             done_steps = int(state(("env_runners", "num_env_steps_sampled_lifetime"),

@@ -12,7 +12,7 @@ model (the learner's, broadcast after every update). DDPG's defaults are its con
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -27,10 +27,12 @@ from reweight_gym.validation import check_number
 
 RLLIB_ALGOS = ("ddpg", "sac", "ppo")
 
+_Config = TypeVar("_Config", bound=AlgorithmConfig)
 
-def _common(config: AlgorithmConfig, env_id: str, env_kwargs: dict[str, Any],
+
+def _common(config: _Config, env_id: str, env_kwargs: dict[str, Any],
             num_env_runners: int, num_gpus_per_env_runner: float, seed: int | None
-            ) -> AlgorithmConfig:
+            ) -> _Config:
     check_env(env_id, env_kwargs)
     config = (
         config.environment(env_id, env_config=dict(env_kwargs))
@@ -49,11 +51,11 @@ def _common(config: AlgorithmConfig, env_id: str, env_kwargs: dict[str, Any],
         # iteration) would loop over many slow training runs before returning
         config = config.reporting(min_time_s_per_iteration=0,
                                   min_sample_timesteps_per_iteration=0)
-        config.evaluation_sample_timeout_s = None
+        config.evaluation_sample_timeout_s = None  # type: ignore[assignment]  # Ray: float
     return config
 
 
-def _training(config: AlgorithmConfig, algo: str, training: dict[str, Any]) -> AlgorithmConfig:
+def _training(config: _Config, algo: str, training: dict[str, Any]) -> _Config:
     """``config.training(**training)`` with a one-line error naming an unknown key."""
     try:
         return config.training(**training)
@@ -68,7 +70,7 @@ def ddpg_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_r
     """:class:`DDPGConfig` (defaults ``DDPG_DEFAULTS``; ``settings=LAW_DDPG`` for LAW's DDPG)."""
     cfg = _common(DDPGConfig(), env_id, dict(env_kwargs or {}), num_env_runners,
                   num_gpus_per_env_runner, seed)
-    return _training(cfg, "ddpg", training)  # type: ignore[return-value]
+    return _training(cfg, "ddpg", training)
 
 
 def sac_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_runners: int = 0,
@@ -87,7 +89,7 @@ def sac_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_ru
                      train_batch_size_per_learner=32,
                      replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": 100_000},
                      training_intensity=4.0 * 32)
-    return _training(cfg, "sac", training)  # type: ignore[return-value]
+    return _training(cfg, "sac", training)
 
 
 def ppo_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_runners: int = 0,
@@ -106,7 +108,7 @@ def ppo_config(env_id: str, env_kwargs: dict[str, Any] | None = None, num_env_ru
         batch = 4 * ep_len * max(1, num_env_runners)
         cfg.training(train_batch_size_per_learner=batch, minibatch_size=min(32, batch),
                      num_epochs=8, lr=3e-4)
-    return _training(cfg, "ppo", training)  # type: ignore[return-value]
+    return _training(cfg, "ppo", training)
 
 
 def make_config(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = None,

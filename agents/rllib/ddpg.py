@@ -163,7 +163,7 @@ class DDPGConfig(AlgorithmConfig):
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or DDPG)
-        self.lr = None  # unused: actor_lr / critic_lr
+        self.lr = None  # type: ignore[assignment]  # unused: actor_lr / critic_lr
         d = DDPG_DEFAULTS
         self.actor_lr: float = d.actor_lr
         self.critic_lr: float = d.critic_lr
@@ -186,12 +186,12 @@ class DDPGConfig(AlgorithmConfig):
         self.train_batch_size_per_learner = 64
         # an env step of a Reweight env trains a classifier for a stage: wait however long
         # it takes, and one training_step (one round) per iteration
-        self.sample_timeout_s = None
+        self.sample_timeout_s = None  # type: ignore[assignment]  # no timeout; Ray: float
         self.min_time_s_per_iteration = None
         self.min_sample_timesteps_per_iteration = 0
         self.callbacks(on_environment_created=seed_action_space)
 
-    def training(self, settings: DDPGSettings | None = None,  # type: ignore[override]
+    def training(self, settings: DDPGSettings | None = None,
                  **kwargs: Any) -> DDPGConfig:
         """Set DDPG's training settings (class docstring) and ``AlgorithmConfig``'s; a key
         DDPG does not use, or no key at all, is a one-line ``ValueError`` naming it.
@@ -266,7 +266,7 @@ class DDPG(Algorithm):
     def get_default_config(cls) -> DDPGConfig:
         return DDPGConfig()
 
-    def setup(self, config: AlgorithmConfig) -> None:
+    def setup(self, config: AlgorithmConfig) -> None:  # type: ignore[override]  # as Algorithm's
         super().setup(config)
         cfg: DDPGConfig = self.config  # type: ignore[assignment]
         self.fdu = FDUSchedule(cfg.fdu_epochs, cfg.fdu_minibatch, cfg.learning_starts_episodes,
@@ -310,6 +310,7 @@ class DDPG(Algorithm):
         cfg: DDPGConfig = self.config  # type: ignore[assignment]
         k = int(cfg.num_envs_per_env_runner)
         group = self.env_runner_group
+        assert group is not None  # an online algorithm: built in Algorithm.setup
         if group.num_remote_env_runners() == 0:
             runner = self.env_runner
             return runner.sample(num_episodes=k, random_actions=random_actions), [
@@ -321,41 +322,44 @@ class DDPG(Algorithm):
 
     def _learn(self, batches: list[dict[str, np.ndarray]], sampled_lifetime: int) -> None:
         results = None
+        learners, metrics = self.learner_group, self.metrics
+        assert learners is not None and metrics is not None  # built in Algorithm.setup/__init__
         for i, mb in enumerate(batches):
             batch = MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(mb)},
                                     env_steps=len(mb[Columns.REWARDS]))
             last = i == len(batches) - 1
-            results = self.learner_group.update(
+            results = learners.update(
                 batch=batch, timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled_lifetime},
                 _no_metrics_reduce=not last)
         self.num_gradient_steps += len(batches)
         if results is not None:
-            self.metrics.aggregate(results, key=LEARNER_RESULTS)
-        self.metrics.log_value(NUM_GRADIENT_STEPS_LIFETIME, len(batches),
-                               reduce="lifetime_sum")
+            metrics.aggregate(results, key=LEARNER_RESULTS)
+        metrics.log_value(NUM_GRADIENT_STEPS_LIFETIME, len(batches), reduce="lifetime_sum")
 
     def training_step(self) -> None:
         """One round of Algorithm 1: one episode per searcher (random actions while exploring,
         ``random_warmup``), the transitions into the buffer, then, if due, the update (FDU over
         the whole buffer, or sampled minibatches), and the new actor to the runners."""
         cfg: DDPGConfig = self.config  # type: ignore[assignment]
+        group, metrics = self.env_runner_group, self.metrics
+        assert group is not None and metrics is not None  # built in Algorithm.setup/__init__
         random_actions = bool(cfg.random_warmup
                               and self.fdu.explores_randomly(self.episodes_total))
-        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+        with metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
             episodes, runner_metrics = self._sample_round(random_actions)
-        self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+        metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
         if not episodes:
             return
         if self._action_space is None:
-            self._action_space = self.env_runner_group.get_spaces()[DEFAULT_MODULE_ID][1]
+            self._action_space = group.get_spaces()[DEFAULT_MODULE_ID][1]
         new = _transitions(episodes, self._action_space,
                            squash=random_actions and bool(cfg.normalize_actions))
         self.buffer.add(new)
         self.episodes_total += len(episodes)
         if not self.fdu.update_due(self.episodes_total):
             return
-        sampled = int(self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
-                                        default=0))
+        sampled = int(metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME),
+                                   default=0))
         data = self.buffer.all()
         n = self.buffer.size
         if cfg.full_data_update:
@@ -366,8 +370,8 @@ class DDPG(Algorithm):
             steps = max(1, round((cfg.replay_ratio or 1.0) * len(new[Columns.REWARDS])))
             size = int(cfg.train_batch_size_per_learner)
             plan = [self.fdu.rng.integers(0, n, size) for _ in range(steps)]
-        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+        with metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             self._learn([{k: v[idx] for k, v in data.items()} for idx in plan], sampled)
-        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
-            self.env_runner_group.sync_weights(
-                from_worker_or_learner_group=self.learner_group, inference_only=True)
+        with metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            group.sync_weights(from_worker_or_learner_group=self.learner_group,
+                               inference_only=True)

@@ -5,7 +5,7 @@ online networks; ``tau=1.0`` reproduces that)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from ray.rllib.core.columns import Columns
@@ -16,6 +16,9 @@ from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
 
 from reweight_gym.agents.rllib.rl_module import ACTOR_ACTIONS, Q_OF_ACTOR, Q_VALUES
+
+if TYPE_CHECKING:
+    from reweight_gym.agents.rllib.ddpg import DDPGConfig
 
 QF_LOSS_KEY = "qf_loss"
 
@@ -42,8 +45,8 @@ class DDPGTorchLearner(TorchLearner):
 
     def build(self) -> None:
         super().build()
-        self.module.foreach_module(
-            lambda mid, mod: (mod.make_target_networks()
+        self.module.foreach_module(  # Ray's type of func has a third argument it never passes
+            lambda mid, mod: (mod.make_target_networks()  # type: ignore[arg-type,misc]
                               if isinstance(mod, TargetNetworkAPI) else None)
         )
         self._noise = torch.Generator()
@@ -55,7 +58,7 @@ class DDPGTorchLearner(TorchLearner):
         return [TargetNetworkAPI]
 
     def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
-        module = self._module[module_id]
+        module: Any = self.module[module_id]  # a DDPGTorchRLModule (or its DDP wrapper)
         actor_params = self.get_parameters(module.actor)
         critic_params = self.get_parameters(module.critics)
         self.register_optimizer(module_id=module_id, optimizer_name="critic",
@@ -83,12 +86,12 @@ class DDPGTorchLearner(TorchLearner):
                                 ) -> TensorType:
         module = self.module[module_id].unwrapped()
         y = self._td_target(module, config, batch)
-        qs = fwd_out[Q_VALUES]  # (n_critics, batch)
+        qs = cast(torch.Tensor, fwd_out[Q_VALUES])  # (n_critics, batch)
         critic_loss = ((qs - y.unsqueeze(0)) ** 2).mean(dim=1).sum()  # eq. 11
-        actor_loss = -torch.mean(fwd_out[Q_OF_ACTOR])  # eq. 13
+        actor_loss = -torch.mean(cast(torch.Tensor, fwd_out[Q_OF_ACTOR]))  # eq. 13
         if config.action_l2 > 0:
             actor_loss = actor_loss + config.action_l2 * (
-                fwd_out[ACTOR_ACTIONS] ** 2).sum(dim=1).mean()
+                cast(torch.Tensor, fwd_out[ACTOR_ACTIONS]) ** 2).sum(dim=1).mean()
         self.metrics.log_dict(
             {POLICY_LOSS_KEY: actor_loss, QF_LOSS_KEY: critic_loss,
              "q_mean": torch.mean(qs[0]), "td_error_mean": torch.mean(torch.abs(qs[0] - y))},
@@ -104,6 +107,7 @@ class DDPGTorchLearner(TorchLearner):
             unwrapped = module.unwrapped()
             if not isinstance(unwrapped, TargetNetworkAPI):
                 continue
-            tau = self.config.get_config_for_module(module_id).tau
+            cfg = cast("DDPGConfig", self.config.get_config_for_module(module_id))
+            tau = cfg.tau
             for main_net, target_net in unwrapped.get_target_network_pairs():
                 update_target_network(main_net=main_net, target_net=target_net, tau=tau)

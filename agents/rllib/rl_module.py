@@ -12,7 +12,7 @@ LAW (Li et al., AAAI 2020) uses 4-layer MLPs for both networks (3 hidden layers 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -59,7 +59,7 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
                 f"incompatible spaces for DDPG: needs Box observations and Box actions, got "
                 f"observation_space={obs_space!r}, action_space={act_space!r}"
             )
-        cfg = self.model_config or {}
+        cfg = cast("dict[str, Any]", self.model_config or {})  # DDPGConfig sets a dict
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
         self.noise_sigma = float(cfg.get("noise_sigma", DDPG_DEFAULTS.noise_sigma))
@@ -92,7 +92,7 @@ class DDPGTorchRLModule(TorchRLModule, TargetNetworkAPI, InferenceOnlyAPI):
     # ---------------------------------------------------------------- TargetNetworkAPI
     def make_target_networks(self) -> None:
         self.target_actor = make_target_network(self.actor)
-        self.target_critics = make_target_network(self.critics)
+        self.target_critics = cast(nn.ModuleList, make_target_network(self.critics))  # a copy
 
     def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.actor, self.target_actor), (self.critics, self.target_critics)]

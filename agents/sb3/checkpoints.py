@@ -13,7 +13,7 @@ import glob
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 from stable_baselines3.common.callbacks import BaseCallback
@@ -22,12 +22,15 @@ from stable_baselines3.common.vec_env import VecEnv
 from reweight_gym.agents.runs import atomic_file
 from reweight_gym.agents.sb3.ddpg import LAWDDPG
 
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
 CHECKPOINT_PREFIX = "law_ddpg"
 
 SB3_ALGOS = ("ddpg", "sac", "ppo")
 
 
-def algo_class(algo: str) -> type:
+def algo_class(algo: str) -> type[BaseAlgorithm]:
     """The SB3 algorithm of ``--algo``: :class:`LAWDDPG` for ``ddpg``, SB3's SAC and PPO."""
     key = algo.lower()
     if key == "ddpg":

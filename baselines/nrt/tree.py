@@ -96,6 +96,8 @@ class NeuralRegressionTree(nn.Module):
     (a buffer): one tensor to sort, bin and update whatever the number of characteristics.
     ``cuts[k]`` reads characteristic k's active cut points."""
 
+    active: torch.Tensor  # the buffer registered in __init__ (bool, like cut_values)
+
     def __init__(self, num_characteristics: int = 9, tau: float = 0.1,
                  capacity: int = 1) -> None:
         super().__init__()

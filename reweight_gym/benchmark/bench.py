@@ -256,7 +256,7 @@ def _in_process(spec: RunSpec, reference: RunResult | None, progress: bool,
 
 
 def _run_ray(waves: list[list[RunSpec]], store: ResultsStore,
-             finish: Callable[[dict[str, Any]], None], address: str | None, cpus: float,
+             finish: Callable[[RunResult], None], address: str | None, cpus: float,
              gpus: float, tb: str | None, threads: int | None) -> None:
     import ray
 

@@ -125,9 +125,9 @@ class ReplayReport:
         out.append(f"  {'stage':<10} {'recorded reward':>22} {'replayed reward':>22} "
                    f"{'|diff|':>10}")
         for stage, a, b in self.rewards:
-            d = Difference(stage, "reward", a, b, False).delta
+            delta = Difference(stage, "reward", a, b, False).delta
             out.append(f"  {stage:<10} {_show(a):>22} {_show(b):>22} "
-                       f"{'-' if d is None else f'{d:.3g}':>10}")
+                       f"{'-' if delta is None else f'{delta:.3g}':>10}")
         if self.differences:
             out.append(f"  {len(self.differences)} value(s) differ, {len(self.mismatches)} beyond "
                        "the tolerance (*):")
@@ -223,7 +223,8 @@ def _torch_threads(n: int) -> Iterator[None]:
 def _settings(traj: dict[str, Any], tolerance: float | None, value_tolerance: float | None,
               threads: int | None) -> tuple[float, float, bool, int]:
     """(reward tolerance, value tolerance, exact, threads) of a replay."""
-    prov = traj.get("provenance") if isinstance(traj.get("provenance"), dict) else {}
+    recorded_prov = traj.get("provenance")
+    prov = recorded_prov if isinstance(recorded_prov, dict) else {}
     recorded_threads = prov.get("torch_threads")
     if threads is None:
         threads = recorded_threads if isinstance(recorded_threads, int) else 1

@@ -112,9 +112,9 @@ def markdown_table(table: dict[str, Any], labels: dict[str, str] | None = None) 
         s = table[method]
         cells = []
         for col, _, _, pct in COLUMNS:
-            v = s.get(col)
-            bold = v is not None and bests[col] is not None and math.isclose(
-                v[0], bests[col], rel_tol=0, abs_tol=1e-12)
+            v, best = s.get(col), bests[col]
+            bold = v is not None and best is not None and math.isclose(
+                v[0], best, rel_tol=0, abs_tol=1e-12)
             cells.append(_fmt(v, pct, bold))
         label = (labels or {}).get(method, method)
         lines.append(f"| {label} | {s['n']} | " + " | ".join(cells) + " |")

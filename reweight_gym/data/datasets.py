@@ -14,6 +14,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -86,7 +87,8 @@ def load_digits() -> ImageData:
     images = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     labels = bunch.target.astype(np.int64)
     rng = np.random.default_rng(12345)
-    test_idx, train_idx = [], []
+    test_idx: list[int] = []
+    train_idx: list[int] = []
     for c in range(10):
         idx = np.flatnonzero(labels == c)
         rng.shuffle(idx)
@@ -101,7 +103,19 @@ def load_digits() -> ImageData:
 
 
 # ---------------------------------------------------------------------------------- CIFAR
-_CIFAR = {
+class _CifarSpec(TypedDict):
+    """Where one CIFAR variant's pickle files are and how they name their fields."""
+
+    folder: str
+    train: list[str]
+    test: list[str]
+    label_key: bytes
+    meta: str
+    names_key: bytes
+    classes: int
+
+
+_CIFAR: dict[str, _CifarSpec] = {
     "cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
                     test=["test_batch"], label_key=b"labels", meta="batches.meta",
                     names_key=b"label_names", classes=10),
@@ -239,7 +253,7 @@ def load_image_folder(data_root: str, cache_dir: str | None = None) -> ImageData
             arrays[f"{s}_y"] = np.asarray(labels, dtype=np.int64)
         cache.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **cast("dict[str, Any]", arrays))  # mypy matches ** to allow_pickle
         os.replace(tmp, cache_file)
     t = {k: torch.from_numpy(v) for k, v in arrays.items()}
     return ImageData(t["train_x"], t["train_y"], t["test_x"], t["test_y"], len(classes), classes,

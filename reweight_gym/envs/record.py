@@ -30,7 +30,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsFloat, cast
 
 import gymnasium as gym
 import numpy as np
@@ -38,10 +38,13 @@ import numpy as np
 from reweight_gym.jsonable import dumps, jsonable
 from reweight_gym.provenance import provenance
 
+if TYPE_CHECKING:
+    from reweight_gym.envs.reweight_env import ReweightEnv
+
 TRAJECTORY_FORMAT = "reweight-gym-trajectory"
 TRAJECTORY_VERSION = 1
 KINDS = ("env", "run")
-_KIND_ALIASES = {"benchmark": "run"}
+_KIND_ALIASES: dict[object, str] = {"benchmark": "run"}  # looked up with any JSON value
 
 
 def new_trajectory(kind: str, config: dict[str, Any], device: str | None,
@@ -143,7 +146,7 @@ class RecordEpisode(gym.Wrapper, gym.utils.RecordConstructorArgs):
         else:
             self._resets_since_seed += 1
         obs, info = self.env.reset(seed=seed, options=options)
-        base = self.env.unwrapped
+        base = cast("ReweightEnv", self.env.unwrapped)
         episode = getattr(base, "episode", None)
         device = str(episode.trainer.device) if episode is not None else base.config.device
         spec = self.env.spec
@@ -158,7 +161,7 @@ class RecordEpisode(gym.Wrapper, gym.utils.RecordConstructorArgs):
             steps=[])
         return obs, info
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if self._trajectory is not None:
             self._trajectory["steps"].append({

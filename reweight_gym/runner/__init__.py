@@ -10,7 +10,27 @@ The benchmark, ``reweight_gym.baselines.run``, the agents' evaluation protocol, 
 replay`` and the ``benchmarks/`` scripts all run through :func:`run`.
 """
 
+from typing import TYPE_CHECKING
+
 from reweight_gym._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy exports below resolve to, for the type checker
+    from reweight_gym.runner.controllers import (
+        ActionsController,
+        Controller,
+        PolicyController,
+        make_controller,
+    )
+    from reweight_gym.runner.result import (
+        REFERENCE_METHOD,
+        RESULT_KEYS,
+        REWARD_KEYS,
+        SCHEMA_VERSION,
+        RunResult,
+        RunSpec,
+        setting_id,
+    )
+    from reweight_gym.runner.run import run
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "RunSpec": "reweight_gym.runner.result",
