@@ -21,6 +21,7 @@ test accuracy below the best-validation epoch's) and do the meta-gradient method
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -149,9 +150,26 @@ def accuracy(out: JsonlLog, seeds: list[int]) -> None:
     run_specs(out, jobs)
 
 
+#: the config fields that say which proxy a row ran (its preset's values at the time)
+PROXY_FIELDS = ("image_size", "model", "model_kwargs", "train_size", "epochs", "num_stages",
+                "warmup_stages", "batch_size", "lr", "lr_schedule", "weight_decay", "meta_size",
+                "val_size", "test_size")
+
+
+def current_proxy(row: dict[str, Any]) -> bool:
+    """Whether a stored row ran today's ``proxy`` preset (rows of an earlier proxy stay in the
+    file, untabulated)."""
+    from reweight_gym.config import EnvConfig
+
+    now = EnvConfig.resolve("cifar10", "proxy", data_root=".").to_dict()
+    cfg = row.get("config", {})
+    return all(json.dumps(cfg.get(k)) == json.dumps(now[k]) for k in PROXY_FIELDS)
+
+
 def accuracy_table(rows: list[dict[str, Any]]) -> str:
     from reweight_gym.runner import RunResult
 
+    rows = [r for r in rows if current_proxy(r)]
     noisy = [RunResult.from_row(r) for r in rows
              if r.get("tags", {}).get("experiment", "proxy-uniform40") == "proxy-uniform40"]
     clean = [RunResult.from_row(r) for r in rows
