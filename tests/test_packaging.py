@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,3 +73,18 @@ def test_import_layering_contracts_hold(tmp_path: Path) -> None:
                          text=True, env={**os.environ, "PYTHONPATH": str(root)})
     assert out.returncode == 0, out.stdout[-3000:]
     assert "0 broken" in out.stdout
+
+
+@pytest.mark.slow
+def test_mypy_passes_on_the_package(tmp_path: Path) -> None:
+    """The type check of CI (issue 26.5): mypy on the package as the wheel lays it out, with the
+    ``[tool.mypy]`` settings of pyproject.toml, finds no error."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (a dev dependency: pip install -e '.[dev]')")
+    root = assembled_package(tmp_path / "tree")
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "-p", "reweight_gym",
+         "--config-file", str(REPO / "pyproject.toml"), "--cache-dir", str(tmp_path / "cache")],
+        cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert "Success: no issues found" in out.stdout
