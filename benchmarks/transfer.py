@@ -105,7 +105,8 @@ def train_agent(directory: Path, lib: str, seed: int, args: argparse.Namespace,
     # the wall time of this (possibly resumed) invocation, with the load around it: a resumed
     # run's earlier invocations have rows of their own
     JsonlLog(str(directory.parent.parent / "training.jsonl")).append({
-        "lib": lib, "seed": seed, "episodes": args.episodes, "settings": settings,
+        "agent": f"{directory.parent.name}/{directory.name}", "lib": lib, "seed": seed,
+        "episodes": args.episodes, "settings": settings,
         "agent_kwargs": {**agent_kwargs, **args.agent_kwargs}, "seconds": time.time() - t0,
         "gradient_updates": int(updates[-1]) if updates else None,
         "resumed": any(line.startswith("resumed") for line in lines),
@@ -304,14 +305,15 @@ def training_lines(out: Path) -> list[str]:
     rows = JsonlLog(out / "training.jsonl").rows()
     if not rows:
         return []
-    table = [[r["lib"], r["seed"], r["settings"], r["episodes"], r.get("gradient_updates"),
+    table = [[r.get("agent", "–"), r["lib"], r["seed"], r["settings"], r["episodes"],
+              r.get("gradient_updates"),
               f"{r['seconds'] / 60:.1f}", "yes" if r.get("resumed") else "no",
               f"{r['loadavg_before'][0]:.1f} / {r['loadavg_after'][0]:.1f}"] for r in rows]
     return ["## Training the agents", "",
-            "Each `reweight-gym train` invocation of the train step on the training instance "
-            "set (2 searchers, the reference cache shared), on this machine; the load average "
-            "(1 min) before / after it says what else ran.", "",
-            markdown_table(["lib", "seed", "settings", "episodes", "gradient updates",
+            "Each `reweight-gym train` invocation of the select and train steps on the "
+            "training instance set (2 searchers, the reference cache shared), on this machine; "
+            "the load average (1 min) before / after it says what else ran.", "",
+            markdown_table(["agent", "lib", "seed", "settings", "episodes", "gradient updates",
                             "wall time (min)", "resumed", "load"], table), ""]
 
 

@@ -140,8 +140,9 @@ def test_transfer_protocol_end_to_end_on_tiny_sets(tmp_path):
     assert "## heldout-0.4" in report and "## Goals" in report and "sb3" in report
     assert (out / "stages.png").is_file()
     trained = [json.loads(x) for x in (out / "training.jsonl").read_text().splitlines()]
-    assert [(r["lib"], r["seed"], r["episodes"]) for r in trained] == [
-        ("sb3", 0, 4), ("sb3", 1, 4), ("sb3", 2, 4)]
+    assert [(r["agent"], r["lib"], r["seed"], r["episodes"]) for r in trained] == [
+        ("selection/defaults", "sb3", 0, 4), ("agents/sb3_s0", "sb3", 0, 4),
+        ("agents/sb3_s1", "sb3", 1, 4), ("agents/sb3_s2", "sb3", 2, 4)]
     assert all(r["gradient_updates"] > 0 and r["seconds"] > 0 for r in trained)
     assert "## Training the agents" in report
     assert "trained sb3 ddpg" in (out / "logs" / "sb3_s0.log").read_text()
