@@ -4,9 +4,9 @@ Every recorded trajectory (:mod:`reweight_gym.envs.record`) and every benchmark 
 :func:`provenance`; the benchmark report compares :func:`code_identity` across the rows of a
 table and says when they differ. The git commit is that of the checkout the package was imported
 from (``git rev-parse HEAD`` in the package's directory, with a flag for uncommitted changes to
-tracked files and, when there are some, the SHA-256 of ``git diff HEAD`` so that two rows from
-dirty trees can be told apart); an installed copy outside a checkout has none, and the keys are
-then absent.
+tracked files outside ``benchmarks/results/`` and, when there are some, the SHA-256 of their
+``git diff HEAD`` so that two rows from dirty trees can be told apart); an installed copy
+outside a checkout has none, and the keys are then absent.
 
 Rows written before provenance existed load with every field ``"unknown"``
 (:func:`row_provenance`).
@@ -20,6 +20,9 @@ import subprocess
 from typing import Any
 
 UNKNOWN = "unknown"
+#: stored results (rows, reports) in a checkout: not code, so changes there do not make a tree
+#: "dirty"
+RESULTS_DIR = os.path.join("benchmarks", "results")
 
 #: The fields that identify the code and libraries (what must agree for results to be comparable
 #: as "the same software"); thread count and device are recorded beside them.
@@ -54,9 +57,11 @@ def git_state(module_file: str) -> tuple[str, bool, str | None] | None:
         if not os.path.exists(here) or not os.path.samefile(here, module_file):
             return None
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        # the code: every tracked file but the stored results, which measurements append to
+        code = ["--", top, f":(exclude){os.path.join(top, RESULTS_DIR)}"]
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", *code))
         # the whole diff of tracked files against HEAD, binary-safe and without colour
-        diff = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff",
+        diff = git("diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", *code,
                    strip=False) if dirty else None
     except (OSError, subprocess.SubprocessError):
         return None

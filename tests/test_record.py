@@ -293,6 +293,18 @@ def test_git_state_hashes_the_diff_of_a_dirty_tree(tmp_path: Path) -> None:
     assert git_state(str(module))[2] == first  # the same change, the same hash
     (pkg / "untracked.py").write_text("y = 1\n")  # untracked files are not part of the code
     assert git_state(str(module))[2] == first
+    module.write_text("x = 1\n")
+    results = tmp_path / "benchmarks" / "results" / "rows.jsonl"  # stored results are not code
+    results.parent.mkdir(parents=True)
+    results.write_text("{}\n")
+    git("add", ".")
+    git("commit", "-qm", "two")
+    results.write_text("{}\n{}\n")
+    commit, dirty, digest = git_state(str(module))
+    assert not dirty and digest is None
+    module.write_text("x = 2\n")  # the same change as before, with the results changed too
+    commit, dirty, digest = git_state(str(module))
+    assert dirty and digest == first  # the results' change is not in the hash
     prov = {"package_version": "0", "git_commit": commit, "git_dirty": True,
             "git_diff_sha256": first, "torch": "t", "numpy": "n", "gymnasium": "g"}
     assert f"(uncommitted changes, diff {first[:10]})" in describe(code_identity(prov))
