@@ -254,6 +254,26 @@ def hardware(root: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- entry point
+def throughput(root: Path) -> str:
+    """The agent-training throughput table of ``benchmarks/results/agents/throughput.json``
+    (``python -m benchmarks.agent_throughput``): env steps per second per library, searcher
+    count and cache, with the load average around each measurement."""
+    path = root / "benchmarks" / "results" / "agents" / "throughput.json"
+    data = json.loads(path.read_text())
+    lines = [f"Env `{data['env_id']}`, {data['rounds']} measured rounds per configuration, "
+             f"{data['torch_threads_per_searcher']} torch thread per searcher; command: "
+             f"`{data['command']}`.", "",
+             "| library | searchers | reference cached | env steps / s | load average |",
+             "|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['lib']} | {r['searchers']} | {'yes' if r['reference_cached'] else 'no'}"
+                     f" | {r['env_steps_per_s']:.2f} | {r['loadavg_before'][0]:.1f} -> "
+                     f"{r['loadavg_after'][0]:.1f} |")
+    lines += ["", "| ratio | value |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f}x |" for k, v in data["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def generate_all(root: Path, out: Path) -> None:
     import sys
 
@@ -266,6 +286,7 @@ def generate_all(root: Path, out: Path) -> None:
     _write(out / "cli.inc.md", cli_help())
     _write(out / "instance_sets.inc.md", instance_sets())
     _write(out / "hardware.inc.md", hardware(root))
+    _write(out / "throughput.inc.md", _nowrap(throughput(root)))
     _write(out / "readme_table.inc.md", _nowrap(
         gen_readme_table.headline_table((root / gen_readme_table.REPORT).read_text())))
     pages = result_pages(root, out / "results")
