@@ -13,9 +13,11 @@ first, so every measured episode is a hit): the cache's speed-up is what a long 
 sees once its instances' references are in the cache. ``--demo`` measures the demo's digits env
 instead (without cache). It prints the ratios and the load average around each measurement
 (other jobs on the machine lower a ratio: a ratio is only comparable with the load it was
-measured under) and writes ``benchmarks/results/agents/throughput.json`` (``--out``).
+measured under). The two arms of a ratio run back to back, ``--repeats`` times, and the ratio is
+the median of the pairs' ratios. It writes ``benchmarks/results/agents/throughput.json``
+(``--out``).
 
-    python -m benchmarks.agent_throughput [--rounds 3] [--quick] [--demo]
+    python -m benchmarks.agent_throughput [--rounds 3] [--repeats 1] [--quick] [--demo]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
 import reweight_gym
@@ -126,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3, help="measured rounds per configuration")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="pairs (uncached, cached) per configuration; ratios are their median")
     p.add_argument("--quick", action="store_true", help="tiny digits instances (a smoke run)")
     p.add_argument("--demo", action="store_true",
                    help="the demo's digits env, without the cache (the earlier measurement)")
@@ -151,32 +156,42 @@ def main(argv: list[str] | None = None) -> int:
               f"{fill_cache(env_id, {**base, 'reference_cache': cache})} references", flush=True)
         variants = [base, {**base, "reference_cache": cache}]
     rows = []
-    for env_kwargs in variants:
-        for lib, fn in (("rllib", measure_rllib), ("sb3", measure_sb3)):
-            for n in (1, 2):
-                row = fn(n, env_id, env_kwargs, args.rounds)
-                rows.append(row)
-                print(f"{lib:5s} {n} searcher(s), reference cached {row['reference_cached']}: "
-                      f"{row['env_steps_per_s']:.3f} env steps/s ({row['env_steps']} steps in "
-                      f"{row['seconds']:.1f} s; load average {row['loadavg_before'][0]:.2f} -> "
-                      f"{row['loadavg_after'][0]:.2f})", flush=True)
+    # the arms of one ratio run back to back (uncached, then cached), repeated: a load that
+    # drifts over the run moves both arms of a pair alike
+    for lib, fn in (("rllib", measure_rllib), ("sb3", measure_sb3)):
+        for n in (1, 2):
+            for repeat in range(args.repeats):
+                for env_kwargs in variants:
+                    row = {**fn(n, env_id, env_kwargs, args.rounds), "repeat": repeat}
+                    rows.append(row)
+                    print(f"{lib:5s} {n} searcher(s), reference cached "
+                          f"{row['reference_cached']}, repeat {repeat}: "
+                          f"{row['env_steps_per_s']:.3f} env steps/s ({row['env_steps']} steps "
+                          f"in {row['seconds']:.1f} s; load average "
+                          f"{row['loadavg_before'][0]:.2f} -> {row['loadavg_after'][0]:.2f})",
+                          flush=True)
 
-    def rate(lib: str, n: int, cached: bool) -> float:
+    def rate(lib: str, n: int, cached: bool, repeat: int) -> float:
         return next(r["env_steps_per_s"] for r in rows
-                    if (r["lib"], r["searchers"], r["reference_cached"]) == (lib, n, cached))
+                    if (r["lib"], r["searchers"], r["reference_cached"], r["repeat"]) ==
+                    (lib, n, cached, repeat))
+
+    def median_ratio(a: tuple[str, int, bool], b: tuple[str, int, bool]) -> float:
+        return float(np.median([rate(*a, k) / rate(*b, k) for k in range(args.repeats)]))
 
     ratios: dict[str, float] = {}
     for lib in ("rllib", "sb3"):
-        ratios[f"{lib} 2 searchers / 1"] = rate(lib, 2, False) / rate(lib, 1, False)
+        ratios[f"{lib} 2 searchers / 1"] = median_ratio((lib, 2, False), (lib, 1, False))
         if not args.demo:
             for n in (1, 2):
-                ratios[f"{lib} {n} searcher(s) cached / not"] = rate(lib, n, True) / rate(
-                    lib, n, False)
+                ratios[f"{lib} {n} searcher(s) cached / not"] = median_ratio(
+                    (lib, n, True), (lib, n, False))
     for k, v in ratios.items():
-        print(f"{k}: {v:.2f}x")
+        print(f"{k}: {v:.2f}x (median over {args.repeats} repeat(s))")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"env_id": env_id, "env_kwargs": base, "rounds": args.rounds,
+                   "repeats": args.repeats,
                    "cpu_count": os.cpu_count(), "machine": platform.machine(),
                    "torch_threads_per_searcher": 1, "rows": rows, "ratios": ratios,
                    "command": " ".join(["python -m benchmarks.agent_throughput",

@@ -6,7 +6,9 @@ the zero action, one torch thread) of every preset on its dataset, measured one 
 in this process (so that the ratios compare like with like), and each one's ratio to the
 ``cpu-noaug`` CIFAR-10 episode (of CPU times: they hardly depend on other jobs). Also the same
 with the reference network cached (the target alone), which is what a training episode costs
-once its reference is in the cache.
+once its reference is in the cache, and the share of that cached episode spent in ``reset``
+(the warm-up stages, trained unweighted whatever the agent does): the most that caching the
+warm-up's end state per instance could save (issue 24.4).
 
 ``--accuracy``: the proxy at 40% uniform label noise, ``uniform``, ``mwnet`` and ``gdw`` on
 3 seeds through :func:`reweight_gym.runner.run` (resumable): does plain training memorise (final
@@ -43,9 +45,11 @@ BASELINE = "cifar10 cpu-noaug"
 
 
 def time_episode(env_id: str, preset: str, extra: dict[str, Any],
-                 cache_dir: str | None) -> dict[str, Any]:
+                 cache_dir: str | None, rereset: bool = False) -> dict[str, Any]:
     """One whole episode with the zero action: seconds of reset + steps (data already loaded),
-    the return (0 by construction) and, with ``cache_dir`` warm, the cached-reference cost."""
+    the return (0 by construction) and, with ``cache_dir`` warm, the cached-reference cost.
+    ``rereset``: then the CPU time of one more ``reset`` of the same env, whose instance data
+    is built by then, as in a training env's later episodes: the episode's start and warm-up."""
     import gymnasium as gym
     import numpy as np
 
@@ -58,16 +62,22 @@ def time_episode(env_id: str, preset: str, extra: dict[str, Any],
         kw["reference_cache"] = cache_dir
     env = gym.make(env_id, **kw)
     t0, c0 = time.perf_counter(), time.process_time()
-    env.reset(seed=0)
+    env.reset(seed=0)  # loads the data (cached in this process after the first episode), warm-up
+    reset_cpu = time.process_time() - c0
     done, steps, info = False, 0, {}
     while not done:
         _, _, term, trunc, info = env.step(np.zeros(env.action_space.shape, np.float32))
         steps += 1
         done = term or trunc
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    out = {"seconds": seconds, "cpu_seconds": cpu, "reset_cpu_seconds": reset_cpu,
+           "steps": steps, "test_acc": info.get("test_acc_target")}
+    if rereset:
+        c1 = time.process_time()
+        env.reset(seed=0)
+        out["rereset_cpu_seconds"] = time.process_time() - c1
     env.close()
-    return {"seconds": seconds, "cpu_seconds": cpu, "steps": steps,
-            "test_acc": info.get("test_acc_target")}
+    return out
 
 
 def cost(out: JsonlLog, labels: list[str] | None = None) -> None:
@@ -83,17 +93,28 @@ def cost(out: JsonlLog, labels: list[str] | None = None) -> None:
     bad = sorted(set(labels or ()) - set(known))
     if bad:
         raise SystemExit(f"presets: error: invalid --labels {bad}: allowed: {known}")
+    from reweight_gym.data.datasets import load_dataset
+
+    chosen = [e for e in EPISODES if not labels or e[0] in labels]
+    # every dataset in memory before the first timer starts, so that no episode pays the load
+    for env_id in {e[1] for e in chosen}:
+        if env_id == "Reweight-Digits-v0":
+            load_dataset("digits")
+        else:
+            load_dataset("cifar10", cifar10_root())
+    # one untimed episode first: the process's one-time costs (imports, torch's first calls)
+    time_episode("Reweight-Digits-v0", "tiny", {}, None)
     run = time.strftime("%Y-%m-%dT%H:%M:%S")
-    for label, env_id, preset, extra in EPISODES:
-        if labels and label not in labels:
-            continue
+    for label, env_id, preset, extra in chosen:
         with tempfile.TemporaryDirectory() as cache:
             live = time_episode(env_id, preset, extra, cache)  # a miss: both networks, stored
-            cached = time_episode(env_id, preset, extra, cache)  # a hit: the target alone
+            cached = time_episode(env_id, preset, extra, cache, rereset=True)  # a hit: the target
         row = {"label": label, "env_id": env_id, "preset": preset, "extra": extra,
                "seconds": live["seconds"], "seconds_cached_reference": cached["seconds"],
                "cpu_seconds": live["cpu_seconds"],
                "cpu_seconds_cached_reference": cached["cpu_seconds"],
+               "reset_cpu_seconds_cached_reference": cached["reset_cpu_seconds"],
+               "rereset_cpu_seconds_cached_reference": cached["rereset_cpu_seconds"],
                "steps": live["steps"], "run": run, "machine": machine()}
         out.append(row)
         print(f"{label}: {row['seconds']:.1f} s per episode ({row['cpu_seconds']:.1f} s of CPU), "
@@ -106,7 +127,13 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
     (rows from before runs were recorded form one run), else "–"; ratios and speed-ups compare
     CPU seconds where the rows have them (the process's own time: other jobs on the machine
     lengthen the wall time, hardly the CPU time), else wall seconds."""
-    last = {r["label"]: r for r in rows}
+    def has_base(r: dict[str, Any]) -> bool:
+        return any(b["label"] == BASELINE and b.get("run") == r.get("run") for b in rows)
+
+    last: dict[str, dict[str, Any]] = {}
+    for r in rows:  # the newest row of a label, one with a baseline in its run if there is one
+        if r["label"] not in last or has_base(r) or not has_base(last[r["label"]]):
+            last[r["label"]] = r
     out = []
 
     def cost(r: dict[str, Any], cached: bool = False) -> float:
@@ -128,6 +155,27 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
                     f"{cost(r) / cost(r, cached=True):.2f}x"])
     return markdown_table(["preset", "steps", "one episode (s)", "CPU (s)", f"vs {BASELINE}",
                            "reference cached (s)", "cached CPU (s)", "speed-up"], out)
+
+
+def warmup_table(rows: list[dict[str, Any]]) -> str:
+    """Per preset (its newest row that measured it): the CPU share of ``reset`` in an episode
+    whose reference is cached, as a training env's later episodes run it (the instance's data
+    built: the second ``reset`` of the env). That ``reset`` trains the target's warm-up stages,
+    the part of a training episode that a cache of the warm-up's end state per instance would
+    skip; the first ``reset`` also builds the instance's data (noise draw, subsets, resizing)."""
+    last = {r["label"]: r for r in rows if "rereset_cpu_seconds_cached_reference" in r}
+    out = []
+    for label, *_ in EPISODES:
+        r = last.get(label)
+        if r is None:
+            continue
+        warm = r["rereset_cpu_seconds_cached_reference"]
+        total = (r["cpu_seconds_cached_reference"] - r["reset_cpu_seconds_cached_reference"]
+                 + warm)
+        out.append([label, r["steps"], f"{warm:.2f}", f"{total:.2f}",
+                    f"{100 * warm / total:.1f}%", f"{total / (total - warm):.2f}x"])
+    return markdown_table(["preset", "agent steps", "reset CPU (s)", "episode CPU (s)",
+                           "reset share", "speed-up if the warm-up were cached"], out)
 
 
 def accuracy(out: JsonlLog, seeds: list[int]) -> None:
@@ -214,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         accuracy(acc_log, args.seeds)
     text = ("## One episode of each preset (zero action, one torch thread)\n\n"
             + cost_table(cost_log.rows()) + "\n\n## The proxy at 40% uniform noise\n\n"
-            + accuracy_table(acc_log.rows()) + "\n")
+            + accuracy_table(acc_log.rows())
+            + "\n\n## What caching the warm-up's end state would save (reference cached)\n\n"
+            + warmup_table(cost_log.rows()) + "\n")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "report.md").write_text(text)
     print(text)

@@ -260,16 +260,19 @@ def throughput(root: Path) -> str:
     count and cache, with the load average around each measurement."""
     path = root / "benchmarks" / "results" / "agents" / "throughput.json"
     data = json.loads(path.read_text())
+    repeats = data.get("repeats", 1)  # runs before --repeats: one pair per configuration
     lines = [f"Env `{data['env_id']}`, {data['rounds']} measured rounds per configuration, "
+             f"{repeats} repeat(s) of each (uncached, cached) pair, "
              f"{data['torch_threads_per_searcher']} torch thread per searcher; command: "
              f"`{data['command']}`.", "",
-             "| library | searchers | reference cached | env steps / s | load average |",
-             "|---|---|---|---|---|"]
+             "| library | searchers | reference cached | repeat | env steps / s | load average |",
+             "|---|---|---|---|---|---|"]
     for r in data["rows"]:
         lines.append(f"| {r['lib']} | {r['searchers']} | {'yes' if r['reference_cached'] else 'no'}"
-                     f" | {r['env_steps_per_s']:.2f} | {r['loadavg_before'][0]:.1f} -> "
-                     f"{r['loadavg_after'][0]:.1f} |")
-    lines += ["", "| ratio | value |", "|---|---|"]
+                     f" | {r.get('repeat', 0)} | {r['env_steps_per_s']:.2f} | "
+                     f"{r['loadavg_before'][0]:.1f} -> {r['loadavg_after'][0]:.1f} |")
+    ratio_note = "median over the repeats" if repeats > 1 else "one pair"
+    lines += ["", f"| ratio ({ratio_note}) | value |", "|---|---|"]
     lines += [f"| {k} | {v:.2f}x |" for k, v in data["ratios"].items()]
     return "\n".join(lines) + "\n"
 

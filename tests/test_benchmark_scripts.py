@@ -151,6 +151,18 @@ def test_transfer_protocol_end_to_end_on_tiny_sets(tmp_path):
     assert len((out / "heldout.jsonl").read_text().splitlines()) == n
 
 
+def test_preset_warmup_share_is_the_second_reset_of_a_cached_episode() -> None:
+    from benchmarks.presets import warmup_table
+
+    old = {"label": "cifar10 proxy", "steps": 9, "cpu_seconds_cached_reference": 7.0}
+    new = {**old, "reset_cpu_seconds_cached_reference": 2.0,  # data built + warm-up
+           "rereset_cpu_seconds_cached_reference": 1.0}  # warm-up only
+    table = warmup_table([new, old])  # rows without the measurement are left out
+    # the episode as a training env runs it: 7 - 2 + 1 = 6 s, of which 1 s warm-up
+    assert "| cifar10 proxy | 9 | 1.00 | 6.00 | 16.7% | 1.20x |" in table
+    assert "digits" not in table
+
+
 def test_preset_cost_ratios_compare_rows_of_one_run_only() -> None:
     from benchmarks.presets import cost_table
 
@@ -162,11 +174,41 @@ def test_preset_cost_ratios_compare_rows_of_one_run_only() -> None:
     table = cost_table(rows)
     assert "| cifar10 proxy | 9 | 40.0 | – | 1/20.0 | 20.0 | – | 2.00x |" in table
     assert "| cifar10 cpu-noaug | 9 | 800.0 | – | 1 |" in table
-    later = cost_table([*rows, row("cifar10 proxy", 30.0, "b")])  # no baseline in run b
-    assert "| cifar10 proxy | 9 | 30.0 | – | – |" in later
+    # a later row without a baseline in its run does not hide the one with a ratio ...
+    later = cost_table([*rows, row("cifar10 proxy", 30.0, "b")])
+    assert "| cifar10 proxy | 9 | 40.0 | – | 1/20.0 |" in later
+    # ... but the newest row with a baseline of its own run does
+    newer = [*rows, row("cifar10 proxy", 30.0, "b"), row("cifar10 cpu-noaug", 900.0, "c"),
+             row("cifar10 proxy", 45.0, "c")]
+    assert "| cifar10 proxy | 9 | 45.0 | – | 1/20.0 |" in cost_table(newer)
+    assert "| cifar10 proxy | 9 | 30.0 | – | – |" in cost_table([row("cifar10 proxy", 30.0, "b")])
     # with CPU times, the ratio compares them (the wall time of a loaded machine is longer)
     timed = [{**r, "cpu_seconds": r["seconds"] / 2, "cpu_seconds_cached_reference": 1.0}
              for r in rows]
     timed[1]["cpu_seconds"] = 10.0
     assert "| cifar10 proxy | 9 | 40.0 | 10.0 | 1/40.0 | 20.0 | 1.0 | 10.00x |" in cost_table(
         timed)
+
+
+def test_heldout_seeds_pairs_each_seed_with_its_uniform_run(tmp_path) -> None:
+    import json
+
+    from benchmarks.heldout_seeds import setting_table
+    from reweight_gym.runner import RunSpec
+
+    def row(method: str, seed: int, final: float) -> str:
+        spec = RunSpec("digits", "uniform-noise", {"noise_rate": 0.4}, method, seed, "tiny")
+        return json.dumps({"key": spec.key, "spec": spec.to_dict(), "final_test_acc": final,
+                           "test_acc_at_best_val": final + 0.01})
+
+    uniform = [0.50, 0.52, 0.54, 0.40, 0.42, 0.44]
+    gains = {"gdw": [0.02, 0.04, 0.06, 0.01, 0.01, -0.01], "nrt": [0.01, 0.01, 0.01]}
+    lines = [row("uniform", s, a) for s, a in enumerate(uniform)]
+    lines += [row(m, s, uniform[s] + g) for m, gs in gains.items() for s, g in enumerate(gs)]
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    table, missing = setting_table(tmp_path, {"uniform", "gdw", "nrt", "mwnet"})
+    assert missing == ["mwnet", "nrt"]  # not run at all / no held-out seeds
+    # seeds 0-2: +4.00 ± 2.00, all above; held-out 3-5: +0.33 ± 1.15, 2 of 3; moved -3.67
+    assert "| gdw | +4.00 ± 2.00 (3/3) | +0.33 ± 1.15 (2/3) | -3.67 | +2.17 ± 2.48 (5/6," in table
+    assert "| 41.00 / 43.00 / 43.00 |" in table
+    assert "seeds 3-5: 40.00 / 42.00 / 44.00 %" in table
