@@ -9,6 +9,8 @@
 - :func:`run_specs`: "run these specs, append each result as it finishes, skip the finished
   ones": every run through :func:`reweight_gym.runner.run`, stored as its
   :class:`~reweight_gym.runner.RunResult` row with the script's ``tags``;
+- :func:`reuse_rows`: copy the rows of results directories that ran a job's computation
+  already, so that :func:`run_specs` skips the job;
 - :func:`mean_std`, :func:`markdown_table`: the numbers and tables the scripts print.
 """
 
@@ -72,6 +74,59 @@ class JsonlLog:
             os.fsync(f.fileno())
 
 
+#: Tags that say where a row came from, not which job it is.
+PROVENANCE_TAGS = ("machine", "copied_from")
+
+
+def job_ident(tags: dict[str, Any], key: str) -> str:
+    """A job's identity in a log: its tags (without :data:`PROVENANCE_TAGS`) and run key."""
+    tags = {k: v for k, v in tags.items() if k not in PROVENANCE_TAGS}
+    return json.dumps({"tags": tags, "key": key}, sort_keys=True)
+
+
+#: Config fields that do not change a baseline's training: the preset's name (a preset is its
+#: fields), the agent's observation and action fields, where the data lives.
+NOT_TRAINING = frozenset({"preset", "obs_mode", "features", "action_scale", "normalize_weights",
+                          "data_root"})
+
+
+def reuse_rows(log: JsonlLog, jobs: Sequence[tuple[dict[str, Any], Any]],
+               dirs: Sequence[str | os.PathLike[str]], methods: Iterable[str]) -> int:
+    """Copy into ``log`` the stored rows of the results directories ``dirs`` (``results.jsonl``
+    of the benchmark or of a script) that ran a job's computation already: a method of
+    ``methods`` with the same keywords and seed on the same resolved config up to
+    :data:`NOT_TRAINING`. The copy keeps the stored numbers and provenance, takes the job's spec
+    and tags and names the row it came from (tag ``copied_from``); :func:`run_specs` then skips
+    the job. Returns how many rows were copied."""
+    import dataclasses
+
+    from reweight_gym.benchmark.store import load_rows
+
+    def ident(cfg: dict[str, Any], method: str, kwargs: dict[str, Any], seed: int) -> str:
+        return json.dumps([{k: v for k, v in cfg.items() if k not in NOT_TRAINING}, method,
+                           kwargs, seed], sort_keys=True)
+
+    allowed = set(methods)
+    stored = {}
+    for d in dirs:
+        for r in load_rows(d):
+            stored[ident(r.config, r.method, r.spec.method_kwargs, r.seed)] = r
+    have = {job_ident(r.get("tags", {}), r["key"]) for r in log.rows()}
+    copied = 0
+    for tags, spec in jobs:
+        if spec.method not in allowed or job_ident(tags, spec.key) in have:
+            continue
+        r = stored.get(ident(spec.config().to_dict(), spec.method, spec.method_kwargs,
+                             spec.seed))
+        if r is None:
+            continue
+        row = dataclasses.replace(r, spec=spec, config=spec.config().to_dict()).to_row()
+        row["tags"] = {**tags, "copied_from": r.key}
+        log.append(row)
+        copied += 1
+    return copied
+
+
 def run_specs(log: JsonlLog, jobs: Iterable[tuple[dict[str, Any], Any]],
               threads: int = 1) -> list[Any]:
     """Run every ``(tags, spec)`` whose tags and run key are not in ``log`` yet, appending each
@@ -82,16 +137,12 @@ def run_specs(log: JsonlLog, jobs: Iterable[tuple[dict[str, Any], Any]],
     from reweight_gym.allocator import tune_cpu_allocator
     from reweight_gym.runner import RunResult, run
 
-    def ident(tags: dict[str, Any], key: str) -> str:
-        tags = {k: v for k, v in tags.items() if k != "machine"}
-        return json.dumps({"tags": tags, "key": key}, sort_keys=True)
-
-    stored = {ident(r.get("tags", {}), r["key"]): r for r in log.rows()}
+    stored = {job_ident(r.get("tags", {}), r["key"]): r for r in log.rows()}
     tune_cpu_allocator()
     torch.set_num_threads(threads)
     results = []
     for tags, spec in jobs:
-        row = stored.get(ident(tags, spec.key))
+        row = stored.get(job_ident(tags, spec.key))
         if row is not None:
             results.append(RunResult.from_row(row))
             continue

@@ -17,7 +17,8 @@ in every setting, so ``meta_every`` lowers the time, not the peak). Written to
 
 ``--accuracy``: full training runs (``--seeds``, default 0 1 2) of every setting on the
 experiments (default the CIFAR-10 ``cpu-noaug`` runs at 40% uniform noise and 40% pair flip)
-through :func:`benchmarks.common.run_specs` (resumable, ``<out>/accuracy.jsonl``), and the
+through :func:`benchmarks.common.run_specs` (resumable, ``<out>/accuracy.jsonl``; ``--reuse``
+copies the rows of results directories that ran the same computation), and the
 cost/accuracy table ``<out>/accuracy.md``: time and peak memory relative to plain training
 (from the cost file of the experiment, else of ``--cost``: the cost does not depend on the
 corruption), the final and the best-validation-epoch test accuracy, the final validation
@@ -26,6 +27,8 @@ the three (paired by seed). A default may only be chosen on the validation share
 
     python -m benchmarks.meta_cost --threads 1
     python -m benchmarks.meta_cost --accuracy --threads 1
+    python -m benchmarks.meta_cost --accuracy --threads 1 --seeds 3 4 5 \
+        --reuse benchmarks/results/cifar10-cpu-noaug/{noise40,pairflip40}-heldout
     python -m benchmarks.meta_cost --accuracy --experiment digits-tiny --seeds 0
 """
 
@@ -276,7 +279,10 @@ def goal_section(settings: list[str], costs: dict[str, list[float]],
 
 
 def run_accuracy(experiments: list[str], settings: list[str], seeds: list[int], out: Path,
-                 cost_file: Path, threads: int) -> str:
+                 cost_file: Path, threads: int, reuse: list[str] | None = None) -> str:
+    """The accuracy runs (resumable) and the table; ``reuse``: results directories whose rows
+    of the same computation are copied instead of run (:func:`benchmarks.common.reuse_rows`)."""
+    from benchmarks.common import reuse_rows
     from reweight_gym.runner import RunSpec
 
     jobs = []
@@ -289,7 +295,11 @@ def run_accuracy(experiments: list[str], settings: list[str], seeds: list[int], 
             for seed in seeds:
                 spec = RunSpec(dataset, "custom", {}, method, seed, preset, data_root, kw, kwargs)
                 jobs.append(({"setting": setting, "experiment": experiment}, spec))
-    results = run_specs(JsonlLog(out / "accuracy.jsonl"), jobs, threads)
+    log = JsonlLog(out / "accuracy.jsonl")
+    if reuse:
+        copied = reuse_rows(log, jobs, reuse, {parse_setting(s)[0] for s in settings})
+        print(f"copied {copied} stored rows", flush=True)
+    results = run_specs(log, jobs, threads)
     text = accuracy_report(results, experiments, settings, out, cost_file)
     (out / "accuracy.md").write_text(text)
     return text
@@ -315,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost", default=None,
                     help=f"cost file for experiments without their own (default: "
                          f"<out>/cost_{COST_EXPERIMENT}.json)")
+    ap.add_argument("--reuse", nargs="+", default=None, metavar="DIR",
+                    help="--accuracy: results directories whose runs of the same method, "
+                         "keywords, seed and config are copied, not rerun")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     import torch
@@ -342,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.accuracy:
         cost_file = Path(args.cost) if args.cost else out / f"cost_{COST_EXPERIMENT}.json"
         print(run_accuracy(args.experiment or list(ACCURACY_EXPERIMENTS), settings, args.seeds,
-                           out, cost_file, args.threads))
+                           out, cost_file, args.threads, args.reuse))
         return 0
     for experiment in args.experiment or [COST_EXPERIMENT]:
         report = measure_cost(experiment, settings, args.rounds, args.iters, args.memory_iters,

@@ -246,46 +246,14 @@ def evaluation_jobs(args: argparse.Namespace, out: Path) -> list[tuple[dict[str,
     return jobs
 
 
-def reuse_rows(log: JsonlLog, jobs: list[tuple[dict[str, Any], Any]], dirs: list[str]) -> int:
-    """Copy into ``log`` the stored benchmark rows that ran a job's computation already: the
-    same method (and keywords), seed and resolved config up to the preset's name and the
-    observation/agent fields (which do not change a baseline's training)."""
-    from reweight_gym.benchmark.store import load_rows
-
-    ignore = {"preset", "obs_mode", "features", "action_scale", "normalize_weights", "data_root"}
-
-    def ident(cfg: dict[str, Any], method: str, kwargs: dict[str, Any], seed: int) -> str:
-        return json.dumps([{k: v for k, v in cfg.items() if k not in ignore}, method, kwargs,
-                           seed], sort_keys=True)
-
-    stored = {}
-    for d in dirs:
-        for r in load_rows(d):
-            stored[ident(r.config, r.method, r.spec.method_kwargs, r.seed)] = r
-    have = {(json.dumps(r.get("tags", {}).get("instance")), r["key"]) for r in log.rows()}
-    copied = 0
-    for tags, spec in jobs:
-        if (json.dumps(tags["instance"]), spec.key) in have or spec.method not in (
-                "uniform", *META):
-            continue
-        r = stored.get(ident(spec.config().to_dict(), spec.method, spec.method_kwargs,
-                             spec.seed))
-        if r is None:
-            continue
-        import dataclasses
-
-        row = dataclasses.replace(r, spec=spec, config=spec.config().to_dict()).to_row()
-        row["tags"] = {**tags, "copied_from": r.key}
-        log.append(row)
-        copied += 1
-    return copied
-
-
 def step_evaluate(args: argparse.Namespace, out: Path) -> None:
     log = JsonlLog(out / "heldout.jsonl")
     jobs = evaluation_jobs(args, out)
     if args.reuse:
-        print(f"copied {reuse_rows(log, jobs, args.reuse)} stored rows", flush=True)
+        from benchmarks.common import reuse_rows
+
+        copied = reuse_rows(log, jobs, args.reuse, ("uniform", *META))
+        print(f"copied {copied} stored rows", flush=True)
     run_jobs(log, jobs)
 
 

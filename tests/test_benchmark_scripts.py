@@ -212,3 +212,28 @@ def test_heldout_seeds_pairs_each_seed_with_its_uniform_run(tmp_path) -> None:
     assert "| gdw | +4.00 ± 2.00 (3/3) | +0.33 ± 1.15 (2/3) | -3.67 | +2.17 ± 2.48 (5/6," in table
     assert "| 41.00 / 43.00 / 43.00 |" in table
     assert "seeds 3-5: 40.00 / 42.00 / 44.00 %" in table
+
+
+def test_reused_rows_are_copied_once_and_not_run_again(tmp_path) -> None:
+    from benchmarks.common import JsonlLog, reuse_rows, run_specs
+    from reweight_gym.benchmark.store import ResultsStore
+    from reweight_gym.runner import RunSpec, run
+
+    noise = {"noise_type": "uniform", "noise_rate": 0.4}
+    stored = run(RunSpec("digits", "uniform-noise", noise, "uniform", 0, "tiny"))  # a benchmark row
+    (tmp_path / "bench").mkdir()
+    ResultsStore(tmp_path / "bench" / "results.jsonl").append(stored)
+    same = RunSpec("digits", "custom", {}, "uniform", 0, "tiny", env_overrides=noise)
+    jobs = [({"setting": "uniform"}, same),
+            ({"setting": "uniform"}, RunSpec("digits", "custom", {}, "uniform", 1, "tiny",
+                                             env_overrides=noise)),  # another seed
+            ({"setting": "gdw"}, RunSpec("digits", "custom", {}, "gdw", 0, "tiny",
+                                         env_overrides=noise))]  # not a reusable method here
+    log = JsonlLog(tmp_path / "log.jsonl")
+    assert reuse_rows(log, jobs, [tmp_path / "bench"], ["uniform"]) == 1
+    assert reuse_rows(log, jobs, [tmp_path / "bench"], ["uniform"]) == 0  # copied once
+    row = log.rows()[0]
+    assert row["tags"] == {"setting": "uniform", "copied_from": stored.key}
+    assert row["key"] == same.key and row["final_test_acc"] == stored.final_test_acc
+    results = run_specs(log, jobs[:1])  # the copied job is not run again
+    assert len(log.rows()) == 1 and results[0].final_test_acc == stored.final_test_acc
