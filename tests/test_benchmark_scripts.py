@@ -208,6 +208,8 @@ def test_heldout_seeds_pairs_each_seed_with_its_uniform_run(tmp_path) -> None:
     (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
     table, missing = setting_table(tmp_path, {"uniform", "gdw", "nrt", "mwnet"})
     assert missing == ["mwnet", "nrt"]  # not run at all / no held-out seeds
+    assert "| nrt | +1.00 ± 0.00 (3/3) | not run yet (0 of 3) | – |" in table
+    assert "| mwnet | – | not run yet (0 of 3) |" in table
     # seeds 0-2: +4.00 ± 2.00, all above; held-out 3-5: +0.33 ± 1.15, 2 of 3; moved -3.67
     assert "| gdw | +4.00 ± 2.00 (3/3) | +0.33 ± 1.15 (2/3) | -3.67 | +2.17 ± 2.48 (5/6," in table
     assert "| 41.00 / 43.00 / 43.00 |" in table
