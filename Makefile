@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test` (the full suite, what CI runs);
-# `make test-fast` skips the tests marked slow, for the edit loop.
+# `make test-fast` skips the tests marked slow, for the edit loop; `make test` lists its 25
+# slowest tests at the end (the suite should stay well under 15 minutes on 2 cores).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
@@ -18,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/reweight-gym demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
