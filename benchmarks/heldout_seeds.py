@@ -25,8 +25,9 @@ from reweight_gym.benchmark.store import load_rows
 
 ROOT = RESULTS / "cifar10-cpu-noaug"
 CHOSEN, HELD_OUT = (0, 1, 2), (3, 4, 5)
-#: setting directory -> (what it is, the command that made its seeds; the table's rows ran with
-#: the same preset, overrides and method keywords)
+#: setting directory -> (what it is, the command that made its seeds, run from the repository root
+#: with ../shared beside it and resuming the stored directory; the table's rows ran with the same
+#: preset, overrides and method keywords)
 _BASE = ("reweight-gym benchmark --dataset cifar10 --data-root ../shared/datasets/cifar10-jpeg "
          "--preset cpu --env-kwargs '{\"crop_padding\":0,\"flip\":false}' --threads 1 --seeds 6")
 _FSR = '"rule":"clip_code","lookahead_lr":0.1'
@@ -35,7 +36,8 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "40% uniform noise",
         f"{_BASE} --suite uniform-noise --settings noise_rate=0.4 "
         "--methods uniform,gdw,nrt,fsr "
-        f"--method-kwargs '{{\"fsr\":{{{_FSR}}}}}' --out noise40-heldout",
+        f"--method-kwargs '{{\"fsr\":{{{_FSR}}}}}' --out "
+        "benchmarks/results/cifar10-cpu-noaug/noise40-heldout",
         "MW-Net's and the full FSR's seeds 3-5 ran earlier, with the keywords their seeds 0-2 ran "
         "with (their defaults then)."),
     "pairflip40-heldout": (
@@ -43,13 +45,15 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         f"{_BASE} --suite pair-flip --settings noise_rate=0.4 "
         "--methods uniform,gdw,nrt,fsr,fsr_relabel_mixup "
         f"--method-kwargs '{{\"fsr\":{{{_FSR}}},\"fsr_relabel_mixup\":{{{_FSR},"
-        "\"relabel_ema\":\"probs\"}}' --out pairflip40-heldout",
+        "\"relabel_ema\":\"probs\"}}' --out "
+        "benchmarks/results/cifar10-cpu-noaug/pairflip40-heldout",
         "MW-Net's seeds 3-5 ran earlier. The full FSR runs with `relabel_ema=\"probs\"`, what "
         "its seeds 0-2 ran with (the default before issue 29.13)."),
     "longtail100-heldout": (
         "long tail, imbalance factor 100",
         f"{_BASE} --suite long-tail --settings imbalance_factor=100 "
-        "--methods uniform,mwnet,gdw,class_balanced --out longtail100-heldout", ""),
+        "--methods uniform,mwnet,gdw,class_balanced --out "
+        "benchmarks/results/cifar10-cpu-noaug/longtail100-heldout", ""),
 }
 
 
