@@ -101,8 +101,14 @@ def reuse_rows(log: JsonlLog, jobs: Sequence[tuple[dict[str, Any], Any]],
     import dataclasses
 
     from reweight_gym.benchmark.store import load_rows
+    from reweight_gym.config import EnvConfig
+
+    # a row stored before a config field existed ran what the field's default does now
+    defaults = {f.name: f.default for f in dataclasses.fields(EnvConfig)
+                if f.default is not dataclasses.MISSING}
 
     def ident(cfg: dict[str, Any], method: str, kwargs: dict[str, Any], seed: int) -> str:
+        cfg = {**defaults, **cfg}
         return json.dumps([{k: v for k, v in cfg.items() if k not in NOT_TRAINING}, method,
                            kwargs, seed], sort_keys=True)
 

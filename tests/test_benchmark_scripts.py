@@ -239,3 +239,27 @@ def test_reused_rows_are_copied_once_and_not_run_again(tmp_path) -> None:
     assert row["key"] == same.key and row["final_test_acc"] == stored.final_test_acc
     results = run_specs(log, jobs[:1])  # the copied job is not run again
     assert len(log.rows()) == 1 and results[0].final_test_acc == stored.final_test_acc
+
+
+def test_rows_stored_before_a_config_field_existed_are_reused_at_its_default(tmp_path) -> None:
+    import json
+
+    from benchmarks.common import JsonlLog, reuse_rows
+    from reweight_gym.benchmark.store import ResultsStore
+    from reweight_gym.runner import RunSpec, run
+
+    noise = {"noise_type": "uniform", "noise_rate": 0.4}
+    (tmp_path / "bench").mkdir()
+    ResultsStore(tmp_path / "bench" / "results.jsonl").append(
+        run(RunSpec("digits", "uniform-noise", noise, "uniform", 0, "tiny")))
+    path = tmp_path / "bench" / "results.jsonl"
+    row = json.loads(path.read_text())
+    del row["config"]["image_size"]  # as written before the field was added (default None)
+    path.write_text(json.dumps(row) + "\n")
+    at_default = RunSpec("digits", "custom", {}, "uniform", 0, "tiny", env_overrides=noise)
+    resized = RunSpec("digits", "custom", {}, "uniform", 0, "tiny",
+                      env_overrides={**noise, "image_size": 4})
+    log = JsonlLog(tmp_path / "log.jsonl")
+    assert reuse_rows(log, [({"s": "resized"}, resized)], [tmp_path / "bench"], ["uniform"]) == 0
+    assert reuse_rows(log, [({"s": "default"}, at_default)], [tmp_path / "bench"],
+                      ["uniform"]) == 1
