@@ -66,16 +66,19 @@ def run_one(experiment: str, method: str, kwargs: dict[str, Any], seed: int) -> 
 
     def on_epoch(end: Any) -> None:
         weigher = end.controller.weigher
-        assert isinstance(weigher, FSRWeigher) and weigher.dictionary is not None
+        assert isinstance(weigher, FSRWeigher)
         noisy = end.trainer.splits.is_noisy
         w = end.trainer.last_weight.cpu()
+        # no dictionary before FSR's first weighted step (the env's warm-up stages): NaN
         per_epoch["dictionary_noise_share"].append(
-            float(noisy[weigher.dictionary.cpu()].float().mean()))
+            float("nan") if weigher.dictionary is None
+            else float(noisy[weigher.dictionary.cpu()].float().mean()))
         per_epoch["noisy_weight_mean"].append(float(w[torch.as_tensor(noisy)].mean()))
         per_epoch["clean_weight_mean"].append(float(w[~torch.as_tensor(noisy)].mean()))
         per_epoch["test_acc"].append(end.test_acc)
-        state.update(warmup_epochs=weigher.warmup_epochs, dictionary_size=len(weigher.dictionary),
-                     data_noise_share=float(noisy.float().mean()))
+        state.update(warmup_epochs=weigher.warmup_epochs,
+                     dictionary_size=len(weigher.dictionary) if weigher.dictionary is not None
+                     else 0, data_noise_share=float(noisy.float().mean()))
 
     result = run(spec, on_epoch=on_epoch)
     return {"seed": seed, "method": method, "method_kwargs": kwargs, **state, **per_epoch,
@@ -91,7 +94,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
     lines = []
     for (experiment, variant), rs in groups.items():
         data = np.mean([r["data_noise_share"] for r in rs])
-        after = [np.mean(r["dictionary_noise_share"][r["warmup_epochs"]:]) for r in rs]
+        after = [np.nanmean(np.array(r["dictionary_noise_share"][r["warmup_epochs"]:],
+                                     dtype=float)) for r in rs]  # null: no dictionary yet
         last = [r["dictionary_noise_share"][-1] for r in rs]
         acc = [100 * r["test_acc"][-1] for r in rs]
         ratio = [np.nanmean(r["noisy_weight_mean"][r["warmup_epochs"]:])
@@ -125,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_one(experiment, *VARIANTS[variant], seed)
                 row.update(experiment=experiment, variant=variant, machine=machine())
                 log.append(row)
-                after = row["dictionary_noise_share"][row["warmup_epochs"]:]
+                after = [x for x in row["dictionary_noise_share"][row["warmup_epochs"]:]
+                         if x == x]  # NaN: no dictionary yet
                 print(f"{experiment} {variant} seed {seed}: dictionary noise share after "
                       f"warm-up {sum(after) / max(1, len(after)):.3f} (data "
                       f"{row['data_noise_share']:.3f}), final acc {row['test_acc'][-1]:.4f}",
