@@ -85,6 +85,15 @@ def run_one(experiment: str, method: str, kwargs: dict[str, Any], seed: int) -> 
             "episode_seed": result.episode_seed, "seconds": result.seconds}
 
 
+def share_after_warmup(row: dict[str, Any]) -> float:
+    """A run's dictionary noise share, mean over the epochs after FSR's warm-up that had a
+    dictionary (NaN, or null once stored, before its first weighted step)."""
+    import numpy as np
+
+    return float(np.nanmean(np.array(row["dictionary_noise_share"][row["warmup_epochs"]:],
+                                     dtype=float)))
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
     import numpy as np
 
@@ -94,8 +103,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
     lines = []
     for (experiment, variant), rs in groups.items():
         data = np.mean([r["data_noise_share"] for r in rs])
-        after = [np.nanmean(np.array(r["dictionary_noise_share"][r["warmup_epochs"]:],
-                                     dtype=float)) for r in rs]  # null: no dictionary yet
+        after = [share_after_warmup(r) for r in rs]
         last = [r["dictionary_noise_share"][-1] for r in rs]
         acc = [100 * r["test_acc"][-1] for r in rs]
         ratio = [np.nanmean(r["noisy_weight_mean"][r["warmup_epochs"]:])
@@ -129,10 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = run_one(experiment, *VARIANTS[variant], seed)
                 row.update(experiment=experiment, variant=variant, machine=machine())
                 log.append(row)
-                after = [x for x in row["dictionary_noise_share"][row["warmup_epochs"]:]
-                         if x == x]  # NaN: no dictionary yet
                 print(f"{experiment} {variant} seed {seed}: dictionary noise share after "
-                      f"warm-up {sum(after) / max(1, len(after)):.3f} (data "
+                      f"warm-up {share_after_warmup(row):.3f} (data "
                       f"{row['data_noise_share']:.3f}), final acc {row['test_acc'][-1]:.4f}",
                       flush=True)
     text = summary(log.rows())
