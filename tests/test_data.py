@@ -18,6 +18,7 @@ from reweight_gym.data import (
     default_meta_size,
     load_cifar,
     load_dataset,
+    load_digits,
     load_image_folder,
     long_tail_counts,
     step_counts,
@@ -137,6 +138,28 @@ def test_digits_loader() -> None:
     assert data.train_x.shape[1:] == (1, 8, 8) and data.num_classes == 10
     assert len(data.train_y) + len(data.test_y) == 1797
     assert int(data.train_x.max()) == 255
+
+
+def test_digits_cache_holds_the_same_arrays_and_is_read_back(tmp_path: Path) -> None:
+    first = load_digits(str(tmp_path))
+    cache = tmp_path / "digits-v1.npz"
+    assert cache.is_file()
+    with np.load(cache, allow_pickle=False) as z:  # the cache is what is read from now on
+        arrays = {k: z[k] for k in z.files}
+    arrays["train_y"][:] = 3
+    np.savez(cache, **arrays)
+    assert set(load_digits(str(tmp_path)).train_y.tolist()) == {3}
+    cache.unlink()
+    again = load_digits(str(tmp_path))
+    for name in ("train_x", "train_y", "test_x", "test_y"):
+        assert torch.equal(getattr(first, name), getattr(again, name)), name
+
+
+def test_digits_load_where_the_cache_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    data = load_digits(str(blocker / "cache"))
+    assert len(data.train_y) + len(data.test_y) == 1797
 
 
 def test_cifar10_image_folder_layout_is_read_exactly(cifar_like) -> None:

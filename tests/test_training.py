@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reweight_gym import allocator
 from reweight_gym.allocator import is_glibc, tune_cpu_allocator
@@ -24,6 +26,7 @@ from reweight_gym.training import (
     learning_rate,
     trainable_params,
 )
+from reweight_gym.training.stats import roc_auc
 
 
 def test_augmentation_crops_and_flips_on_the_device() -> None:
@@ -127,6 +130,23 @@ def test_seed_fixes_init_batches_and_augmentation() -> None:
     assert not torch.equal(a.next_batch().index, c.next_batch().index)
     assert torch.equal(a.target.model.fc.weight, b.target.model.fc.weight)
     assert not torch.equal(a.target.model.fc.weight, c.target.model.fc.weight)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 6) | st.floats(-1, 1)), min_size=1,
+                max_size=60))
+def test_roc_auc_equals_scikit_learns(samples: list[tuple[bool, float]]) -> None:
+    """The weight AUC of the benchmark's rows (ties of equal weights included: uniform gives
+    every sample the same weight, 0.5) is scikit-learn's ``roc_auc_score``."""
+    from sklearn.metrics import roc_auc_score
+
+    positive = np.array([p for p, _ in samples])
+    scores = np.array([float(v) for _, v in samples])
+    if positive.all() or not positive.any():
+        assert np.isnan(roc_auc(positive, scores))
+    else:
+        assert roc_auc(positive, scores) == pytest.approx(roc_auc_score(positive, scores),
+                                                          abs=1e-12)
 
 
 def test_weight_totals_add_up_spans_of_a_run() -> None:

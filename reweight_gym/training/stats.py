@@ -4,7 +4,8 @@
 class, and :meth:`WeightTotals.add` accumulates spans (stages, epochs) into a whole run: the
 benchmark's rows and ``reweight_gym.baselines.run`` report their mean weights from it.
 :class:`StageStats`, what :meth:`DuplicateTrainer.train_iterations` returns, adds the losses and
-divergence of its span.
+divergence of its span. :func:`roc_auc` scores how well the weights tell clean from noisy
+samples.
 """
 
 from __future__ import annotations
@@ -89,3 +90,25 @@ class StageStats(WeightTotals):
             return np.zeros(0), np.zeros(0), np.zeros(0, bool)
         return (torch.cat(self.losses).cpu().numpy(), torch.cat(self.weights).cpu().numpy(),
                 torch.cat(self.noisy).cpu().numpy())
+
+
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for telling ``positive`` (bool) samples from the
+    rest: the Mann-Whitney U statistic over both classes' sizes, ties counted as half (average
+    ranks), as scikit-learn's ``roc_auc_score``, without importing scikit-learn (about 1.5 s per
+    fresh process). NaN when either class is empty."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    # average 1-based rank of each run of equal scores
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], scores.size]
+    ranks = np.empty(scores.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))

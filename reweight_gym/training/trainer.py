@@ -28,7 +28,7 @@ from reweight_gym.models import SeededDropout, build_model, dropout_seed
 from reweight_gym.training.characteristics import SampleHistory
 from reweight_gym.training.pipeline import BatchPipeline, EpochSampler, MetaSampler
 from reweight_gym.training.schedule import learning_rate
-from reweight_gym.training.stats import StageStats
+from reweight_gym.training.stats import StageStats, roc_auc
 from reweight_gym.training.weigher import (
     Batch,
     TrainView,
@@ -365,9 +365,7 @@ class DuplicateTrainer:
 
     def weight_auc(self) -> float:
         """ROC AUC of the last weight of each sample for telling clean (high) from noisy (low)."""
-        from sklearn.metrics import roc_auc_score
-
         noisy = self.is_noisy.cpu().numpy()
         if noisy.all() or not noisy.any():
             return math.nan
-        return float(roc_auc_score(~noisy, self.last_weight.cpu().numpy()))
+        return roc_auc(~noisy, self.last_weight.cpu().numpy())
