@@ -13,6 +13,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from procs import kill_session, session_pids
 
 import reweight_gym  # noqa: F401
 from reweight_gym.benchmark import ResultsStore, build_specs, run_benchmark, select_settings
@@ -212,11 +213,11 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.slow
 def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    # 6 runs: the kill comes after the first row, 5 runs (several seconds) before the last one,
-    # so even a parent starved of CPU for seconds kills the benchmark mid-way
+    # 6 runs: the kill comes after the first row, 5 runs (several seconds each: 200 epochs)
+    # before the last one, so even a parent starved of CPU for seconds kills the benchmark mid-way
     args = ["benchmark", "--methods", "uniform,focal", "--seeds", "3",
             "--settings", "noise_rate=0.4", "--env-kwargs",
-            json.dumps({**FAST, "epochs": 8, "num_stages": 4}), "--out", str(out), "--quiet",
+            json.dumps({**FAST, "epochs": 200, "num_stages": 4}), "--out", str(out), "--quiet",
             "--no-report"]
     proc = subprocess.Popen([sys.executable, "-m", "reweight_gym.cli", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -239,6 +240,46 @@ def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     after = ResultsStore(results).rows
     for k, row in before.items():
         assert after[k] == row  # finished work kept as it was
+
+
+@pytest.mark.slow
+def test_killing_the_benchmark_process_alone_leaves_no_run_behind(tmp_path: Path) -> None:
+    """An isolated run is a child of the fork server, not of the benchmark process: killed with
+    SIGKILL (its session left alone), the benchmark takes its run down with it, and the fork
+    server and resource tracker exit after it."""
+    args = ["benchmark", "--methods", "uniform", "--seeds", "1", "--settings", "noise_rate=0.4",
+            "--env-kwargs", json.dumps({**FAST, "epochs": 100_000}), "--out", str(tmp_path),
+            "--quiet", "--no-report"]
+    proc = subprocess.Popen([sys.executable, "-m", "reweight_gym.cli", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        # the benchmark, the resource tracker, the fork server and the run
+        while len(session_pids(proc.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(session_pids(proc.pid)) == 4, session_pids(proc.pid)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while session_pids(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert session_pids(proc.pid) == []
+    finally:
+        kill_session(proc.pid)
+
+
+@pytest.mark.slow
+def test_an_isolated_run_sees_the_environment_of_its_start(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server starts once, with the environment of that moment; each run gets the
+    benchmark's environment as it is when the run starts (here: the cache the data goes to)."""
+    for name in ("a", "b"):
+        monkeypatch.setenv("REWEIGHT_GYM_CACHE", str(tmp_path / name))
+        rows = run_benchmark(_specs(["uniform"], seeds=1), tmp_path / f"out-{name}",
+                             progress=False, threads=1)
+        assert rows[0].isolated
+        assert (tmp_path / name / "digits-v1.npz").is_file()
 
 
 @pytest.mark.slow
