@@ -213,11 +213,11 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.slow
 def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    # 6 runs: the kill comes after the first row, 5 runs (several seconds each: 200 epochs)
+    # 6 runs: the kill comes after the first row, 5 runs (seconds each: 100 epochs)
     # before the last one, so even a parent starved of CPU for seconds kills the benchmark mid-way
     args = ["benchmark", "--methods", "uniform,focal", "--seeds", "3",
             "--settings", "noise_rate=0.4", "--env-kwargs",
-            json.dumps({**FAST, "epochs": 200, "num_stages": 4}), "--out", str(out), "--quiet",
+            json.dumps({**FAST, "epochs": 100, "num_stages": 4}), "--out", str(out), "--quiet",
             "--no-report"]
     proc = subprocess.Popen([sys.executable, "-m", "reweight_gym.cli", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
