@@ -49,7 +49,9 @@ def add_benchmark_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="Ray: GPUs per run")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
     p.add_argument("--no-isolate", action="store_true",
-                   help="run locally in this process (faster start, no per-run peak memory)")
+                   help="run every run in this process (default: each in a process of its "
+                        "own, forked from a fork server; in one process memory x is the "
+                        "running peak of all runs so far)")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
