@@ -17,7 +17,7 @@ tagged with the experiment's name and the changed fields), e.g. the demo's run o
 digits without noise, where the imbalance methods (``class_balanced``, ``focal``) are measured.
 
     python -m benchmarks.method_defaults --label defaults
-    python -m benchmarks.method_defaults --experiments demo --methods uniform class_balanced \
+    python -m benchmarks.method_defaults --experiments demo --methods uniform class_balanced \\
         focal --env-overrides '{"noise_rate": 0.0, "imbalance_type": "long_tail",
         "imbalance_factor": 100.0}'
     python -m benchmarks.method_defaults --label meta_lr=1e-4 --methods mwnet \\

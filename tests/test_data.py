@@ -155,6 +155,13 @@ def test_digits_cache_holds_the_same_arrays_and_is_read_back(tmp_path: Path) -> 
         assert torch.equal(getattr(first, name), getattr(again, name)), name
 
 
+def test_a_corrupt_digits_cache_is_rewritten(tmp_path: Path) -> None:
+    (tmp_path / "digits-v1.npz").write_bytes(b"not an npz file")
+    data = load_digits(str(tmp_path))
+    with np.load(tmp_path / "digits-v1.npz", allow_pickle=False) as z:
+        assert np.array_equal(z["train_y"], data.train_y.numpy())
+
+
 def test_digits_load_where_the_cache_cannot_be_written(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

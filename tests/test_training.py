@@ -149,6 +149,12 @@ def test_roc_auc_equals_scikit_learns(samples: list[tuple[bool, float]]) -> None
                                                           abs=1e-12)
 
 
+def test_roc_auc_of_non_finite_weights_is_nan() -> None:
+    """scikit-learn refuses NaN scores; a diverged run's weight AUC is NaN, not a number."""
+    assert np.isnan(roc_auc(np.array([True, False, True]), np.array([0.5, np.nan, 1.0])))
+    assert np.isnan(roc_auc(np.array([True, False]), np.array([np.inf, 1.0])))
+
+
 def test_weight_totals_add_up_spans_of_a_run() -> None:
     """Per-epoch statistics summed with ``WeightTotals.add`` equal the statistics of the whole
     span (the benchmark and ``reweight_gym.baselines.run`` aggregate this way)."""

@@ -26,6 +26,7 @@ import multiprocessing as mp
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -136,7 +137,7 @@ def trajectory_path(directory: str | os.PathLike[str], key: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    """Whether the process ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
+    """Linux: whether the process ``pid`` runs (a zombie, killed and not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -146,17 +147,18 @@ def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:  # no /proc (macOS): the signal check alone
+    except OSError:
         return True
 
 
 def _watch_benchmark(pid: int) -> None:
     """In a child: exit when the benchmark process ``pid`` is gone (a killed benchmark leaves no
-    orphan runs). ``pid`` is not the child's parent: that is the fork server, which outlives its
-    clients while one of its children runs."""
+    orphan runs). A spawned child watches its parent; a child of the fork server (Linux) watches
+    ``pid`` itself: the server outlives its clients while one of its children runs."""
+    spawned = os.getppid() == pid
 
     def watch() -> None:
-        while _alive(pid):
+        while (os.getppid() == pid) if spawned else _alive(pid):
             threading.Event().wait(1.0)
         os._exit(1)
 
@@ -178,15 +180,18 @@ def _worker(spec: RunSpec, reference: RunResult | None, progress: bool,
 
 
 def _isolated_context() -> Any:
-    """Where isolated runs start: forked from multiprocessing's fork server, which imports torch
-    and this package once per benchmark process (and the main script, as a spawned child would),
-    instead of spawned (a spawned child imports torch anew: about 5 s per run on 2 cores). A
-    forked child has run nothing before its run, so its time and peak memory are still its own.
-    Spawned where the platform has no fork server."""
-    if "forkserver" not in mp.get_all_start_methods():
+    """Where isolated runs start. On Linux: forked from multiprocessing's fork server, which
+    imports torch and this package once per benchmark process (the first isolated run starts it;
+    it lives as long as the process) instead of spawned, where each child imports torch anew
+    (about 5 s per run on 2 cores). A forked child has run nothing before its run, so its time and
+    peak memory are still its own, and it gets the benchmark's ``os.environ`` of the moment (see
+    :func:`_child`); what is read only when a process starts (``OMP_NUM_THREADS`` for torch's
+    default thread count, ``MALLOC_*``) comes from the server's start. Elsewhere (macOS, where
+    forking after importing torch is unsafe, and Windows): spawned."""
+    if not sys.platform.startswith("linux"):
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", "torch._dynamo", __name__])
+    ctx.set_forkserver_preload(["torch._dynamo", __name__])
     return ctx
 
 

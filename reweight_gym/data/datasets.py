@@ -7,10 +7,12 @@ augmented on the device; no per-image PIL data loader is involved in training.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle  # only for the official CIFAR pickle files (trusted, fixed layout)
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,21 +84,30 @@ def load_digits(cache_dir: str | None = None) -> ImageData:
     stratified quarter of each class (independent of any run seed) is the test set. The arrays
     are cached as ``digits-v1.npz`` under the cache directory: a fresh process (an isolated
     benchmark run, an agent's searcher) then reads 60 KB instead of importing scikit-learn
-    (about 2 s); where the cache directory cannot be written, nothing is cached.
+    (about 2 s). A cache that cannot be read (unreadable, corrupt, no home directory) is
+    rewritten from scikit-learn; one that cannot be written is skipped.
     """
-    cache_file = (Path(cache_dir) if cache_dir else default_cache_dir()) / "digits-v1.npz"
-    if cache_file.exists():
-        with np.load(cache_file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    else:
+    names = ("train_x", "train_y", "test_x", "test_y")
+    arrays: dict[str, np.ndarray] | None = None
+    cache_file: Path | None = None
+    try:
+        cache_file = (Path(cache_dir) if cache_dir else default_cache_dir()) / "digits-v1.npz"
+        if cache_file.exists():
+            with np.load(cache_file, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in names}
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        arrays = None
+    if arrays is None:
         arrays = _digits_arrays()
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
+        if cache_file is not None:
             tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-            np.savez(tmp, **cast("dict[str, Any]", arrays))
-            os.replace(tmp, cache_file)
-        except OSError:
-            pass
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(tmp, **cast("dict[str, Any]", arrays))
+                os.replace(tmp, cache_file)
+            except OSError:
+                with contextlib.suppress(OSError):  # a partial file of a failed write
+                    tmp.unlink(missing_ok=True)
     t = {k: torch.from_numpy(v) for k, v in arrays.items()}
     return ImageData(t["train_x"], t["train_y"], t["test_x"], t["test_y"], 10,
                      [str(i) for i in range(10)])
