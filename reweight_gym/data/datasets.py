@@ -56,6 +56,27 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "reweight_gym"
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a cache file (no pickle)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a cache file atomically (a temporary file of this process, then renamed), so that
+    processes sharing the cache never read a partial file; a failed write leaves no temporary
+    file and raises the ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    try:
+        np.savez(tmp, **cast("dict[str, Any]", arrays))  # mypy matches ** to allow_pickle
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def load_dataset(name: str, data_root: str | None = None, download: bool = False,
                  cache_dir: str | None = None) -> ImageData:
     """Load ``digits``, ``cifar10``, ``cifar100`` or ``imagefolder`` (memoised per process)."""
@@ -93,21 +114,15 @@ def load_digits(cache_dir: str | None = None) -> ImageData:
     try:
         cache_file = (Path(cache_dir) if cache_dir else default_cache_dir()) / "digits-v1.npz"
         if cache_file.exists():
-            with np.load(cache_file, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in names}
+            stored = _read_npz(cache_file)
+            arrays = {k: stored[k] for k in names}
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         arrays = None
     if arrays is None:
         arrays = _digits_arrays()
         if cache_file is not None:
-            tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-            try:
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(tmp, **cast("dict[str, Any]", arrays))
-                os.replace(tmp, cache_file)
-            except OSError:
-                with contextlib.suppress(OSError):  # a partial file of a failed write
-                    tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                _write_npz(cache_file, arrays)
     t = {k: torch.from_numpy(v) for k, v in arrays.items()}
     return ImageData(t["train_x"], t["train_y"], t["test_x"], t["test_y"], 10,
                      [str(i) for i in range(10)])
@@ -273,8 +288,7 @@ def load_image_folder(data_root: str, cache_dir: str | None = None) -> ImageData
     cache_file = cache / f"imagefolder-{digest.hexdigest()[:16]}.npz"
     arrays: dict[str, np.ndarray]
     if cache_file.exists():
-        with np.load(cache_file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = _read_npz(cache_file)
     else:
         n = sum(len(files) for files, _ in splits.values())
         # once per folder and cache: say what the wait is and where the result goes
@@ -284,10 +298,7 @@ def load_image_folder(data_root: str, cache_dir: str | None = None) -> ImageData
         for s, (files, labels) in splits.items():
             arrays[f"{s}_x"] = _decode_all(files)
             arrays[f"{s}_y"] = np.asarray(labels, dtype=np.int64)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **cast("dict[str, Any]", arrays))  # mypy matches ** to allow_pickle
-        os.replace(tmp, cache_file)
+        _write_npz(cache_file, arrays)
     t = {k: torch.from_numpy(v) for k, v in arrays.items()}
     return ImageData(t["train_x"], t["train_y"], t["test_x"], t["test_y"], len(classes), classes,
                      t.get("val_x"), t.get("val_y"))
